@@ -1,0 +1,54 @@
+# Executable reproduction of Shao, Iyer et al. (Sci Rep 2022). `make help` lists the targets.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= default
+NB ?=
+SET ?=
+CONFIG ?= workflow/config.yaml
+CORES ?= 2
+SETARGS := $(foreach s,$(SET),--set $(s))
+LOCKHASH := $(shell cat requirements/lock.txt requirements/upstream.txt pyproject.toml package.json 2>/dev/null | sha256sum | cut -c1-12)
+READY := $(VENV)/.ready-$(LOCKHASH)
+export OPENBLAS_NUM_THREADS := 1
+export PYTHONHASHSEED := 0
+
+.PHONY: help setup book run test test-fast bench upstream clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  variables: PROFILE=default|test|real  NB=03  SET='key=value 03_de.p_max=0.05'  CONFIG=workflow/config.yaml"
+
+$(READY): requirements/lock.txt requirements/upstream.txt pyproject.toml package.json
+	@echo "setting up $(VENV) (pinned dependencies; first time only)"
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -r requirements/lock.txt -r requirements/upstream.txt
+	@$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	@npm ci --silent --no-audit --no-fund
+	@rm -f $(VENV)/.ready-*; touch $@
+
+setup: $(READY) ## create .venv and install the pinned dependencies
+
+book: $(READY) ## execute every notebook (incremental) and build the HTML book into _build/html
+	@$(BIN)/python -m helpers run --profile $(PROFILE) $(SETARGS) --book
+
+run: $(READY) ## execute one notebook (NB=03) and what depends on it
+	@test -n "$(NB)" || { echo "usage: make run NB=03 [PROFILE=test] [SET='key=value']"; exit 2; }
+	@$(BIN)/python -m helpers run --profile $(PROFILE) $(SETARGS) --only $(NB) --force
+
+test: $(READY) ## run the whole test suite (unit, R-golden, notebooks, book, workflow)
+	@$(BIN)/python -m pytest -q
+
+test-fast: $(READY) ## the unit and golden tests only (no notebooks, book or workflow)
+	@$(BIN)/python -m pytest -q -m "not slow and not upstream"
+
+bench: $(READY) ## benchmarks: writes benchmarks/results.json
+	@$(BIN)/python -m benchmarks.run
+
+upstream: $(READY) ## fastq -> counts with Snakemake (CONFIG=workflow/config.yaml)
+	@$(BIN)/snakemake -s workflow/Snakefile --configfile $(CONFIG) --cores $(CORES)
+
+clean: ## remove generated results and the built book (keeps .venv)
+	rm -rf results _build book/executed book/_static/mathjax

@@ -1,0 +1,69 @@
+"""Command line: ``python -m helpers run|book|score``.
+
+    python -m helpers run [--profile test] [--set key=value ...] [--only 03] [--force]
+    python -m helpers book
+    python -m helpers score --model published|PATH expression.tsv [-o out.tsv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import InputError
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="execute the notebooks in order (incremental)")
+    r.add_argument("--profile", default="default", help="default | test | real (see config/params.yml)")
+    r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a parameter: global key, or NOTEBOOK.key (repeatable)")
+    r.add_argument("--only", action="append", default=[], metavar="NB",
+                   help="run this notebook (number or stem) and what depends on it")
+    r.add_argument("--force", action="store_true", help="re-execute even if nothing changed")
+    r.add_argument("--book", action="store_true", help="build the HTML book afterwards")
+    sub.add_parser("book", help="build the HTML book from the executed notebooks")
+    s = sub.add_parser("score", help="score samples with a shrunken-centroid model")
+    s.add_argument("--model", default="published", help="'published' (Table 1) or a model JSON from notebook 08")
+    s.add_argument("expression", help="genes x samples table of log2 expression (TSV/CSV, gzip ok)")
+    s.add_argument("-o", "--out", default=None, help="write the scores here (TSV) instead of printing them")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.cmd == "run":
+            from .config import parse_set
+            from .runner import NotebookFailed, build_book, run
+
+            try:
+                run(profile=args.profile, sets=parse_set(args.sets), only=args.only or None, force=args.force)
+            except NotebookFailed as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            if args.book:
+                html = build_book()
+                print(f"book: {html}/index.html (open it in a browser: xdg-open {html}/index.html)")
+        elif args.cmd == "book":
+            from .runner import build_book
+
+            html = build_book()
+            print(f"book: {html}/index.html (open it in a browser: xdg-open {html}/index.html)")
+        elif args.cmd == "score":
+            from .model import score_cli
+
+            return score_cli(args.model, args.expression, args.out)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

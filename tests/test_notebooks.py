@@ -1,0 +1,119 @@
+"""Notebook hygiene, and the whole project executed on the `test` profile with the book built.
+
+The end-to-end run copies the project as a fresh clone has it into a scratch folder, runs every
+notebook with the runner (papermill), builds the book, and checks what a reader gets.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from conftest import ROOT, copy_project
+from helpers.pipeline import STEPS
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_every_step_has_a_notebook_and_a_toc_entry():
+    stems = [p.stem for p in NOTEBOOKS]
+    assert stems == [s.stem for s in STEPS if s.stem in stems]
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    for stem in stems:
+        assert f"book/executed/{stem}" in files, f"{stem} missing from _toc.yml"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "outputs must be stripped"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one 'parameters' cell"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), "starts with a title"
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """Run the whole project on the test profile in a fresh copy and build its book."""
+    dest = copy_project(tmp_path_factory.mktemp("clone"))
+    env = dict(os.environ, HELPERS_ROOT=str(dest), HELPERS_RESULTS=str(dest / "results"),
+               HELPERS_EXECUTED=str(dest / "book" / "executed"))
+    p = subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "test", "--book"], cwd=dest, env=env,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    return dest, p.stdout
+
+
+@pytest.mark.slow
+def test_runner_prints_one_line_per_notebook(built):
+    dest, out = built
+    lines = [l for l in out.splitlines() if l.startswith("[")]
+    assert len(lines) == len(NOTEBOOKS)
+    for i, (line, nb) in enumerate(zip(lines, NOTEBOOKS), 1):
+        assert re.fullmatch(rf"\[{i}/{len(NOTEBOOKS)}\] {nb.stem} \.\.\. \d+\.\d s", line), line
+    assert "book:" in out and "index.html" in out
+
+
+@pytest.mark.slow
+def test_every_page_built(built):
+    dest, _ = built
+    html = dest / "_build" / "html"
+    for nb in NOTEBOOKS:
+        page = html / "book" / "executed" / f"{nb.stem}.html"
+        assert page.exists(), page
+        text = page.read_text()
+        assert "Reproduce this page" in text
+        assert "Traceback" not in text, f"{page.name} shows a traceback"
+
+
+@pytest.mark.slow
+def test_book_is_offline(built):
+    dest, _ = built
+    html = dest / "_build" / "html"
+    bad = []
+    for page in html.rglob("*.html"):
+        for m in re.finditer(r'<(script|link|img|iframe|source)\b[^>]*\b(src|href)="((?:https?:)?//[^"]+)"', page.read_text()):
+            bad.append(f"{page.relative_to(html)}: {m.group(3)}")
+        if "THEBE_JS_URL" in page.read_text():
+            bad.append(f"{page.relative_to(html)}: thebe CDN constant")
+    assert not bad, bad[:10]
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").exists()
+
+
+@pytest.mark.slow
+def test_no_glued_value_is_empty_or_nan(built):
+    dest, _ = built
+    html = dest / "_build" / "html"
+    for page in (html / "book").rglob("*.html"):
+        for m in re.finditer(r'<span class="pasted-text">(.*?)</span>', page.read_text(), re.S):
+            v = m.group(1).strip()
+            assert v and v.lower() not in {"nan", "none", "'nan'", "<na>"}, f"{page.name}: glued value {v!r}"
+
+
+@pytest.mark.slow
+def test_built_pages_hold_no_machine_paths(built):
+    dest, _ = built
+    html = dest / "_build" / "html"
+    for page in html.rglob("*.html"):
+        text = page.read_text()
+        assert str(dest) not in text, f"{page.relative_to(html)} holds the build folder's absolute path"
+        assert str(ROOT) not in text, f"{page.relative_to(html)} holds the project's absolute path"
+
+
+@pytest.mark.slow
+def test_second_run_executes_nothing(built):
+    dest, _ = built
+    env = dict(os.environ, HELPERS_ROOT=str(dest), HELPERS_RESULTS=str(dest / "results"),
+               HELPERS_EXECUTED=str(dest / "book" / "executed"))
+    p = subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "test"], cwd=dest, env=env,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("unchanged, skipped") == len(NOTEBOOKS)

@@ -1,0 +1,99 @@
+"""Tests for helpers.ora: clusterProfiler-enricher ORA, checked against R golden outputs."""
+
+from __future__ import annotations
+
+from math import comb, log2
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.genesets import GeneSets, read_gmt
+from helpers.ora import COLUMNS, bh_adjust, dotplot, ora
+
+REF = Path(__file__).parent / "data" / "reference"
+FOLDERS = ("counts_nobatch", "counts_batch", "logexpr_trend")
+RTOL = 1e-9
+
+
+def test_bh_adjust_matches_r():
+    # R: p.adjust(c(0.01, 0.04, 0.03, 0.005, 0.2, NA), "BH")
+    p = [0.01, 0.04, 0.03, 0.005, 0.2, np.nan]
+    expected = [0.025, 0.05, 0.05, 0.025, 0.2, np.nan]
+    np.testing.assert_allclose(bh_adjust(p), expected, rtol=1e-12)
+    assert bh_adjust([]).size == 0
+    assert np.all(bh_adjust([0.9, 0.99]) <= 1)
+
+
+def test_hypergeometric_tail_against_exact_sum():
+    universe = [f"g{i}" for i in range(40)]
+    sets = {"S": universe[:12], "T": universe[10:25]}
+    query = universe[:5] + universe[30:33]  # 8 query genes, 5 in S
+    res = ora(query, universe, sets, min_size=1, max_size=100).set_index("set")
+    N, M, n, k = 25, 12, 5, 5  # universe = tested genes in any set (g0..g24); query in universe = 5
+    exact = sum(comb(M, i) * comb(N - M, n - i) for i in range(k, min(M, n) + 1)) / comb(N, n)
+    assert res.loc["S", "N"] == N and res.loc["S", "n_query"] == n
+    assert res.loc["S", "pvalue"] == pytest.approx(exact, rel=1e-12)
+    assert "T" not in res.index  # no query gene -> not tested
+
+
+def test_enricher_rules_universe_cut_and_sizes():
+    tested = [f"g{i}" for i in range(30)] + ["only_tested"]
+    sets = GeneSets({
+        "big": [f"g{i}" for i in range(30)] + [f"x{i}" for i in range(100)],  # 30 after cut
+        "small_after_cut": ["g0", "g1", "x1", "x2", "x3"],  # 2 after cut -> dropped
+        "no_hits": [f"g{i}" for i in range(10, 20)],  # no query gene -> not tested
+    }, {"big": "Big set"})
+    res = ora(["g0", "g1", "g2", "g25", "only_tested", "not_tested"], tested, sets, min_size=3, max_size=30)
+    assert list(res.columns) == COLUMNS
+    assert list(res["set"]) == ["big"]
+    big = res.set_index("set").loc["big"]
+    assert (big["M"], big["N"], big["k"], big["n_query"]) == (30, 30, 4, 4)
+    assert big["GeneRatio"] == "4/4" and big["BgRatio"] == "30/30" and big["description"] == "Big set"
+    assert big["genes"] == "g0/g1/g2/g25"
+    assert big["pvalue"] == pytest.approx(1.0)
+    empty = ora(["zz"], tested, sets)
+    assert list(empty.columns) == COLUMNS and len(empty) == 0
+
+
+@pytest.fixture(scope="module")
+def fixture_sets():
+    return read_gmt(REF / "fixture" / "fixture.gmt")
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+@pytest.mark.parametrize("direction", ["up", "down", "all"])
+def test_golden_ora_against_r(folder, direction, fixture_sets):
+    lim = pd.read_csv(REF / "r_outputs" / folder / "limma.tsv.gz", sep="\t", index_col=0)
+    de = lim[(lim["P.Value"] <= 0.01) & (lim["logFC"].abs() >= log2(1.5))]
+    query = {"up": de.index[de["logFC"] > 0], "down": de.index[de["logFC"] < 0], "all": de.index}[direction]
+    ref = pd.read_csv(REF / "r_outputs" / folder / f"ora_{direction}.tsv", sep="\t")
+    got = ora(query, lim.index, fixture_sets, min_size=10, max_size=500)
+    assert list(got["set"]) == list(ref["set"])  # same sets, same order
+    for col in ("description", "k", "n_query", "M", "N", "GeneRatio", "BgRatio", "genes"):
+        assert got[col].tolist() == ref[col].tolist(), col
+    for col in ("fold", "pvalue", "p.adjust"):
+        np.testing.assert_allclose(got[col].to_numpy(float), ref[col].to_numpy(float), rtol=RTOL, atol=0)
+
+
+def test_dotplot_returns_figure(fixture_sets):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lim = pd.read_csv(REF / "r_outputs" / "counts_nobatch" / "limma.tsv.gz", sep="\t", index_col=0)
+    de = lim.index[(lim["P.Value"] <= 0.01) & (lim["logFC"].abs() >= log2(1.5))]
+    tab = ora(de, lim.index, fixture_sets)
+    fig = dotplot(tab, top=5, title="all DEGs")
+    ax = fig.axes[0]
+    assert len(ax.collections[0].get_offsets()) == 5
+    labels = [t.get_text().replace("\n", " ") for t in ax.get_yticklabels()]
+    top5 = tab.head(5)
+    assert set(labels) == set(top5["description"])
+    ratios = np.asarray(ax.collections[0].get_offsets())[:, 0]
+    assert np.all(np.diff(ratios) >= 0)  # largest GeneRatio at the top
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    assert dotplot(tab.iloc[:0], ax=ax) is fig
+    plt.close(fig)

@@ -1,0 +1,336 @@
+"""helpers.pam: nearest shrunken centroids against R pamr 1.57 golden outputs, plus unit checks.
+
+Golden cases (tests/data/reference/r_outputs/<case>/pam_*.tsv, made by pamr.train defaults and
+pamr.cv with one sample per fold): pamr was trained on voom's E (kept genes) for the count
+fixtures and on the given log-expression for logexpr_trend.
+"""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from helpers import pam
+from helpers.errors import InputError
+
+CASES = {
+    # case: (expression file under r_outputs, sample sheet)
+    "counts_batch": ("counts_batch/voom_E.tsv.gz", "fixture/samples.csv"),
+    "counts_nobatch": ("counts_nobatch/voom_E.tsv.gz", "fixture/samples_nobatch.csv"),
+    "logexpr_trend": ("counts_nobatch/logcpm.tsv.gz", "fixture/samples_nobatch.csv"),
+    "weak_nobatch": ("weak_nobatch/voom_E.tsv.gz", "fixture_weak/samples_nobatch.csv"),
+}
+
+THRESH_RTOL = 1e-5  # R wrote thresholds with 6 significant digits; voom E with 6 decimals
+PROB_ATOL = 1e-5  # measured max 9.3e-7 (inputs rounded to 6 decimals)
+
+
+def load_case(ref, case):
+    expr, sheet = CASES[case]
+    kept = (ref / "r_outputs" / case / "genes_kept.txt").read_text().split()
+    X = pd.read_csv(ref / "r_outputs" / expr, sep="\t", index_col=0).loc[kept]
+    s = pd.read_csv(ref / sheet, index_col=0)
+    return X, s.loc[X.columns, "response"]
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def golden(request):
+    from conftest import REF
+
+    case = request.param
+    X, y = load_case(REF, case)
+    fit = pam.train(X, y)
+    cvres = pam.cv(X, y, fit)
+    d = REF / "r_outputs" / case
+    return dict(
+        case=case, X=X, y=y, fit=fit, cv=cvres,
+        ref_cv=pd.read_csv(d / "pam_cv.tsv", sep="\t"),
+        ref_pred=pd.read_csv(d / "pam_loocv_predictions.tsv", sep="\t", index_col=0),
+        ref_genes=pd.read_csv(d / "pam_genes.tsv", sep="\t", index_col=0),
+        summary=json.loads((d / "summary.json").read_text())["pam"],
+    )
+
+
+# ---------------------------------------------------------------------------- golden (R pamr)
+
+
+def test_golden_threshold_grid(golden):
+    ref, fit = golden["ref_cv"], golden["fit"]
+    assert len(fit.thresholds) == len(ref) == 30
+    np.testing.assert_allclose(fit.thresholds[1:], ref["threshold"].to_numpy()[1:], rtol=THRESH_RTOL)
+    assert fit.thresholds[0] == 0.0
+    assert golden["summary"]["n_features"] == len(fit.genes)
+
+
+def test_golden_genes_per_threshold(golden):
+    np.testing.assert_array_equal(golden["fit"].n_genes, golden["ref_cv"]["n_genes"].to_numpy())
+
+
+def test_golden_training_errors(golden):
+    np.testing.assert_array_equal(golden["fit"].train_errors, golden["ref_cv"]["train_errors"].to_numpy())
+
+
+def test_golden_cv_errors(golden):
+    c, ref = golden["cv"], golden["ref_cv"]
+    np.testing.assert_array_equal(c.errors, ref["cv_errors"].to_numpy())
+    np.testing.assert_allclose(c.error_rate, ref["cv_error_rate"].to_numpy(), atol=1e-6)
+
+
+def test_golden_chosen_threshold(golden):
+    idx, thr = pam.choose_threshold(golden["cv"])
+    s = golden["summary"]
+    assert thr == pytest.approx(s["best_threshold"], rel=THRESH_RTOL)
+    assert golden["fit"].n_genes[idx] == s["n_genes_at_best"]
+    assert golden["cv"].errors[idx] == s["loocv_errors"]
+
+
+def test_golden_loocv_predictions(golden):
+    idx, _ = pam.choose_threshold(golden["cv"])
+    ours = golden["cv"].predictions(idx)
+    ref = golden["ref_pred"]
+    assert ours.index.tolist() == ref.index.tolist()
+    assert (ours["truth"] == ref["truth"]).all()
+    assert (ours["pred"] == ref["loocv_pred"]).all()
+    np.testing.assert_allclose(ours[["prob_CR", "prob_NR"]].to_numpy(), ref[["X1", "X2"]].to_numpy(), atol=PROB_ATOL)
+
+
+def test_golden_gene_list(golden):
+    _, thr = pam.choose_threshold(golden["cv"])
+    ours = pam.gene_scores(golden["fit"], thr)
+    ref = golden["ref_genes"]
+    assert ours.index.tolist() == ref.index.tolist()
+    assert pam.surviving_genes(golden["fit"], thr) == ref.index.tolist()
+    # R rounds to 4 decimals: ours must round-trip within half a unit (+ input rounding)
+    np.testing.assert_allclose(ours[["CR-score", "NR-score"]].to_numpy(), ref[["CR-score", "NR-score"]].to_numpy(),
+                               atol=5e-5 + 1e-6)
+
+
+def test_golden_predict_matches_training_calls(golden):
+    fit = golden["fit"]
+    for i in (0, 10, len(fit.thresholds) - 1):
+        calls = pam.predict(fit, golden["X"], fit.thresholds[i])
+        assert int((calls.to_numpy() != golden["y"].to_numpy()).sum()) == fit.train_errors[i]
+
+
+# ---------------------------------------------------------------------------- unit checks
+
+
+def toy(p=60, n_cr=12, n_nr=7, shift=1.5, n_shift=5, seed=3):
+    rng = np.random.default_rng(seed)
+    n = n_cr + n_nr
+    x = rng.normal(5, 1, size=(p, n)) * rng.uniform(0.5, 2, size=(p, 1))
+    x[:n_shift, n_cr:] += shift
+    X = pd.DataFrame(x, index=[f"G{i}" for i in range(p)], columns=[f"S{j}" for j in range(n)])
+    y = pd.Series(["CR"] * n_cr + ["NR"] * n_nr, index=X.columns)
+    return X, y
+
+
+def test_train_matches_formulas_written_out():
+    X, y = toy()
+    fit = pam.train(X, y)
+    x = X.to_numpy()
+    n = x.shape[1]
+    cls = ["CR", "NR"]
+    nk = np.array([(y == c).sum() for c in cls])
+    cen = np.column_stack([x[:, (y == c).to_numpy()].mean(axis=1) for c in cls])
+    ss = np.zeros(x.shape[0])
+    for j in range(n):
+        ss += (x[:, j] - cen[:, cls.index(y.iloc[j])]) ** 2
+    s = np.sqrt(ss / (n - 2))
+    s0 = np.median(s)
+    m = np.sqrt(1 / nk - 1 / n)
+    d = (cen - x.mean(axis=1)[:, None]) / (m[None, :] * (s + s0)[:, None])
+    np.testing.assert_allclose(fit.centroids, cen, rtol=1e-12)
+    np.testing.assert_allclose(fit.sd, s + s0, rtol=1e-12)
+    assert fit.s0 == pytest.approx(s0, rel=1e-12)
+    np.testing.assert_allclose(fit.d, d, rtol=1e-10)
+    np.testing.assert_allclose(fit.thresholds, np.linspace(0, np.abs(d).max(), 30), rtol=1e-12)
+    np.testing.assert_allclose(fit.prior, nk / n)
+    # shrunken centroids at threshold t
+    t = fit.thresholds[7]
+    ds = np.sign(d) * np.maximum(np.abs(d) - t, 0)
+    want = x.mean(axis=1)[:, None] + m[None, :] * (s + s0)[:, None] * ds
+    np.testing.assert_allclose(pam.shrunken_centroids(fit, t).to_numpy(), want, rtol=1e-12)
+    assert fit.n_genes[7] == int((np.abs(ds).sum(axis=1) > 0).sum())
+
+
+def test_s0_percentile_changes_offset():
+    X, y = toy()
+    f50 = pam.train(X, y)
+    f10 = pam.train(X, y, s0_percentile=10)
+    s = f50.sd - f50.s0
+    assert f10.s0 == pytest.approx(np.percentile(s, 10))
+    assert f10.s0 < f50.s0
+
+
+def test_discriminants_posterior_and_calls_agree():
+    X, y = toy()
+    fit = pam.train(X, y)
+    t = fit.thresholds[10]
+    delta = pam.discriminants(fit, X, t)
+    prob = pam.predict_proba(fit, X, t)
+    calls = pam.predict(fit, X, t)
+    # class = smallest delta; posterior = softmax(-delta/2)
+    assert (calls == delta.idxmin(axis=1)).all()
+    a = -delta.to_numpy() / 2
+    soft = np.exp(a - a.max(axis=1, keepdims=True))
+    soft /= soft.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(prob.to_numpy(), soft, rtol=1e-10)
+    # the paper's delta written out for one sample over the surviving genes
+    keep = pam.surviving_genes(fit, t)
+    cen = pam.shrunken_centroids(fit, t).loc[keep]
+    sd = pd.Series(fit.sd, index=fit.genes).loc[keep]
+    xs = X.loc[keep, "S3"]
+    for k, c in enumerate(fit.classes):
+        want = sum(((xs - cen[c]) / sd) ** 2) - 2 * math.log(fit.prior[k])
+        assert delta.loc["S3", c] == pytest.approx(want, rel=1e-12)
+
+
+def test_no_surviving_gene_calls_majority_with_prior_probabilities():
+    X, y = toy()
+    fit = pam.train(X, y)
+    t = fit.thresholds[-1]
+    assert fit.n_genes[-1] == 0
+    assert (pam.predict(fit, X, t) == "CR").all()
+    np.testing.assert_allclose(pam.predict_proba(fit, X, t).to_numpy(), np.tile(fit.prior, (X.shape[1], 1)))
+
+
+def test_threshold_for_n_genes_and_choose_threshold():
+    X, y = toy()
+    fit = pam.train(X, y)
+    for n in (1, 3, 5, 20):
+        t = pam.threshold_for_n_genes(fit, n)
+        assert len(pam.surviving_genes(fit, t)) == n
+    with pytest.raises(InputError):
+        pam.threshold_for_n_genes(fit, 10**6)
+    c = pam.cv(X, y, fit)
+    idx, thr = pam.choose_threshold(c)
+    assert c.errors[idx] == c.errors.min()
+    assert not np.any(c.errors[idx + 1:] == c.errors.min())  # the largest such threshold
+    assert thr == fit.thresholds[idx]
+
+
+def test_cv_custom_folds_and_bad_folds():
+    X, y = toy()
+    fit = pam.train(X, y)
+    loo = pam.cv(X, y, fit)
+    same = pam.cv(X, y, fit, folds=[[i] for i in range(X.shape[1])])
+    np.testing.assert_array_equal(loo.errors, same.errors)
+    with pytest.raises(InputError, match="partition"):
+        pam.cv(X, y, fit, folds=[[0, 1], [1, 2]])
+    with pytest.raises(InputError, match="folds"):
+        pam.cv(X, y, fit, folds="tenfold")
+
+
+def test_cv_uses_full_fit_grid_and_se_scale():
+    """pamr.cv keeps the full fit's thresholds and m_k: a fold's own grid would differ."""
+    X, y = toy()
+    fit = pam.train(X, y)
+    c = pam.cv(X, y, fit)
+    np.testing.assert_array_equal(c.thresholds, fit.thresholds)
+    np.testing.assert_array_equal(c.n_genes, fit.n_genes)
+    own = pam.train(X.iloc[:, 1:], y.iloc[1:])
+    assert not np.allclose(own.thresholds, fit.thresholds)
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda X, y: (X.iloc[:, :-1], y.tolist()), "labels"),
+        (lambda X, y: (X.where(X.index.to_series().ne("G3").to_numpy()[:, None] | np.zeros(X.shape, bool)), y),
+         "missing"),
+        (lambda X, y: (X, pd.Series(["CR"] * 18 + ["NR"], index=X.columns)), "at least 2"),
+        (lambda X, y: (X, pd.Series(["CR"] * 19, index=X.columns)), "two classes"),
+        (lambda X, y: (pd.concat([X, X.iloc[:1]]), y), "duplicated"),
+    ],
+)
+def test_bad_input(mutate, match):
+    X, y = toy()
+    Xb, yb = mutate(X, y)
+    with pytest.raises(InputError, match=match):
+        pam.train(Xb, yb)
+
+
+def test_predict_missing_gene():
+    X, y = toy()
+    fit = pam.train(X, y)
+    with pytest.raises(InputError, match="missing"):
+        pam.predict(fit, X.drop(index="G0"), 0.5)
+
+
+# ---------------------------------------------------------------------------- honesty extras
+
+
+def test_clopper_pearson_matches_scipy_exact_interval():
+    for k, n in [(28, 31), (22, 22), (6, 9), (0, 10), (5, 5), (1, 2)]:
+        ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+        lo, hi = pam.clopper_pearson(k, n)
+        assert lo == pytest.approx(ci.low, abs=1e-12)
+        assert hi == pytest.approx(ci.high, abs=1e-12)
+    with pytest.raises(InputError):
+        pam.clopper_pearson(5, 3)
+
+
+def test_performance_reproduces_paper_figure_4_counts():
+    truth = ["CR"] * 22 + ["NR"] * 9
+    pred = ["CR"] * 22 + ["CR"] * 3 + ["NR"] * 6
+    perf = pam.performance(truth, pred)
+    assert perf["accuracy_text"] == "28/31" and round(100 * perf["accuracy"], 1) == 90.3
+    assert perf["sensitivity_text"] == "22/22" and perf["sensitivity"] == 1.0
+    assert perf["specificity_text"] == "6/9" and round(100 * perf["specificity"], 1) == 66.7
+    assert perf["majority_class"] == "CR" and perf["majority_baseline"] == pytest.approx(22 / 31)
+    assert perf["confusion"] == {"CR": {"CR": 22, "NR": 0}, "NR": {"CR": 3, "NR": 6}}
+    assert perf["accuracy_ci"][0] < 0.903 < perf["accuracy_ci"][1]
+
+
+def test_nested_loocv_on_pure_noise_is_not_inflated():
+    rng = np.random.default_rng(11)
+    X = pd.DataFrame(rng.normal(size=(300, 31)), index=[f"G{i}" for i in range(300)],
+                     columns=[f"S{j:02d}" for j in range(31)])
+    y = pd.Series(["CR"] * 22 + ["NR"] * 9, index=X.columns)
+    res = pam.nested_loocv(X, y)
+    baseline = 22 / 31
+    assert res.n == 31 and res.accuracy == res.n_correct / 31
+    assert res.accuracy <= baseline + 1e-12
+    assert set(res.predictions.columns) >= {"truth", "pred", "prob_CR", "prob_NR", "threshold", "n_genes"}
+
+
+def test_nested_loocv_recovers_real_signal():
+    X, y = toy(p=80, n_cr=12, n_nr=7, shift=3.0, n_shift=6)
+    res = pam.nested_loocv(X, y)
+    assert res.accuracy >= 0.9
+
+
+def test_permutation_pvalue_deterministic_and_sensible():
+    X, y = toy(p=60, shift=3.0, n_shift=6)
+    a = pam.permutation_pvalue(X, y, n_perm=19, seed=5)
+    b = pam.permutation_pvalue(X, y, n_perm=19, seed=5)
+    np.testing.assert_array_equal(a["null"], b["null"])
+    assert a["p_value"] == b["p_value"] == pytest.approx(1 / 20)
+    assert a["observed"] >= 0.9
+    noise = X.copy()
+    noise.iloc[:, :] = np.random.default_rng(2).normal(size=X.shape)
+    c = pam.permutation_pvalue(noise, y, n_perm=19, seed=5)
+    assert c["p_value"] > 0.05
+
+
+@pytest.mark.slow
+def test_weak_fixture_naive_vs_nested(ref):
+    """Weak fixture: pamr's (naive) LOOCV finds 0 errors; nested LOOCV, with the threshold chosen
+    inside each fold, must still do well (the fixture has a few |logFC| > 1 genes) but can only be
+    lower or equal; with shuffled labels it falls to the majority baseline."""
+    X, y = load_case(ref, "weak_nobatch")
+    fit = pam.train(X, y)
+    c = pam.cv(X, y, fit)
+    idx, _ = pam.choose_threshold(c)
+    naive = 1 - c.errors[idx] / len(y)
+    nested = pam.nested_loocv(X, y)
+    assert naive == 1.0
+    assert nested.accuracy <= naive
+    assert nested.accuracy >= 0.9
+    yp = pd.Series(np.random.default_rng(0).permutation(y.to_numpy()), index=y.index)
+    shuffled = pam.nested_loocv(X, yp)
+    assert shuffled.accuracy <= 22 / 31 + 1e-12

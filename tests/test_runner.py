@@ -1,0 +1,137 @@
+"""The runner on a miniature project: incremental runs, dependents, failures, book safety."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers.errors import InputError
+from helpers.pipeline import Step
+from helpers.runner import NotebookFailed, Project, run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+STEPS = (Step("01_a", "a", "A"), Step("02_b", "b", "B", ("01_a",)), Step("03_c", "c", "C"))
+
+PARAMS = """
+global:
+  seed: 1
+notebooks:
+  01_a: {x: 1}
+  02_b: {k: 10}
+  03_c: {y: 1, fail: false}
+"""
+
+
+def nb(params_src, body):
+    n = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell(params_src)
+    p.metadata["tags"] = ["parameters"]
+    n.cells = [nbformat.v4.new_markdown_cell("# Title"), p, nbformat.v4.new_code_cell(body)]
+    n.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return n
+
+
+def make_project(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "params.yml").write_text(PARAMS)
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "data").mkdir()
+    w = "from helpers.paths import results_dir, results_of\n"
+    nbformat.write(nb("seed = 1\nx = 1\nprofile = 'default'",
+                      w + "(results_dir('a') / 'out.tsv').write_text(str(x))"), tmp_path / "notebooks" / "01_a.ipynb")
+    nbformat.write(nb("seed = 1\nk = 10\nprofile = 'default'",
+                      w + "v = int((results_of('a') / 'out.tsv').read_text())\n(results_dir('b') / 'out.tsv').write_text(str(v * k))"),
+                   tmp_path / "notebooks" / "02_b.ipynb")
+    nbformat.write(nb("seed = 1\ny = 1\nfail = False\nprofile = 'default'",
+                      w + "(results_dir('c') / 'out.tsv').write_text(str(y))\nif fail:\n    raise ValueError('boom at y=%d' % y)"),
+                   tmp_path / "notebooks" / "03_c.ipynb")
+    return Project(root=tmp_path, results=tmp_path / "results", executed=tmp_path / "book" / "executed", steps=STEPS)
+
+
+@pytest.fixture
+def proj(tmp_path, monkeypatch):
+    p = make_project(tmp_path)
+    monkeypatch.setenv("HELPERS_ROOT", str(tmp_path))
+    monkeypatch.setenv("HELPERS_RESULTS", str(tmp_path / "results"))
+    return p
+
+
+def quiet(*a, **k):
+    pass
+
+
+@pytest.mark.slow
+def test_incremental_and_dependents(proj):
+    assert run(proj, log=quiet) == {"01_a": "ran", "02_b": "ran", "03_c": "ran"}
+    assert (proj.results / "b" / "out.tsv").read_text() == "10"
+    # nothing changed: nothing executes
+    assert run(proj, log=quiet) == {"01_a": "skipped", "02_b": "skipped", "03_c": "skipped"}
+    # one parameter of 01_a: 01_a and its dependent 02_b run, 03_c does not
+    assert run(proj, sets={"01_a.x": 2}, log=quiet) == {"01_a": "ran", "02_b": "ran", "03_c": "skipped"}
+    assert (proj.results / "b" / "out.tsv").read_text() == "20"
+    # a parameter of 02_b only: 01_a untouched
+    assert run(proj, sets={"01_a.x": 2, "02_b.k": 3}, log=quiet) == {"01_a": "skipped", "02_b": "ran", "03_c": "skipped"}
+    # editing a notebook's source re-executes it
+    p = proj.notebooks / "03_c.ipynb"
+    n = nbformat.read(p, as_version=4)
+    n.cells.append(nbformat.v4.new_markdown_cell("more text"))
+    nbformat.write(n, p)
+    assert run(proj, sets={"01_a.x": 2, "02_b.k": 3}, log=quiet)["03_c"] == "ran"
+    # --only forces that notebook and what reads it
+    assert run(proj, sets={"01_a.x": 2, "02_b.k": 3}, only=["01"], log=quiet) == {"01_a": "ran", "02_b": "skipped"}
+    # executed copies: parameters cells hidden, a reproduce box, no timing metadata
+    ex = nbformat.read(proj.executed / "02_b.ipynb", as_version=4)
+    assert any("Reproduce this page" in c.source for c in ex.cells)
+    assert all("remove-cell" in c.metadata["tags"] for c in ex.cells
+               if {"parameters", "injected-parameters"} & set(c.metadata.get("tags", [])))
+    log = json.loads((proj.results / "run_log.json").read_text())
+    assert set(log["seconds"]) == {"01_a", "02_b", "03_c"}
+
+
+@pytest.mark.slow
+def test_failure_names_cell_and_keeps_last_good(proj):
+    run(proj, log=quiet)
+    good = (proj.results / "c" / "out.tsv").read_text()
+    good_nb = (proj.executed / "03_c.ipynb").read_bytes()
+    with pytest.raises(NotebookFailed) as e:
+        run(proj, sets={"03_c.fail": True, "03_c.y": 5}, log=quiet)
+    msg = str(e.value)
+    assert "03_c" in msg and "cell" in msg and "ValueError: boom at y=5" in msg
+    assert "\n" not in msg
+    # last good results and executed notebook untouched; the failed copy kept for inspection
+    assert (proj.results / "c" / "out.tsv").read_text() == good
+    assert (proj.executed / "03_c.ipynb").read_bytes() == good_nb
+    assert (proj.root / "_build" / "failed" / "03_c.ipynb").exists()
+    assert not any(p.name.startswith(".staging") for p in proj.results.iterdir())
+    # and the next good run completes
+    assert run(proj, log=quiet)["03_c"] == "skipped"
+
+
+def test_unknown_notebook_selection(proj):
+    with pytest.raises(InputError, match="no notebook matches '07'"):
+        run(proj, only=["07"], log=quiet)
+
+
+def test_bad_set_stops_before_running(proj):
+    with pytest.raises(InputError, match="'01_a.x' must be int"):
+        run(proj, sets={"01_a.x": "big"}, log=quiet)
+    assert not (proj.results / "a").exists()
+
+
+@pytest.mark.slow
+def test_cli_exit_codes(tmp_path):
+    """The real project's CLI: a bad --set exits 2 with a one-line error naming the key."""
+    env = dict(os.environ, HELPERS_ROOT=str(ROOT), HELPERS_RESULTS=str(tmp_path / "r"))
+    p = subprocess.run([sys.executable, "-m", "helpers", "run", "--set", "no_such_key=1"], env=env,
+                       capture_output=True, text=True)
+    assert p.returncode == 2
+    assert p.stderr.strip().startswith("error:") and "no_such_key" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
