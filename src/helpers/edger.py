@@ -45,11 +45,11 @@ def filter_by_expr(
     counts,
     group=None,
     design=None,
-    lib_size=None,
     min_count: float = 10,
     min_total_count: float = 15,
     large_n: int = 10,
     min_prop: float = 0.7,
+    lib_size=None,
 ) -> np.ndarray:
     """Boolean mask of genes to keep, exactly like ``edgeR::filterByExpr`` (edgeR 3.40).
 
@@ -110,8 +110,8 @@ def _tmm_factor(obs, ref, n_obs, n_ref, logratio_trim, sum_trim, do_weighting, a
 
 def calc_norm_factors(
     counts,
-    lib_size=None,
     method: str = "TMM",
+    lib_size=None,
     ref_column: int | None = None,
     logratio_trim: float = 0.3,
     sum_trim: float = 0.05,

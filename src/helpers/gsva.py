@@ -11,7 +11,8 @@ The algorithm, step by step, as GSVA 1.46 computes it:
      and the normal CDF is read from GSVA's pre-computed table of 10,001 points on [0, 10]
      (index = truncation of ``|v| / 10 * 10000``), exactly as GSVA's C code does, so the
      scores agree with R to rounding error instead of to the table's 1e-3 resolution.
-   * ``"Poisson"`` (integer counts): ``F(y) = mean_i ppois(y, x_i + 0.5)``.
+   * ``"Poisson"`` (integer counts): ``F(y) = mean_i ppois(y, x_i + 0.5)`` (as R, a non-integer
+     ``y`` is floored).
 3. Per sample, order genes by decreasing log-odds (ties keep input order, like R's ``order``)
    and give the gene at 0-based position ``p`` the symmetric rank score ``|N/2 - p|``.
 4. Per gene set and sample, walk down that order: a set gene adds ``score^tau / sum(set
@@ -84,7 +85,8 @@ def kcdf_log_odds(x: np.ndarray, kcdf: str, chunk: int = 2000) -> np.ndarray:
                 v = diff / bw[start:start + chunk, None, None]
             tail = _gaussian_cdf_table(v)
         else:
-            tail = special.pdtr(np.floor(xs)[:, :, None], xs[:, None, :] + _POISSON_BW)
+            # R's ppois(q, lambda) uses floor(q + 1e-7)
+            tail = special.pdtr(np.floor(xs + 1e-7)[:, :, None], xs[:, None, :] + _POISSON_BW)
         left = tail.sum(axis=2) / n
         with np.errstate(divide="ignore"):
             out[start:start + chunk] = -1.0 * np.log((1.0 - left) / left)

@@ -466,7 +466,9 @@ def _tmixture_vector(tstat, stdev_unscaled, df, proportion, v0_lim):
     return float(np.mean(v0))
 
 
-def ebayes(fit: LimmaFit, proportion: float = 0.01, stdev_coef_lim=(0.1, 4.0), trend: bool = False, robust: bool = False) -> LimmaFit:
+def ebayes(
+    fit: LimmaFit, trend: bool = False, robust: bool = False, proportion: float = 0.01, stdev_coef_lim=(0.1, 4.0)
+) -> LimmaFit:
     """Empirical Bayes moderation, like ``limma::eBayes`` (limma 3.54); returns ``fit`` updated.
 
     Adds ``s2_prior``, ``df_prior``, ``s2_post``, moderated ``t``, ``df_total`` (capped at the

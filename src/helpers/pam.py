@@ -168,8 +168,13 @@ def _as_arrays(X, y, classes=None):
     if not np.all(np.isfinite(x)):
         r, c = np.argwhere(~np.isfinite(x))[0]
         raise InputError(f"missing or infinite value (gene {X.index[r]!r}, sample {X.columns[c]!r})", where="X")
-    if isinstance(y, pd.Series) and set(X.columns) <= set(y.index):
-        y = y.loc[X.columns]
+    if isinstance(y, pd.Series):
+        cols = set(X.columns)
+        if cols <= set(y.index):
+            y = y.loc[X.columns]
+        elif cols & set(y.index):
+            miss = [c for c in X.columns if c not in set(y.index)][:5]
+            raise InputError(f"no class label for samples {miss}", where="y")
     yv = np.asarray(y, dtype=object)
     if yv.ndim != 1 or len(yv) != X.shape[1]:
         raise InputError(f"{len(yv)} labels for {X.shape[1]} samples", where="y")

@@ -196,7 +196,7 @@ def execute_step(project: Project, step: Step, params: dict, profile: str, sets:
         pm.execute_notebook(str(src), str(tmp_nb), parameters=params, kernel_name="python3",
                             cwd=str(project.root), progress_bar=False, log_output=False,
                             request_save_on_cell_execute=False,
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except PapermillExecutionError as exc:
         failed = project.build / "failed"
         failed.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ Generative model, gene g, sample j (class c = CR/NR, cohort b)::
     log2 cpm0_g  ~ mixture: frac_low N(low_mean, low_sd), else N(high_mean, high_sd)
     p_g          = 2^log2cpm0_g / sum_g 2^log2cpm0_g          baseline share of the library
     mu_gj        = depth_j * p_g * 2^(+lfc_g/2 if CR else -lfc_g/2) * 2^(shift_g if b = shifted cohort)
+                   * 2^(sum_f lambda_gf z_jf)                 latent heterogeneity
     phi_g        = min(max, (asymptote + slope / mu0_g) * exp(N(0, disp_sdlog))),  mu0_g = median * p_g
     count_gj     ~ NegBin(mean mu_gj, dispersion phi_g)      (gamma-Poisson: var = mu + phi mu^2)
 
@@ -23,8 +24,9 @@ Planted biology:
   each program's genes gets ``|lfc| ~ |N(log2fc_mean, log2fc_sd)|`` (at least ``min_abs_log2fc``)
   with the sign given by ``higher_in`` (T-cell activation, chemokine, interleukin: CR; cell-cycle
   checkpoint: NR). A gene drawn by one program is not reused by a later one.
-- background: ``n_up`` / ``n_down`` random other genes up / down in CR (default 20 vs 300, about
-  the paper's 1:5 ratio of 57 up to 302 down).
+- background: ``n_up`` / ``n_down`` random other genes up / down in CR. With the defaults about
+  50 genes are planted up and 540 down in CR (programs + background + signature), about the paper's
+  1:5 ratio (57 up, 302 down called); not every planted gene is detectable at n = 31.
 - the 14 signature genes: class means set so that the expected log2 CPM of each class equals
   Table 1's shrunken centroid (CR, NR), and the within-class SD of log2 CPM equals ``sd_scale`` x
   Table 1's S1+S0. Exact for the gamma part of the gamma-Poisson (Poisson noise is negligible at
@@ -36,6 +38,13 @@ Planted biology:
   difference, so planting them as means makes the twin's signature conservative.
   The paper's symbol CCDC155 (today's KASH5) is used as the gene's name in the twin.
 - cohort effect: every gene of the shifted cohort gets ``shift_g ~ N(0, log2_sd)`` on the log2 scale.
+- latent heterogeneity (what makes real bone-marrow samples differ: cell composition, blast
+  burden): ``n_factors`` sample factors ``z_jf ~ N(0, 1)``, independent of response and cohort,
+  each loading on a random ``fraction_genes`` of genes with ``lambda_gf ~ N(0, log2_sd)``;
+  ``log2 mu_gj += sum_f lambda_gf z_jf``. They dominate the leading PCs, as in the paper's
+  Fig. 1B (no clear CR/NR or cohort separation on all genes). Signature genes are not loaded.
+  With ``center_within_class`` the factor scores are centred within each response class, so that
+  no factor is confounded with response by chance (which would add spurious DE genes at random).
 
 Deterministic: one ``numpy.random.Generator`` from ``seed``, draws in a fixed order.
 """
@@ -84,16 +93,17 @@ DEFAULT_PARAMS = {
     "dispersion": {"asymptote": 0.1, "slope": 2.0, "sdlog": 0.5, "max": 4.0},
     "include_program_genes": True,
     "programs": {
-        "tcell_activation": {"higher_in": "CR", "fraction": 0.06, "log2fc_mean": 1.0, "log2fc_sd": 0.3},
-        "chemokine": {"higher_in": "CR", "fraction": 0.2, "log2fc_mean": 1.0, "log2fc_sd": 0.3},
+        "tcell_activation": {"higher_in": "CR", "fraction": 0.04, "log2fc_mean": 1.0, "log2fc_sd": 0.3},
+        "chemokine": {"higher_in": "CR", "fraction": 0.15, "log2fc_mean": 1.0, "log2fc_sd": 0.3},
         "interleukin": {"higher_in": "CR", "fraction": 0.1, "log2fc_mean": 1.0, "log2fc_sd": 0.3},
         "cell_cycle_checkpoint": {"higher_in": "NR", "fraction": 0.15, "log2fc_mean": 1.0,
                                   "log2fc_sd": 0.3},
     },
     "min_abs_log2fc": 0.3,
-    "background": {"n_up": 20, "n_down": 300, "log2fc_mean": 1.0, "log2fc_sd": 0.3},
+    "background": {"n_up": 10, "n_down": 500, "log2fc_mean": 1.0, "log2fc_sd": 0.3},
     "signature": {"genes": copy.deepcopy(SIGNATURE_TABLE1), "sd_scale": 0.4},
     "cohort_effect": {"cohort": "PRJCA000750-like", "log2_sd": 0.15},
+    "latent": {"n_factors": 4, "fraction_genes": 0.25, "log2_sd": 0.6, "center_within_class": True},
     "clinical": {"age_mean": 30.0, "age_sd": 15.0, "age_min": 3, "age_max": 75, "p_female": 0.4},
 }
 
@@ -322,10 +332,20 @@ def simulate_cohort(params: dict | None = None, gene_universe: list[str] | None 
     shift = rng.normal(0.0, ce["log2_sd"], G)
     shifted = cohort == ce["cohort"]
 
+    # latent sample heterogeneity (cell composition, blast burden...), independent of response
+    lt = p["latent"]
+    n_f = int(lt["n_factors"])
+    load = rng.normal(0.0, lt["log2_sd"], size=(G, n_f)) * (rng.random((G, n_f)) < lt["fraction_genes"])
+    load[[gidx[g] for g in sig], :] = 0.0  # signature genes keep Table 1's within-class SD
+    z = rng.normal(0.0, 1.0, size=(N, n_f))
+    if lt["center_within_class"]:  # no factor confounded with response by chance
+        for grp in (is_cr, ~is_cr):
+            z[grp] -= z[grp].mean(axis=0)
+
     # --- counts ------------------------------------------------------------------------------
     half = np.where(is_cr, 0.5, -0.5)
     log2mu = (np.log2(share)[:, None] + np.log2(depth)[None, :] + lfc[:, None] * half[None, :]
-              + shift[:, None] * shifted[None, :])
+              + shift[:, None] * shifted[None, :] + load @ z.T)
     mu = np.exp2(log2mu)
     shape = 1.0 / phi
     lam = rng.gamma(shape[:, None], (mu * phi[:, None]))

@@ -219,7 +219,7 @@ def main(argv=None) -> int:
     p.add_argument("--genes-per-chromosome", type=int, default=12)
     p.add_argument("--samples", type=int, default=4, help="number of samples; the last one is single-end")
     p.add_argument("--read-length", type=int, default=75)
-    p.add_argument("--mean-fragments", type=float, default=250.0, help="mean fragments per gene")
+    p.add_argument("--mean-fragments", type=float, default=150.0, help="mean fragments per gene")
     p.add_argument("--error-rate", type=float, default=0.004, help="substitution errors per base")
     args = p.parse_args(argv)
     if args.samples < 1 or args.chromosomes < 1 or args.genes_per_chromosome < 5:

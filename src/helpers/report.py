@@ -1,0 +1,111 @@
+"""What a notebook page reports: glued numbers (also written to ``numbers.json``), tables
+(TSV, optionally XLSX), figures (SVG + PNG) and a download list for the page.
+
+    page = Page("de")
+    page.number("n_up", 57)                  # {glue:text}`n_up` in the prose
+    page.table(df, "table_s2", xlsx=True)
+    page.figure(fig, "fig2a_volcano")
+    page.downloads()                         # links to every file this page wrote
+    page.save()                              # numbers.json
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from . import paths
+from .io import atomic_path, save_figure, write_json, write_tsv
+
+_FIXED_TIME = _dt.datetime(2022, 2, 18)  # the paper's publication date: XLSX metadata stays constant
+
+
+def _clean(v):
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
+class Page:
+    """Collects the outputs of one notebook under ``results/<item>/``."""
+
+    def __init__(self, item: str):
+        self.item = item
+        self.dir = paths.results_dir(item)
+        self.numbers: dict = {}
+        self.files: list[str] = []
+
+    # -- numbers --------------------------------------------------------------------------
+    def number(self, key: str, value, glue_value=None):
+        """Record ``value`` under ``key`` (numbers.json) and glue it for the prose."""
+        from myst_nb import glue
+
+        self.numbers[key] = _clean(value)
+        glue(key, value if glue_value is None else glue_value, display=False)
+        return value
+
+    def numbers_from(self, mapping: dict, prefix: str = ""):
+        for k, v in mapping.items():
+            self.number(prefix + k, v)
+
+    # -- files ----------------------------------------------------------------------------
+    def _add(self, name: str):
+        if name not in self.files:
+            self.files.append(name)
+
+    def table(self, df: pd.DataFrame, name: str, index: bool = False, xlsx: bool = False) -> pd.DataFrame:
+        """Write ``<name>.tsv`` (and ``<name>.xlsx``) and return the frame for display."""
+        write_tsv(df, self.dir / f"{name}.tsv", index=index)
+        self._add(f"{name}.tsv")
+        if xlsx:
+            write_xlsx({name[:31]: df}, self.dir / f"{name}.xlsx", index=index)
+            self._add(f"{name}.xlsx")
+        return df
+
+    def figure(self, fig, name: str):
+        """Save ``fig`` as SVG and PNG; returns the figure so the notebook shows it."""
+        save_figure(fig, self.dir / name)
+        self._add(f"{name}.svg")
+        self._add(f"{name}.png")
+        return fig
+
+    def file(self, name: str) -> Path:
+        """A path for another output file of this page (listed in the downloads)."""
+        self._add(name)
+        return self.dir / name
+
+    def link(self, name: str) -> str:
+        """A MyST download link to one of this page's files (plain name if results/ is outside the book)."""
+        final = paths.RESULTS / self.item / name
+        try:
+            rel = final.resolve().relative_to(paths.ROOT)
+        except ValueError:
+            return f"`{name}`"
+        return f"{{download}}`{name} </{rel.as_posix()}>`"
+
+    def downloads(self):
+        """Markdown list of this page's files, for display at the end of a page."""
+        from IPython.display import Markdown
+
+        items = " · ".join(self.link(n) for n in self.files)
+        return Markdown(f"**Downloads (source data and figures):** {items}" if items else "")
+
+    def save(self) -> Path:
+        return write_json(self.numbers, self.dir / "numbers.json")
+
+
+def write_xlsx(sheets: dict, path, index: bool = False) -> Path:
+    """Write one or more frames to an XLSX workbook with constant metadata."""
+    with atomic_path(path) as tmp:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
+            for sheet, df in sheets.items():
+                df.to_excel(xw, sheet_name=str(sheet)[:31], index=index)
+            props = xw.book.properties
+            props.created = props.modified = _FIXED_TIME
+            props.creator = props.lastModifiedBy = "helpers"
+    return Path(path)

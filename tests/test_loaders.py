@@ -1,0 +1,323 @@
+"""Loaders on small files in the real formats, and one clear error for every bad input."""
+
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import loaders as L
+from helpers.errors import InputError
+
+FMT = Path(__file__).resolve().parent / "data" / "formats"
+
+
+# ----------------------------------------------------------------------------- good files
+
+def test_geo_count_matrix_gzip_ensembl_version():
+    df = L.read_count_matrix(FMT / "GSE000001_raw_counts.txt.gz")
+    assert df.shape == (33, 6)
+    assert df.index[0] == "ENSG00000141510.18" and list(df.columns)[:2] == ["BM_pt01", "BM_pt02"]
+    assert df.dtypes.unique().tolist() == [np.int64]
+
+
+def test_r_style_csv_symbols_header_one_short():
+    df = L.read_count_matrix(FMT / "counts_symbols_rstyle.csv")
+    assert df.shape == (12, 6) and df.index[0] == "TP53" and df.columns[0] == "BM_pt01"
+    gz = L.read_count_matrix(FMT / "GSE000001_raw_counts.txt.gz")
+    assert df.iloc[0].tolist() == gz.iloc[0].tolist()
+
+
+def test_featurecounts_style_drops_annotation_columns_and_comments():
+    df = L.read_count_matrix(FMT / "counts_featurecounts.tsv")
+    assert list(df.columns) == ["BM_pt01", "BM_pt02", "BM_pt03", "BM_pt04"]
+    assert df.attrs["dropped_columns"] == ["Chr", "Start", "End", "Strand", "Length"]
+    assert "CCDC155" in df.index
+
+
+def test_same_matrix_plain_and_gzip(tmp_path):
+    plain = tmp_path / "m.tsv"
+    plain.write_bytes(gzip.decompress((FMT / "GSE000001_raw_counts.txt.gz").read_bytes()))
+    a = L.read_count_matrix(plain)
+    b = L.read_count_matrix(FMT / "GSE000001_raw_counts.txt.gz")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_series_matrix_to_sample_sheet():
+    sm = L.read_series_matrix(FMT / "GSE000001_series_matrix.txt.gz")
+    assert list(sm.index) == [f"GSM46500{i:02d}" for i in range(1, 7)]
+    assert sm.loc["GSM4650001", "title"] == "BM_pt01"
+    assert sm.loc["GSM4650003", "best_response"] == "no response"
+    assert sm.loc["GSM4650001", "tissue"] == "bone marrow"
+    assert pd.isna(sm.loc["GSM4650005", "trial"]) and sm.loc["GSM4650006", "trial"] == "NCT02228096"
+
+
+def test_htseq_dir_drops_and_reports_summary_rows():
+    counts, summary = L.read_htseq_dir(FMT / "htseq")
+    assert list(counts.columns) == ["SRR6000001", "SRR6000002", "SRR6000003"]
+    assert counts.shape == (30, 3)
+    assert not any(g.startswith("__") for g in counts.index)
+    assert set(summary.index) == {"__no_feature", "__ambiguous", "__too_low_aQual", "__not_aligned",
+                                  "__alignment_not_unique", "assigned_to_genes"}
+    assert (summary.loc["assigned_to_genes"] == counts.sum()).all()
+
+
+def test_htseq_dir_gzip_files(tmp_path):
+    for f in (FMT / "htseq").glob("*.counts.txt"):
+        (tmp_path / (f.name + ".gz")).write_bytes(gzip.compress(f.read_bytes()))
+    counts, _ = L.read_htseq_dir(tmp_path)
+    ref, _ = L.read_htseq_dir(FMT / "htseq")
+    pd.testing.assert_frame_equal(counts, ref, check_like=False)
+
+
+def test_logexpr_csv_floats_and_negatives():
+    df = L.read_logexpr(FMT / "logexpr_array.csv")
+    assert df.shape == (12, 6) and df.iloc[0, 0] == pytest.approx(-0.8123)
+    with pytest.raises(InputError, match="negative count '-0.8123'"):  # not counts
+        L.read_count_matrix(FMT / "logexpr_array.csv")
+
+
+def test_sample_sheet():
+    s = L.read_sample_sheet(FMT / "samples_titles.tsv", labels=("CR", "NR"))
+    assert list(s.index) == [f"BM_pt{i:02d}" for i in range(1, 7)]
+    assert pd.isna(s.loc["BM_pt02", "age"]) and s.loc["BM_pt01", "age"] == 34
+    assert pd.isna(s.loc["BM_pt03", "sex"])
+
+
+def test_sample_sheet_label_map_and_other_columns(tmp_path):
+    p = tmp_path / "s.csv"
+    p.write_text("patient,best_response\nP1,Complete remission\nP2,no response\n")
+    s = L.read_sample_sheet(p, response_col="best_response", sample_col="patient",
+                            label_map={"complete remission": "CR", "no response": "NR"}, labels=("CR", "NR"))
+    assert s.response.tolist() == ["CR", "NR"] and s.sample_id.tolist() == ["P1", "P2"]
+
+
+def test_validate_cohort_orders_sheet_like_matrix():
+    counts = L.read_count_matrix(FMT / "counts_symbols_rstyle.csv")
+    sheet = L.read_sample_sheet(FMT / "samples_titles.tsv").iloc[::-1]
+    c, s = L.validate_cohort(counts, sheet)
+    assert list(s.index) == list(c.columns)
+
+
+# ----------------------------------------------------------------------------- bad inputs
+
+def _matrix_text():
+    return gzip.decompress((FMT / "GSE000001_raw_counts.txt.gz").read_bytes()).decode()
+
+
+def _write(tmp_path, text, name="m.tsv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _one_line(exc):
+    msg = str(exc.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="file not found") as e:
+        L.read_count_matrix(tmp_path / "nope.tsv")
+    assert "nope.tsv" in _one_line(e)
+
+
+def test_empty_file(tmp_path):
+    for content in (b"", gzip.compress(b""), b"\n\n"):
+        p = tmp_path / "e.tsv.gz"
+        p.write_bytes(content)
+        with pytest.raises(InputError, match="empty") as e:
+            L.read_count_matrix(p)
+        assert "e.tsv.gz" in _one_line(e)
+
+
+def test_truncated_gzip(tmp_path):
+    raw = (FMT / "GSE000001_raw_counts.txt.gz").read_bytes()
+    p = tmp_path / "cut.txt.gz"
+    p.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(InputError, match="truncated or corrupt gzip") as e:
+        L.read_count_matrix(p)
+    assert "cut.txt.gz" in _one_line(e)
+
+
+def test_wrong_delimiter_single_column(tmp_path):
+    p = _write(tmp_path, _matrix_text().replace("\t", ";"))
+    with pytest.raises(InputError, match="only one column") as e:
+        L.read_count_matrix(p)
+    assert "line 1" in _one_line(e)
+    p = _write(tmp_path, _matrix_text().replace("\t", " "))
+    with pytest.raises(InputError, match="only one column"):
+        L.read_count_matrix(p)
+
+
+def test_ragged_row(tmp_path):
+    lines = _matrix_text().splitlines()
+    lines[3] = lines[3].rsplit("\t", 1)[0]
+    with pytest.raises(InputError, match="line 4: 6 fields, expected 7"):
+        L.read_count_matrix(_write(tmp_path, "\n".join(lines)))
+
+
+def _edit_cell(text, line, col, value):
+    lines = text.splitlines()
+    f = lines[line - 1].split("\t")
+    f[col] = value
+    lines[line - 1] = "\t".join(f)
+    return "\n".join(lines) + "\n"
+
+
+def test_non_numeric_count(tmp_path):
+    p = _write(tmp_path, _edit_cell(_matrix_text(), 3, 2, "12a"))
+    with pytest.raises(InputError) as e:
+        L.read_count_matrix(p)
+    msg = _one_line(e)
+    assert "non-numeric value '12a'" in msg and "line 3" in msg and "'BM_pt02'" in msg and "m.tsv" in msg
+
+
+def test_negative_count(tmp_path):
+    p = _write(tmp_path, _edit_cell(_matrix_text(), 5, 1, "-4"))
+    with pytest.raises(InputError, match=r"line 5 \(gene '.*'\), column 'BM_pt01': negative count '-4'") as e:
+        L.read_count_matrix(p)
+    assert "line 5" in _one_line(e) and "BM_pt01" in str(e.value)
+
+
+def test_non_integer_count(tmp_path):
+    p = _write(tmp_path, _edit_cell(_matrix_text(), 2, 6, "3.5"))
+    with pytest.raises(InputError, match="non-integer count '3.5'") as e:
+        L.read_count_matrix(p)
+    assert "BM_pt06" in _one_line(e)
+    # integer-valued floats are fine
+    df = L.read_count_matrix(_write(tmp_path, _edit_cell(_matrix_text(), 2, 6, "3.0"), "ok.tsv"))
+    assert df.iloc[0, 5] == 3
+
+
+@pytest.mark.parametrize("cell", ["NA", "", "NaN"])
+def test_nan(tmp_path, cell):
+    p = _write(tmp_path, _edit_cell(_matrix_text(), 4, 3, cell))
+    with pytest.raises(InputError, match="missing value") as e:
+        L.read_count_matrix(p)
+    assert "line 4" in _one_line(e) and "BM_pt03" in str(e.value)
+    with pytest.raises(InputError, match="missing value"):
+        L.read_logexpr(p)
+
+
+def test_duplicated_gene_ids(tmp_path):
+    lines = _matrix_text().splitlines()
+    lines.append(lines[1])
+    with pytest.raises(InputError, match=r"lines 2 and 35: duplicated gene ID 'ENSG00000141510.18'") as e:
+        L.read_count_matrix(_write(tmp_path, "\n".join(lines)))
+    assert "lines 2 and 35" in _one_line(e)
+
+
+def test_duplicated_sample_ids(tmp_path):
+    text = _matrix_text().replace("BM_pt03", "BM_pt02", 1)
+    with pytest.raises(InputError, match="duplicated sample ID 'BM_pt02'"):
+        L.read_count_matrix(_write(tmp_path, text))
+    p = tmp_path / "s.tsv"
+    p.write_text("sample_id\tresponse\nA\tCR\nA\tNR\n")
+    with pytest.raises(InputError, match="lines 2 and 3: duplicated sample ID 'A'") as e:
+        L.read_sample_sheet(p)
+    assert "lines 2 and 3" in _one_line(e)
+
+
+def _cohort():
+    counts = L.read_count_matrix(FMT / "counts_symbols_rstyle.csv")
+    sheet = L.read_sample_sheet(FMT / "samples_titles.tsv")
+    return counts, sheet
+
+
+def test_sample_in_matrix_not_in_sheet():
+    counts, sheet = _cohort()
+    with pytest.raises(InputError, match="1 sample.*in the matrix but not in the sheet.*BM_pt06") as e:
+        L.validate_cohort(counts, sheet.drop(index="BM_pt06"))
+    assert "samples_titles.tsv" in _one_line(e)
+
+
+def test_sample_in_sheet_not_in_matrix():
+    counts, sheet = _cohort()
+    with pytest.raises(InputError, match="in the sheet but not in the matrix.*BM_pt01") as e:
+        L.validate_cohort(counts.drop(columns="BM_pt01"), sheet)
+    assert "counts_symbols_rstyle.csv" in _one_line(e)
+
+
+def test_unknown_response_label(tmp_path):
+    counts, sheet = _cohort()
+    sheet.loc["BM_pt04", "response"] = "PR"
+    with pytest.raises(InputError, match="unknown response label 'PR' for sample 'BM_pt04'"):
+        L.validate_cohort(counts, sheet)
+    p = tmp_path / "s.tsv"
+    p.write_text("sample_id\tresponse\nA\tCR\nB\tPR\n")
+    with pytest.raises(InputError, match="unknown response label 'PR'.*") as e:
+        L.read_sample_sheet(p, labels=("CR", "NR"))
+    assert "line 3" in _one_line(e)
+
+
+def test_fewer_than_two_per_class():
+    counts, sheet = _cohort()
+    sheet.loc["BM_pt05", "response"] = "CR"
+    with pytest.raises(InputError, match="class 'NR' has 1 sample"):
+        L.validate_cohort(counts, sheet)
+
+
+def test_no_genes_left():
+    counts, sheet = _cohort()
+    with pytest.raises(InputError, match="no genes left after filtering"):
+        L.validate_cohort(counts.iloc[:0], sheet)
+
+
+def test_validate_catches_bad_values_in_frames():
+    counts, sheet = _cohort()
+    c = counts.astype(float)
+    c.iloc[2, 1] = np.nan
+    with pytest.raises(InputError, match="gene 'CD8A', column 'BM_pt02': missing value"):
+        L.validate_cohort(c, sheet)
+    c = counts.astype(float)
+    c.iloc[0, 0] = 2.5
+    with pytest.raises(InputError, match="non-integer count 2.5"):
+        L.validate_cohort(c, sheet)
+    L.validate_cohort(c, sheet, counts_expected=False)  # fine as log-expression
+    c = counts.copy()
+    c.iloc[0, 0] = -1
+    with pytest.raises(InputError, match="negative count -1"):
+        L.validate_cohort(c, sheet)
+
+
+def test_sample_sheet_missing_columns_and_empty_response(tmp_path):
+    p = tmp_path / "s.tsv"
+    p.write_text("sample_id\toutcome\nA\tCR\n")
+    with pytest.raises(InputError, match="response column 'response' not found"):
+        L.read_sample_sheet(p)
+    p.write_text("sample_id\tresponse\nA\tCR\nB\t\n")
+    with pytest.raises(InputError, match="empty response for sample 'B'") as e:
+        L.read_sample_sheet(p)
+    assert "line 3" in _one_line(e)
+
+
+def test_htseq_bad_inputs(tmp_path):
+    shutil.copytree(FMT / "htseq", tmp_path / "h")
+    f = tmp_path / "h" / "SRR6000002.counts.txt"
+    lines = f.read_text().splitlines()
+    f.write_text("\n".join(lines[:-8] + lines[-5:]) + "\n")  # three genes missing
+    with pytest.raises(InputError, match="gene list differs from SRR6000001.counts.txt") as e:
+        L.read_htseq_dir(tmp_path / "h")
+    assert "SRR6000002" in _one_line(e)
+    f.write_text("\n".join(lines).replace("\t", " ") + "\n")
+    with pytest.raises(InputError, match="only one column"):
+        L.read_htseq_dir(tmp_path / "h")
+    with pytest.raises(InputError, match="no files matching"):
+        L.read_htseq_dir(tmp_path / "h", pattern="*.bam")
+    with pytest.raises(InputError, match="folder not found"):
+        L.read_htseq_dir(tmp_path / "nothing")
+
+
+def test_series_matrix_bad_inputs(tmp_path):
+    p = tmp_path / "x_series_matrix.txt"
+    p.write_text('!Series_title\t"x"\n!Sample_title\t"a"\t"b"\n')
+    with pytest.raises(InputError, match="not a GEO series-matrix"):
+        L.read_series_matrix(p)
+    p.write_text('!Sample_geo_accession\t"GSM1"\t"GSM2"\n!Sample_characteristics_ch1\t"r: CR"\n')
+    with pytest.raises(InputError, match="1 values for 2 samples") as e:
+        L.read_series_matrix(p)
+    assert "line 2" in _one_line(e)
