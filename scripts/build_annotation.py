@@ -183,7 +183,7 @@ genes; `helpers.annotation` only uses aliases that point to exactly one gene and
 official symbol themselves.
 
 `programs.tsv` columns: `program`, `source` (GO ID, or the symbol pattern), `symbol`. GO terms
-are taken with all descendant terms (GO 2022-07-01, {meta.get('GOSOURCEDATE', '?')} in the package),
+are taken with all descendant terms (GO release {meta.get('GOSOURCEDATE', '?')} as recorded in the package),
 any evidence code, protein-coding genes only.
 
 Licence: org.Hs.eg.db is distributed under the Artistic-2.0 licence; the underlying data come from

@@ -169,3 +169,21 @@ def test_unknown_dataset_and_params():
         C.build_cohort({"sed": 1})
     with pytest.raises(InputError, match="custom dataset needs"):
         C.build_cohort({"dataset": "custom"})
+
+
+def test_build_real_gse_from_extracted_raw_tar(tmp_path):
+    """GEO RAW tarballs hold one HTSeq file per sample named <GSM>_<title>.txt.gz."""
+    raw = _raw_dir(tmp_path)
+    (raw / "GSE153670" / "GSE153670_raw_counts.txt.gz").unlink()
+    m = pd.read_csv(FMT / "GSE000001_raw_counts.txt.gz", sep="\t", index_col=0)
+    d = raw / "GSE153670" / "htseq"
+    d.mkdir()
+    for i, col in enumerate(m.columns, start=1):
+        text = "".join(f"{g}\t{v}\n" for g, v in m[col].items()) + "__no_feature\t100\n"
+        import gzip
+
+        (d / f"GSM46500{i:02d}_{col}.txt.gz").write_bytes(gzip.compress(text.encode()))
+    coh = C.build_cohort({"dataset": "real", "real": {"raw_dir": str(raw), "gse_response_col": "best_response"}})
+    assert "GSM4650001_BM_pt01" in coh.counts.columns
+    assert coh.samples.loc["GSM4650001_BM_pt01", "geo_accession"] == "GSM4650001"
+    assert coh.samples.loc["GSM4650003_BM_pt03", "response"] == "NR"

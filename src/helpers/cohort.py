@@ -245,6 +245,7 @@ DEFAULT_BUILD = {
     "real": {
         "raw_dir": None,  # None: data/raw
         "gse_counts": "GSE153670/GSE153670_*count*",  # glob under raw_dir
+        "gse_htseq_dir": "GSE153670/htseq",  # used if no count matrix matches: GEO RAW tar, extracted
         "gse_series_matrix": "GSE153670/GSE153670_series_matrix.txt*",
         "gse_response_col": "response",
         "gse_sample_match": "auto",  # matrix columns match the series matrix's sample_id, title or description
@@ -295,6 +296,19 @@ def align_sample_ids(counts: pd.DataFrame, samples: pd.DataFrame,
                 out["geo_accession"] = samples["sample_id"].to_numpy()
                 out["sample_id"] = out.index
             return out
+    # GEO RAW tarballs name files <GSM>_<title>...: match on the accession prefix
+    import re
+
+    gsm = {c: re.match(r"^(GSM\d+)", str(c)) for c in counts.columns}
+    if "sample_id" in samples.columns and all(gsm.values()):
+        acc = {c: m.group(1) for c, m in gsm.items()}
+        if set(acc.values()) <= set(samples["sample_id"].astype(str)) and len(set(acc.values())) == len(acc):
+            inv = {a: c for c, a in acc.items()}
+            out = samples[samples["sample_id"].astype(str).isin(inv)].copy()
+            out["geo_accession"] = out["sample_id"].to_numpy()
+            out.index = [inv[a] for a in out["sample_id"].astype(str)]
+            out["sample_id"] = out.index
+            return out
     return samples
 
 
@@ -340,9 +354,15 @@ def _build_real(p, labels) -> Cohort:
     r = p["real"]
     raw = Path(r["raw_dir"]) if r["raw_dir"] else RAW
     # GSE153670: count matrix + series matrix
-    gse_counts_path = _glob_one(raw, r["gse_counts"], "the GSE153670 count matrix")
+    gse_counts_path = _glob_one(raw, r["gse_counts"], "the GSE153670 count matrix",
+                                required=not (raw / r["gse_htseq_dir"]).is_dir())
     gse_sm_path = _glob_one(raw, r["gse_series_matrix"], "the GSE153670 series matrix")
-    gse_counts = loaders.read_count_matrix(gse_counts_path)
+    gse_summary = None
+    if gse_counts_path is not None:
+        gse_counts = loaders.read_count_matrix(gse_counts_path)
+    else:
+        gse_counts_path = raw / r["gse_htseq_dir"]
+        gse_counts, gse_summary = loaders.read_htseq_dir(gse_counts_path)
     sm = loaders.read_series_matrix(gse_sm_path)
     rc = r["gse_response_col"]
     if rc not in sm.columns:
@@ -383,6 +403,8 @@ def _build_real(p, labels) -> Cohort:
                                 "files": [str(gse_counts_path), str(gse_sm_path)]})
     b = Cohort(prj_counts, prj_sheet, {"name": "PRJCA000750", "kind": "counts", "harmonize": rep_prj,
                                        "files": [prj_src, str(raw / r["prj_samples"])]})
+    if gse_summary is not None:
+        a.meta["htseq_summary"] = {k: {i: int(v) for i, v in col.items()} for k, col in gse_summary.items()}
     if htseq_summary is not None:
         b.meta["htseq_summary"] = {k: {i: int(v) for i, v in col.items()} for k, col in htseq_summary.items()}
     combined, rep = combine_cohorts([a, b], names=["GSE153670", "PRJCA000750"])
