@@ -8,13 +8,14 @@ NB ?=
 SET ?=
 CONFIG ?= workflow/config.yaml
 CORES ?= 2
+SNAKEMAKE_ARGS ?=
 SETARGS := $(foreach s,$(SET),--set $(s))
 LOCKHASH := $(shell cat requirements/lock.txt requirements/upstream.txt pyproject.toml package.json 2>/dev/null | sha256sum | cut -c1-12)
 READY := $(VENV)/.ready-$(LOCKHASH)
 export OPENBLAS_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup book run test test-fast bench upstream clean
+.PHONY: help setup book run test test-fast bench upstream upstream-slurm clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,7 +49,10 @@ bench: $(READY) ## benchmarks: writes benchmarks/results.json
 	@$(BIN)/python -m benchmarks.run
 
 upstream: $(READY) ## fastq -> counts with Snakemake (CONFIG=workflow/config.yaml)
-	@$(BIN)/snakemake -s workflow/Snakefile --configfile $(CONFIG) --cores $(CORES)
+	@$(BIN)/snakemake -s workflow/Snakefile --configfile $(CONFIG) --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+upstream-slurm: $(READY) ## the same on a SLURM cluster (workflow/profiles/slurm)
+	@$(BIN)/snakemake -s workflow/Snakefile --configfile $(CONFIG) --profile workflow/profiles/slurm $(SNAKEMAKE_ARGS)
 
 clean: ## remove generated results and the built book (keeps .venv)
 	rm -rf results _build book/executed book/_static/mathjax

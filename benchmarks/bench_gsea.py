@@ -13,6 +13,7 @@ import json
 import resource
 import sys
 import time
+import tracemalloc
 
 import numpy as np
 import pandas as pd
@@ -65,11 +66,13 @@ def _peak_rss_mb() -> float:
 
 
 def bench(n_genes: int = 20000, n_sets: int = 6000, n_perm: int = 1000, max_perm: int = 10000,
-          n_signal: int = 0, seed: int = 0, collection: str | None = None) -> dict:
+          n_signal: int = 0, seed: int = 0, collection: str | None = None,
+          trace: bool = True) -> dict:
     """Run prerank once on synthetic data; return wall time (s), peak RSS (MB) and a result summary.
 
     Peak RSS is the whole process's high-water mark (Python, numpy, pandas included); the
-    baseline before the run is reported too, so the difference is the cost of the run.
+    baseline before the run is reported too. With ``trace=True`` a second, untimed run under
+    ``tracemalloc`` reports the peak memory allocated by the run itself (numpy arrays included).
     """
     from helpers.gsea import prerank
 
@@ -82,6 +85,12 @@ def bench(n_genes: int = 20000, n_sets: int = 6000, n_perm: int = 1000, max_perm
     res = prerank(ranking, sets, min_size=15, max_size=500, n_perm=n_perm, max_perm=max_perm, seed=seed)
     wall = time.perf_counter() - t0
     rss_after = _peak_rss_mb()
+    traced = None
+    if trace:
+        tracemalloc.start()
+        prerank(ranking, sets, min_size=15, max_size=500, n_perm=n_perm, max_perm=max_perm, seed=seed)
+        traced = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
     return {
         "collection": collection or "synthetic", "n_genes": len(ranking), "n_sets": len(sets), "n_sets_tested": int(len(res)),
         "n_distinct_sizes": int(res["size"].nunique()), "n_perm": n_perm, "max_perm": max_perm,
@@ -89,6 +98,7 @@ def bench(n_genes: int = 20000, n_sets: int = 6000, n_perm: int = 1000, max_perm
         "n_padj_0.05": int((res["padj"] < 0.05).sum()),
         "wall_seconds": round(wall, 2), "peak_rss_mb": round(rss_after, 1),
         "peak_rss_before_mb": round(rss_before, 1),
+        "tracemalloc_peak_mb": None if traced is None else round(traced, 1),
         "python": sys.version.split()[0], "numpy": np.__version__,
     }
 

@@ -72,14 +72,14 @@ def _map_sets(genes: pd.Index, gene_sets: dict, min_size: int, max_size: int) ->
     """Gene set name -> sorted unique positions in the ranking, for sets within the size bounds."""
     if not isinstance(gene_sets, dict) or not gene_sets:
         raise InputError("gene_sets must be a non-empty dict name -> list of genes", where="gsea")
+    lookup = {g: i for i, g in enumerate(genes)}
     out = {}
     for name, members in gene_sets.items():
         if isinstance(members, str):
             raise InputError(f"gene set {name!r} must be a list of genes, not a string", where="gsea")
-        idx = genes.get_indexer(pd.unique(pd.Index(list(members), dtype=object)))
-        idx = np.sort(idx[idx >= 0])
-        if min_size <= idx.size <= max_size and idx.size < len(genes):
-            out[name] = idx
+        found = {lookup[g] for g in members if g in lookup}
+        if min_size <= len(found) <= max_size and len(found) < len(genes):
+            out[name] = np.array(sorted(found), dtype=np.int64)
     return out
 
 

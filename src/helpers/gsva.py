@@ -65,7 +65,7 @@ def _gaussian_cdf_table(v: np.ndarray) -> np.ndarray:
     return out
 
 
-def kcdf_log_odds(x: np.ndarray, kcdf: str, chunk: int = 2000) -> np.ndarray:
+def kcdf_log_odds(x: np.ndarray, kcdf: str, chunk: int = 200) -> np.ndarray:
     """Kernel-CDF log-odds per gene (rows) and sample (columns), as GSVA's ``matrix_density_R``.
 
     ``x`` is genes x samples; ``kcdf`` is "Gaussian" or "Poisson". Returns an array of the same
@@ -141,7 +141,7 @@ def _check_expr(expr) -> pd.DataFrame:
 
 def gsva(expr: pd.DataFrame, gene_sets: dict, kcdf: str = "Gaussian", min_size: int = 1,
          max_size: float = math.inf, mx_diff: bool = True, tau: float = 1.0,
-         chunk: int = 2000) -> pd.DataFrame:
+         chunk: int = 200) -> pd.DataFrame:
     """GSVA enrichment scores (method "gsva" of R GSVA 1.46), gene sets x samples.
 
     Parameters
