@@ -26,7 +26,7 @@ import pandas as pd
 
 from . import annotation, loaders, simulate
 from .errors import InputError
-from .io import atomic_path, write_json
+from .io import _jsonable, atomic_path, write_text
 from .paths import RAW
 
 
@@ -85,15 +85,27 @@ def _obs_for_anndata(samples: pd.DataFrame) -> pd.DataFrame:
 
 def save_cohort(cohort: Cohort, outdir) -> dict:
     """Write the cohort to ``outdir`` (created): cohort.h5ad, counts.tsv.gz, samples.tsv, meta.json,
-    truth.tsv (if any). Each file is written to a temporary name and renamed; returns the paths."""
+    truth.tsv (if any). Each file is written to a temporary name and renamed; returns the paths.
+
+    Everything that can fail on the cohort's content (sample order, JSON-able metadata, the
+    AnnData object) is checked before the first file is written, so a bad cohort raises
+    :class:`InputError` and leaves ``outdir`` untouched (not even created).
+    """
     import anndata as ad
 
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     samples = _order_samples(cohort.samples)
     counts = cohort.counts
     if list(samples.index) != list(counts.columns):
-        raise ValueError("sample sheet order differs from the expression columns; validate first")
+        diff = next((i for i, (a, b) in enumerate(zip(samples.index, counts.columns)) if a != b),
+                    min(len(samples), counts.shape[1]))
+        raise InputError(f"sample sheet ({len(samples)} rows) does not match the expression columns "
+                         f"({counts.shape[1]}) in order, first difference at position {diff + 1}; "
+                         "run loaders.validate_cohort first", path=outdir, where="cohort.samples")
+    try:
+        meta_text = json.dumps(cohort.meta, indent=2, sort_keys=True, default=_jsonable) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"metadata cannot be written as JSON ({exc})", path=outdir, where="cohort.meta") from None
     paths = {}
     X = counts.to_numpy().T.copy()
     var = pd.DataFrame(index=pd.Index(counts.index.astype(str), name=None))
@@ -103,6 +115,7 @@ def save_cohort(cohort: Cohort, outdir) -> dict:
             var[c] = t[c].to_numpy() if t[c].dtype != object else t[c].fillna("").astype(str).to_numpy()
     adata = ad.AnnData(X=X, obs=_obs_for_anndata(samples), var=var)
     adata.uns["meta_json"] = json.dumps(cohort.meta, sort_keys=True, default=str)
+    outdir.mkdir(parents=True, exist_ok=True)
     p = outdir / "cohort.h5ad"
     with atomic_path(p) as tmp:
         adata.write_h5ad(tmp)
@@ -118,7 +131,7 @@ def save_cohort(cohort: Cohort, outdir) -> dict:
         _write_tsv(cohort.truth, p, index=False)
         paths["truth"] = p
     p = outdir / "meta.json"
-    write_json(cohort.meta, p)
+    write_text(p, meta_text)
     paths["meta"] = p
     return paths
 
@@ -327,6 +340,10 @@ def build_cohort(params: dict | None = None) -> Cohort:
         if k not in p:
             raise InputError(f"unknown parameter {k!r}", path="params", where="cohort")
         if isinstance(v, dict) and isinstance(p[k], dict) and k != "simulate":
+            unknown = sorted(set(v) - set(p[k]), key=str)
+            if unknown:
+                raise InputError(f"unknown parameter {unknown[0]!r} (known: {', '.join(sorted(p[k]))})",
+                                 path="params", where=k)
             p[k].update(v)
         else:
             p[k] = v

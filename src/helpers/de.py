@@ -111,6 +111,9 @@ def _check_counts(counts: pd.DataFrame, integer: bool) -> np.ndarray:
         raise InputError(f"need at least 2 genes, got {counts.shape[0]}", where="counts")
     if counts.index.has_duplicates:
         raise InputError(f"duplicated gene {counts.index[counts.index.duplicated()][0]!r}", where="counts")
+    if counts.columns.has_duplicates:
+        raise InputError(f"duplicated sample column {counts.columns[counts.columns.duplicated()][0]!r}",
+                         where="counts")
     non_numeric = [c for c in counts.columns if not pd.api.types.is_numeric_dtype(counts[c])]
     if non_numeric:
         raise InputError("non-numeric values", where=f"counts: column {non_numeric[0]!r}")
@@ -238,6 +241,9 @@ def run_de_logexpr(
         raise InputError(f"need at least 2 genes, got {logexpr.shape[0]}", where="logexpr")
     if logexpr.index.has_duplicates:
         raise InputError(f"duplicated gene {logexpr.index[logexpr.index.duplicated()][0]!r}", where="logexpr")
+    if logexpr.columns.has_duplicates:
+        raise InputError(f"duplicated sample column {logexpr.columns[logexpr.columns.duplicated()][0]!r}",
+                         where="logexpr")
     non_numeric = [c for c in logexpr.columns if not pd.api.types.is_numeric_dtype(logexpr[c])]
     if non_numeric:
         raise InputError("non-numeric values", where=f"logexpr: column {non_numeric[0]!r}")

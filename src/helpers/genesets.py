@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -66,8 +67,8 @@ def _read_text(path: Path) -> str:
     if raw[:2] == _GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise InputError(f"corrupt gzip data ({exc})", path=path) from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"truncated or corrupt gzip data ({exc})", path=path) from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

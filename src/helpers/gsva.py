@@ -174,14 +174,13 @@ def gsva(expr: pd.DataFrame, gene_sets: dict, kcdf: str = "Gaussian", min_size: 
         raise InputError("fewer than 2 genes with non-zero variance", where="gsva")
     n_genes = values.shape[0]
 
-    index = pd.Index(genes)
+    lookup = {g: i for i, g in enumerate(genes)}
     mapped = {}
     lo = max(1, min_size)
     for name, members in gene_sets.items():
         if isinstance(members, str):
             raise InputError(f"gene set {name!r} must be a list of genes, not a string", where="gsva")
-        idx = index.get_indexer(pd.unique(pd.Index(list(members), dtype=object)))
-        idx = idx[idx >= 0]
+        idx = np.array(sorted({lookup[g] for g in members if g in lookup}), dtype=np.int64)
         if lo <= idx.size <= max_size:
             if idx.size >= n_genes:
                 raise InputError(f"gene set {name!r} contains every gene; the walk is undefined", where="gsva")

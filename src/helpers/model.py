@@ -27,6 +27,7 @@ import gzip
 import io as _io
 import json
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -211,8 +212,12 @@ def load_model(name_or_path) -> Model:
     path = Path(name_or_path)
     if not path.exists():
         raise InputError("model file not found (use 'published' or the path of a model JSON)", path=path)
+    if path.is_dir():
+        raise InputError("expected a model JSON file, found a folder", path=path)
     try:
-        d = json.loads(path.read_text())
+        d = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start}); expected a model JSON file", path=path) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON ({exc.msg} at line {exc.lineno})", path=path) from None
     return _build(d, path)
@@ -321,8 +326,8 @@ def _open_text(path: Path):
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise InputError(f"damaged gzip file ({exc})", path=path) from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"truncated or corrupt gzip file ({exc})", path=path) from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -339,6 +344,8 @@ def read_expression(path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise InputError("expression file not found", path=path)
+    if path.is_dir():
+        raise InputError("expected an expression table, found a folder", path=path)
     text = _open_text(path)
     lines = text.splitlines()
     if not lines or not lines[0].strip():

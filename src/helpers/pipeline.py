@@ -29,6 +29,9 @@ STEPS = [
     Step("09_published_model", "published_model", "Table 1: the published 14-gene model", ("01_cohort",)),
     Step("10_scorecard", "scorecard", "Scorecard: every claim vs this run",
          ("01_cohort", "02_pca", "03_de", "04_deg_structure", "05_go", "06_gsea", "07_gsva", "08_pam", "09_published_model")),
+    Step("11_reproducibility", "reproducibility", "Reproducibility: code, parameters, data, versions, timings",
+         ("01_cohort", "02_pca", "03_de", "04_deg_structure", "05_go", "06_gsea", "07_gsva", "08_pam", "09_published_model",
+          "10_scorecard")),
 ]
 
 

@@ -27,6 +27,13 @@ from .errors import InputError
 from .io import atomic_path, write_json
 from .pipeline import STEPS, Step
 
+PEAK_FILE = ".peak_rss_mb"
+PEAK_CELL = (
+    "import resource as _r, os as _o, pathlib as _p\n"
+    "_d = _o.environ.get('HELPERS_STAGE_DIR')\n"
+    "if _d:\n"
+    "    _p.Path(_d, '%s').write_text(str(round(_r.getrusage(_r.RUSAGE_SELF).ru_maxrss / 1024, 1)))\n" % PEAK_FILE
+)
 KERNEL_ENV = {"OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"}
 STAMP = ".stamp.json"
 
@@ -152,6 +159,7 @@ def _reproduce_cell(step: Step, profile: str, sets: dict, params: dict) -> nbfor
 
 def _postprocess(nb_path: Path, step: Step, profile: str, sets: dict, params: dict) -> nbformat.NotebookNode:
     nb = nbformat.read(nb_path, as_version=4)
+    nb.cells = [c for c in nb.cells if "helpers-peak-memory" not in c.metadata.get("tags", [])]
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
         if ("parameters" in tags or "injected-parameters" in tags) and "remove-cell" not in tags:
@@ -191,9 +199,14 @@ def execute_step(project: Project, step: Step, params: dict, profile: str, sets:
                HELPERS_STAGE_ITEM=step.item, HELPERS_STAGE_DIR=str(stage))
     old_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    nb_in = nbformat.read(src, as_version=4)
+    probe = nbformat.v4.new_code_cell(PEAK_CELL)  # records the kernel's peak memory; removed afterwards
+    probe.metadata["tags"] = ["helpers-peak-memory"]
+    probe["id"] = "helpers-peak-memory"
+    nb_in.cells.append(probe)
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(src), str(tmp_nb), parameters=params, kernel_name="python3",
+        pm.execute_notebook(nb_in, str(tmp_nb), parameters=params, kernel_name="python3",
                             cwd=str(project.root), progress_bar=False, log_output=False,
                             request_save_on_cell_execute=False,
                             extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
@@ -221,6 +234,9 @@ def execute_step(project: Project, step: Step, params: dict, profile: str, sets:
     with atomic_path(project.executed / f"{step.stem}.ipynb") as t:
         nbformat.write(nb, str(t))
     tmp_nb.unlink(missing_ok=True)
+    peak = stage / PEAK_FILE
+    peak_mb = float(peak.read_text()) if peak.exists() else None
+    peak.unlink(missing_ok=True)
     # promote staging -> results/<item>
     final = project.results / step.item
     old = project.results / f".old-{step.item}"
@@ -229,7 +245,7 @@ def execute_step(project: Project, step: Step, params: dict, profile: str, sets:
         os.replace(final, old)
     os.replace(stage, final)
     shutil.rmtree(old, ignore_errors=True)
-    return seconds
+    return seconds, peak_mb
 
 
 def run(project: Project | None = None, profile: str = "default", sets: dict | None = None,
@@ -245,7 +261,7 @@ def run(project: Project | None = None, profile: str = "default", sets: dict | N
     for s in steps:  # every notebook needs its block, validated before anything runs
         params_file.effective(s.stem, profile, sets)
     todo, forced = _select(steps, only)
-    status, times = {}, {}
+    status, times, peaks = {}, {}, {}
     n = len(todo)
     for i, step in enumerate(todo, 1):
         params = params_file.effective(step.stem, profile, sets)
@@ -258,18 +274,21 @@ def run(project: Project | None = None, profile: str = "default", sets: dict | N
             log(f"{label} unchanged, skipped", flush=True)
             status[step.stem] = "skipped"
             times[step.stem] = stamp.get("seconds")
+            peaks[step.stem] = stamp.get("peak_rss_mb")
             continue
         log(f"{label}", end=" ", flush=True)
         try:
-            secs = execute_step(project, step, params, profile, sets, log=log)
+            secs, peak_mb = execute_step(project, step, params, profile, sets, log=log)
         except NotebookFailed:
             log("FAILED", flush=True)
             raise
         # the key must describe the inputs as they were when this notebook ran
-        write_json({"key": key, "profile": profile, "params": params, "seconds": round(secs, 2)}, final / STAMP)
+        write_json({"key": key, "profile": profile, "params": params, "seconds": round(secs, 2),
+                    "peak_rss_mb": peak_mb}, final / STAMP)
         log(f"{secs:.1f} s", flush=True)
         status[step.stem] = "ran"
         times[step.stem] = round(secs, 2)
+        peaks[step.stem] = peak_mb
     log_path = project.results / "run_log.json"
     prev = {}
     if log_path.exists():
@@ -279,6 +298,7 @@ def run(project: Project | None = None, profile: str = "default", sets: dict | N
             prev = {}
     prev.update({"profile": profile, "sets": sets})
     prev.setdefault("seconds", {}).update({k: v for k, v in times.items() if v is not None})
+    prev.setdefault("peak_rss_mb", {}).update({k: v for k, v in peaks.items() if v is not None})
     write_json(prev, log_path)
     return status
 
