@@ -86,6 +86,8 @@ PROGRAMS = {  # program -> GO BP term (with descendants)
     "cell_cycle_checkpoint": "GO:0000075",  # cell cycle checkpoint signaling
 }
 INTERLEUKIN_RE = r"^IL[0-9]+"
+# programs taken from a curated set of the shipped T-cell pathways (data/genesets/tcell_pathways.gmt)
+CURATED = {"early_memory": "EARLY_MEMORY_TSCM"}  # Tscm/Tcm markers (sources: tcell_pathways_sources.tsv)
 
 
 def read_programs(sqlite_path: Path) -> list[tuple[str, str, str]]:
@@ -105,6 +107,12 @@ def read_programs(sqlite_path: Path) -> list[tuple[str, str, str]]:
                  if re.match(INTERLEUKIN_RE, sym)}
     finally:
         con.close()
+    gmt = Path(__file__).resolve().parents[1] / "data" / "genesets" / "tcell_pathways.gmt"
+    for line in gmt.read_text().splitlines():
+        fields = line.split("\t")
+        for program, set_name in CURATED.items():
+            if fields and fields[0] == set_name:
+                rows |= {(program, f"tcell_pathways.gmt:{set_name}", g) for g in fields[2:] if g}
     return sorted(rows)
 
 

@@ -108,3 +108,12 @@ def test_project_config_is_valid_and_complete():
             assert ns[k] == v, f"{step.stem}: parameters cell has {k}={ns[k]!r}, params.yml {v!r}"
         for p in P.profiles:
             P.effective(step.stem, p)
+
+
+def test_twin_defaults_match_the_simulator():
+    """config/params.yml spells out every choice of the twin; it must equal helpers.simulate's defaults."""
+    from helpers.simulate import DEFAULT_PARAMS
+
+    block = Params(CONFIG).defaults_for("01_cohort")["simulate"]
+    expected = {k: v for k, v in DEFAULT_PARAMS.items() if k != "labels"}
+    assert block == expected

@@ -22,8 +22,9 @@ Planted biology:
 
 - programs (caller-supplied gene lists; by default ``data/annotation/programs.tsv``): a fraction of
   each program's genes gets ``|lfc| ~ |N(log2fc_mean, log2fc_sd)|`` (at least ``min_abs_log2fc``)
-  with the sign given by ``higher_in`` (T-cell activation, chemokine, interleukin: CR; cell-cycle
-  checkpoint: NR). A gene drawn by one program is not reused by a later one.
+  with the sign given by ``higher_in`` (early memory / Tscm markers, T-cell activation, chemokine,
+  interleukin: CR; cell-cycle checkpoint: NR). A gene drawn by one program is not reused by a
+  later one.
 - background: ``n_up`` / ``n_down`` random other genes up / down in CR. With the defaults about
   50 genes are planted up and 540 down in CR (programs + background + signature), about the paper's
   1:5 ratio (57 up, 302 down called); not every planted gene is detectable at n = 31.
@@ -93,14 +94,15 @@ DEFAULT_PARAMS = {
     "dispersion": {"asymptote": 0.1, "slope": 2.0, "sdlog": 0.5, "max": 4.0},
     "include_program_genes": True,
     "programs": {
-        "tcell_activation": {"higher_in": "CR", "fraction": 0.04, "log2fc_mean": 1.0, "log2fc_sd": 0.3},
+        "early_memory": {"higher_in": "CR", "fraction": 0.5, "log2fc_mean": 1.0, "log2fc_sd": 0.3},
+        "tcell_activation": {"higher_in": "CR", "fraction": 0.12, "log2fc_mean": 1.0, "log2fc_sd": 0.3},
         "chemokine": {"higher_in": "CR", "fraction": 0.15, "log2fc_mean": 1.0, "log2fc_sd": 0.3},
         "interleukin": {"higher_in": "CR", "fraction": 0.1, "log2fc_mean": 1.0, "log2fc_sd": 0.3},
         "cell_cycle_checkpoint": {"higher_in": "NR", "fraction": 0.15, "log2fc_mean": 1.0,
                                   "log2fc_sd": 0.3},
     },
     "min_abs_log2fc": 0.3,
-    "background": {"n_up": 10, "n_down": 500, "log2fc_mean": 1.0, "log2fc_sd": 0.3},
+    "background": {"n_up": 10, "n_down": 460, "log2fc_mean": 1.0, "log2fc_sd": 0.3},
     "signature": {"genes": copy.deepcopy(SIGNATURE_TABLE1), "sd_scale": 0.4},
     "cohort_effect": {"cohort": "PRJCA000750-like", "log2_sd": 0.15},
     "latent": {"n_factors": 4, "fraction_genes": 0.25, "log2_sd": 0.6, "center_within_class": True},
