@@ -117,3 +117,9 @@ def test_twin_defaults_match_the_simulator():
     block = Params(CONFIG).defaults_for("01_cohort")["simulate"]
     expected = {k: v for k, v in DEFAULT_PARAMS.items() if k != "labels"}
     assert block == expected
+
+
+def test_set_on_a_mapping_merges(tmp_path):
+    P = Params(write(tmp_path, YAML))
+    e = P.effective("01_a", sets={"labels": {"cr": "R"}})
+    assert e["labels"] == {"cr": "R", "nr": "NR"}

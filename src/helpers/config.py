@@ -70,9 +70,13 @@ def _check_value(default, value, key: str, where: str):
 
 def _load_yaml(path: Path):
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError("config file not found", path=path) from None
+    except IsADirectoryError:
+        raise InputError("is a folder, not a config file", path=path) from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"not UTF-8 text (byte {e.start})", path=path) from None
     try:
         data = yaml.safe_load(text)  # safe loader: nothing in the config is evaluated
     except yaml.YAMLError as e:
@@ -149,7 +153,10 @@ class Params:
                 continue  # a --set aimed at another notebook
             if name in params and name != "profile":
                 _check_value(self.defaults_for(notebook)[name], value, key, "--set")
-                params[name] = copy.deepcopy(value)
+                if isinstance(value, dict) and isinstance(params[name], dict):
+                    _deep_update(params[name], value)  # a mapping given with --set overrides only its keys
+                else:
+                    params[name] = copy.deepcopy(value)
         return params
 
     def check_sets(self, sets: dict) -> None:
@@ -167,6 +174,37 @@ class Params:
                     raise InputError(f"unknown key '{key}'", where="--set")
                 if name in self.global_:
                     _check_value(self.global_[name], value, key, "--set")
+
+
+def _looks_like_path(v) -> bool:
+    return isinstance(v, str) and ("/" in v or v.startswith("~") or v.startswith(".."))
+
+
+def _outside_paths(value, key: str, root: Path):
+    """(key, value) of every path-like string under ``value`` that resolves outside ``root``."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _outside_paths(v, f"{key}.{k}", root)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _outside_paths(v, f"{key}[{i}]", root)
+    elif _looks_like_path(value):
+        p = Path(value).expanduser()
+        p = (p if p.is_absolute() else root / p).resolve()
+        if p != root and root not in p.parents:
+            yield key, value
+
+
+def check_paths(params_file: "Params", root: Path) -> None:
+    """Paths written in the parameter file must stay inside the project (``root``); a path
+    elsewhere is accepted only from the command line (``--set``), where the user typed it."""
+    root = Path(root).resolve()
+    blocks = [("global", params_file.global_)] + [(f"notebooks.{k}", v) for k, v in params_file.notebooks.items()]
+    blocks += [(f"profiles.{k}", v) for k, v in params_file.profiles.items()]
+    for name, block in blocks:
+        for key, value in _outside_paths(block or {}, name, root):
+            raise InputError(f"'{key}' names a path outside the project ({value}); pass such a path on the "
+                             "command line with --set if you mean it", path=params_file.path)
 
 
 def _deep_update(base: dict, over: dict) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 
 from . import paths
-from .config import Params, params_hash
+from .config import Params, check_paths, params_hash
 from .errors import InputError
 from .io import atomic_path, write_json
 from .pipeline import STEPS, Step
@@ -254,6 +254,7 @@ def run(project: Project | None = None, profile: str = "default", sets: dict | N
     project = project or Project()
     sets = sets or {}
     params_file = Params(project.config)
+    check_paths(params_file, project.root)
     params_file.check_sets(sets)
     steps = project.available_steps()
     if not steps:
