@@ -2,6 +2,8 @@
 
 import textwrap
 
+import yaml
+
 import pytest
 
 from helpers.config import Params, parse_set
@@ -123,3 +125,17 @@ def test_set_on_a_mapping_merges(tmp_path):
     P = Params(write(tmp_path, YAML))
     e = P.effective("01_a", sets={"labels": {"cr": "R"}})
     assert e["labels"] == {"cr": "R", "nr": "NR"}
+
+
+def test_environment_and_lock_pin_the_same_versions():
+    """environment.yml installs the pip lock itself, and the lock pins jupyter-book 1.x."""
+    from helpers.paths import ROOT
+
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert "-r requirements/lock.txt" in pip
+    lock = {l.split("==")[0].lower().replace("_", "-"): l.split("==")[1].strip() for l in (ROOT / "requirements" / "lock.txt").read_text().splitlines()
+            if "==" in l and not l.startswith("#")}
+    assert lock["jupyter-book"].startswith("1.")
+    for pkg in ("papermill", "nbclient", "pandas", "numpy", "scipy", "gseapy", "scikit-learn", "seaborn", "pytest-notebook"):
+        assert pkg in lock, pkg

@@ -61,7 +61,7 @@ def _check_value(default, value, key: str, where: str):
         pass  # optional text/list/mapping may be switched off with null
     else:
         raise InputError(f"'{key}' must be {td} (like its default {default!r}), got {tv} {value!r}", where=where)
-    if td == "mapping" and tv == "mapping":
+    if td == "mapping" and tv == "mapping" and default:  # an empty default mapping takes any keys (label maps)
         for k, v in value.items():
             if k not in default:
                 raise InputError(f"unknown key '{key}.{k}' (known: {', '.join(sorted(default))})", where=where)

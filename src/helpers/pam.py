@@ -245,8 +245,11 @@ def _dd(xtest, overall, sd, cs, prior):
     return np.transpose(dd, (0, 2, 1))
 
 
-def _nsc(x, codes, K, xtest, thresholds=None, n_threshold=30, prior=None, se_scale=None, s0_percentile=50.0):
-    """One pamr ``nsc`` call on arrays; returns the fitted pieces and per-threshold test results."""
+def _nsc_reference(x, codes, K, xtest, thresholds=None, n_threshold=30, prior=None, se_scale=None, s0_percentile=50.0):
+    """Reference (direct, T x K x p) version of :func:`_nsc`, on genes x samples arrays.
+
+    Kept as the plain transcription of pamr that the fast path is tested against.
+    """
     n = x.shape[1]
     centroids, overall, sd, s0, nk = _fit_stats(x, codes, K, s0_percentile)
     if prior is None:
@@ -266,6 +269,206 @@ def _nsc(x, codes, K, xtest, thresholds=None, n_threshold=30, prior=None, se_sca
     return dict(centroids=centroids, overall=overall, sd=sd, s0=s0, nk=nk, prior=np.asarray(prior, float),
                 se_scale=np.asarray(se_scale, float), d=d, thresholds=thresholds, nonzero=nonzero,
                 yhat=yhat, prob=prob)
+
+
+# --- fast path -------------------------------------------------------------------------
+#
+# The reference path above materialises T x K x p arrays. The fast path gives the same numbers
+# (up to floating-point rounding) in O(K p + T^2) per fit, and refits leave-one-out folds from
+# running statistics in O(K p) each:
+#
+# * thresholds t_0 <= ... <= t_{T-1}; gene i of class k (a = |d_ik| > 0) survives exactly the
+#   thresholds t_j < a (pamr's ``abs(d) - t > 0``; for floats ``a - t > 0`` iff ``a > t``), so it
+#   falls in bin b = #{j: t_j < a} - 1 and, for j <= b, ``a - t_j = (a - t_b) + (t_b - t_j)`` with
+#   both parts >= 0. Per bin we accumulate N_b = count, Q1_b = sum e, Q2_b = sum e^2,
+#   W_b = sum sign(d) z and R_b = sum e sign(d) z (e = a - t_b), and then for every threshold
+#     lin_k(t_j)  = m_k sum_{b>=j} [R_b + (t_b - t_j) W_b]
+#     quad_k(t_j) = m_k^2/2 sum_{b>=j} [Q2_b + 2 (t_b - t_j) Q1_b + (t_b - t_j)^2 N_b]
+#   (sums of non-negative multiples: no cancellation beyond the reference's own). A gene shrunk
+#   to zero at t_j is in no bin b >= j and contributes exactly 0, as in pamr.
+# * a leave-one-out fold changes one class: its mean and within-class sum of squares come from
+#   Welford running statistics of the class members before and after the held-out sample, merged
+#   with Chan's formula (again only non-negative terms, so no catastrophic cancellation when the
+#   held-out sample dominates a gene's variance); s0 (a percentile) is recomputed per fold.
+
+
+def _class_stats(xs, codes, K):
+    """Class sizes, class means (K x p), within-class sums of squares (K x p) and column sums (p)
+    of a samples x genes array (two-pass, as the reference)."""
+    n, p = xs.shape
+    Y = np.zeros((n, K))
+    Y[np.arange(n), codes] = 1.0
+    nk = Y.sum(axis=0)
+    cen = (Y.T @ xs) / nk[:, None]
+    m2 = np.zeros((K, p))
+    r = np.empty(p)
+    for i in range(n):
+        np.subtract(xs[i], cen[codes[i]], out=r)
+        np.multiply(r, r, out=r)
+        m2[codes[i]] += r
+    return nk, cen, m2, xs.sum(axis=0)
+
+
+def _grid_reference(d, se_scale, z, thresholds, prior):
+    """Reference discriminants over a threshold grid: d K x p, z m x p -> (T x m x K, n surviving)."""
+    ds, nonzero = _shrunk(d.T, thresholds)
+    cs = ds * np.asarray(se_scale, float)[None, :, None]
+    lin = np.matmul(cs, z.T)  # T x K x m
+    quad = 0.5 * np.einsum("tkp,tkp->tk", cs, cs)
+    dd = lin - quad[:, :, None] + np.log(prior)[None, :, None]
+    return np.transpose(dd, (0, 2, 1)), nonzero
+
+
+def _grid(d, se_scale, z, thresholds, prior, counts=True):
+    """pamr's soft thresholding + ``diag.disc`` at every threshold, by binning genes between grid
+    points (see the notes above). d: K x p standardized deviations; z: m x p standardized test
+    samples ``(x - xbar)/(s + s0)``. Returns (dd T x m x K, genes surviving per threshold or None)."""
+    t = np.asarray(thresholds, dtype=float)
+    prior = np.asarray(prior, dtype=float)
+    se_scale = np.asarray(se_scale, dtype=float)
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(d))):
+        return _grid_reference(d, se_scale, z, t, prior)  # NaN/inf: keep the reference's propagation
+    T = len(t)
+    K, p = d.shape
+    m = z.shape[0]
+    order = None
+    if T > 1 and np.any(t[1:] < t[:-1]):
+        order = np.argsort(t, kind="stable")
+        t = t[order]
+    a = np.abs(d)
+    c = np.searchsorted(t, a.ravel(), side="left").reshape(K, p)  # thresholds strictly below |d|
+    D = np.triu(t[None, :] - t[:, None])  # D[j, b] = t_b - t_j for b >= j
+    U = np.triu(np.ones((T, T)))
+    D2 = D * D
+    lin = np.zeros((T, K, m))
+    quad = np.zeros((T, K))
+    rows = (np.arange(m) * T)[:, None]
+    for k in range(K):
+        idx = np.flatnonzero(c[k])  # genes surviving the smallest threshold (a > t_0 >= ... )
+        if len(idx) == 0:
+            continue
+        if t[0] < 0:  # d == 0 survives a negative threshold but has sign 0: contributes nothing
+            idx = idx[d[k, idx] != 0]
+        b = c[k, idx] - 1
+        e = a[k, idx] - t[b]
+        N = np.bincount(b, minlength=T).astype(float)
+        Q1 = np.bincount(b, weights=e, minlength=T)
+        Q2 = np.bincount(b, weights=e * e, minlength=T)
+        quad[:, k] = 0.5 * se_scale[k] ** 2 * (U @ Q2 + 2.0 * (D @ Q1) + D2 @ N)
+        if m:
+            w = np.sign(d[k, idx])[None, :] * z[:, idx]  # m x q
+            flat = (rows + b[None, :]).ravel()
+            W = np.bincount(flat, weights=w.ravel(), minlength=m * T).reshape(m, T)
+            R = np.bincount(flat, weights=(w * e[None, :]).ravel(), minlength=m * T).reshape(m, T)
+            lin[:, k, :] = se_scale[k] * (U @ R.T + D @ W.T)
+    dd = lin - quad[:, :, None] + np.log(prior)[None, :, None]
+    dd = np.transpose(dd, (0, 2, 1))
+    nonzero = None
+    if counts:
+        cmax = np.searchsorted(t, a.max(axis=0), side="left")
+        nonzero = np.cumsum(np.bincount(cmax, minlength=T + 1)[::-1])[::-1][1:]  # #{genes: cmax > j}
+    if order is not None:
+        out = np.empty_like(dd)
+        out[order] = dd
+        dd = out
+        if nonzero is not None:
+            nz = np.empty_like(nonzero)
+            nz[order] = nonzero
+            nonzero = nz
+    return dd, nonzero
+
+
+def _calls(dd):
+    """Class calls (first class wins ties, pamr's strict '>') and safe.exp posteriors from T x m x K."""
+    yhat = dd.argmax(axis=2)
+    e = _safe_exp(dd)
+    return yhat, e / e.sum(axis=2, keepdims=True)
+
+
+def _nsc(xs, codes, K, xs_test, thresholds=None, n_threshold=30, prior=None, se_scale=None,
+         s0_percentile=50.0):
+    """One pamr ``nsc`` call on samples x genes arrays (fast path); returns the fitted pieces
+    (centroids and d as genes x classes), per-threshold test results (yhat T x m, prob T x m x K)
+    and the class statistics that :func:`_loo` reuses."""
+    n = xs.shape[0]
+    nk, cen, m2, total = _class_stats(xs, codes, K)
+    overall = total / n
+    s = np.sqrt(m2.sum(axis=0) / (n - K))
+    s0 = float(np.percentile(s, s0_percentile))  # R quantile type 7 == numpy "linear"
+    sd = s + s0
+    if prior is None:
+        prior = nk / n
+    if se_scale is None:
+        se_scale = np.sqrt(1.0 / nk - 1.0 / n)
+    prior = np.asarray(prior, float)
+    se_scale = np.asarray(se_scale, float)
+    d = (cen - overall[None, :]) / sd[None, :] / se_scale[:, None]
+    if thresholds is None:
+        thresholds = np.linspace(0.0, float(np.abs(d).max()), n_threshold)
+    thresholds = np.asarray(thresholds, dtype=float)
+    dd, nonzero = _grid(d, se_scale, (xs_test - overall[None, :]) / sd[None, :], thresholds, prior)
+    yhat, prob = _calls(dd)
+    return dict(centroids=np.ascontiguousarray(cen.T), overall=overall, sd=sd, s0=s0, nk=nk, prior=prior,
+                se_scale=se_scale, d=np.ascontiguousarray(d.T), thresholds=thresholds, nonzero=nonzero,
+                yhat=yhat, prob=prob, stats=(nk, cen, m2, total))
+
+
+def _welford(rows):
+    """Running (mean, M2) of rows[:l] for l = 0..len(rows)-1 (Welford's update)."""
+    q, p = rows.shape
+    mean = np.zeros((q, p))
+    m2 = np.zeros((q, p))
+    delta = np.empty(p)
+    for l in range(1, q):
+        np.subtract(rows[l - 1], mean[l - 1], out=delta)
+        np.add(mean[l - 1], delta / l, out=mean[l])
+        np.add(m2[l - 1], delta * (rows[l - 1] - mean[l]), out=m2[l])
+    return mean, m2
+
+
+def _loo(xs, codes, K, thresholds, prior, se_scale, s0_percentile, stats=None):
+    """Leave-one-out over every sample with a fixed grid, priors and m_k (pamr.cv's refits):
+    returns held-out calls (n x T) and posteriors (n x K x T), each fold as ``_nsc`` on the other
+    n - 1 samples would give. ``stats``: :func:`_class_stats` of xs, if already known."""
+    n, p = xs.shape
+    nk, cen, m2, total = _class_stats(xs, codes, K) if stats is None else stats
+    thresholds = np.asarray(thresholds, float)
+    prior = np.asarray(prior, float)
+    se_scale = np.asarray(se_scale, float)
+    T = len(thresholds)
+    yhat = np.zeros((n, T), dtype=int)
+    prob = np.ones((n, K, T))
+    for c in range(K):
+        members = np.flatnonzero(codes == c)
+        nc = len(members)
+        rows = xs[members]
+        pre_mean, pre_m2 = _welford(rows)  # stats of members before position l
+        suf_mean, suf_m2 = _welford(rows[::-1])  # stats of members after position l (reversed)
+        others = np.sum(m2[np.arange(K) != c], axis=0)  # no cancellation: other classes summed
+        cen_f = cen.copy()
+        for l, j in enumerate(members):
+            na, nb = l, nc - 1 - l
+            ma, qa = pre_mean[na], pre_m2[na]
+            mb, qb = suf_mean[nb], suf_m2[nb]
+            if na == 0:
+                mc, qc = mb, qb
+            elif nb == 0:
+                mc, qc = ma, qa
+            else:
+                delta = mb - ma
+                mc = ma + delta * (nb / (na + nb))
+                qc = qa + qb + delta * delta * (na * nb / (na + nb))
+            cen_f[c] = mc
+            overall = (total - xs[j]) / (n - 1)
+            sd = np.sqrt((others + qc) / (n - 1 - K))
+            sd += float(np.percentile(sd, s0_percentile))
+            d = (cen_f - overall[None, :]) / sd[None, :] / se_scale[:, None]
+            z = ((xs[j] - overall) / sd)[None, :]
+            dd, _ = _grid(d, se_scale, z, thresholds, prior, counts=False)
+            yh, pr = _calls(dd)
+            yhat[j] = yh[:, 0]
+            prob[j] = pr[:, 0, :].T
+    return yhat, prob
 
 
 # ----------------------------------------------------------------------------------------
@@ -289,7 +492,8 @@ def train(X: pd.DataFrame, y, *, n_threshold: int = 30, thresholds=None, s0_perc
             raise InputError(f"prior must be {K} positive numbers, got {prior.tolist()}", where="prior")
     if not 0 <= s0_percentile <= 100:
         raise InputError(f"s0_percentile must be within 0..100, got {s0_percentile}", where="s0_percentile")
-    r = _nsc(x, codes, K, x, thresholds=thresholds, n_threshold=n_threshold, prior=prior,
+    xs = np.ascontiguousarray(x.T)
+    r = _nsc(xs, codes, K, xs, thresholds=thresholds, n_threshold=n_threshold, prior=prior,
              s0_percentile=s0_percentile)
     errors = (r["yhat"] != codes[None, :]).sum(axis=1)
     nt = len(r["thresholds"])
@@ -418,16 +622,22 @@ def cv(X: pd.DataFrame, y, fit: PamFit | None = None, folds="loo", **train_args)
     n = x.shape[1]
     fl = _folds(folds, n)
     T = len(fit.thresholds)
-    yhat = np.zeros((n, T), dtype=int)
-    prob = np.ones((n, K, T))
+    xs = np.ascontiguousarray(x.T)
     for f in fl:
         tr = np.setdiff1d(np.arange(n), f)
         if np.bincount(codes[tr], minlength=K).min() < 2:
             raise InputError("a training fold leaves a class with fewer than 2 samples", where="folds")
-        r = _nsc(x[:, tr], codes[tr], K, x[:, f], thresholds=fit.thresholds, prior=fit.prior,
-                 se_scale=fit.se_scale, s0_percentile=fit.s0_percentile)
-        yhat[f, :] = r["yhat"].T
-        prob[f, :, :] = np.transpose(r["prob"], (1, 2, 0))
+    if all(len(f) == 1 for f in fl):  # leave-one-out: refit every fold from running statistics
+        yhat, prob = _loo(xs, codes, K, fit.thresholds, fit.prior, fit.se_scale, fit.s0_percentile)
+    else:
+        yhat = np.zeros((n, T), dtype=int)
+        prob = np.ones((n, K, T))
+        for f in fl:
+            tr = np.setdiff1d(np.arange(n), f)
+            r = _nsc(xs[tr], codes[tr], K, xs[f], thresholds=fit.thresholds, prior=fit.prior,
+                     se_scale=fit.se_scale, s0_percentile=fit.s0_percentile)
+            yhat[f, :] = r["yhat"].T
+            prob[f, :, :] = np.transpose(r["prob"], (1, 2, 0))
     errors = (yhat != codes[:, None]).sum(axis=0)
     cls = np.asarray(classes, dtype=object)
     pred = pd.DataFrame(cls[yhat], index=samples, columns=range(T))
@@ -469,24 +679,19 @@ def threshold_for_n_genes(fit: PamFit, n: int) -> float:
 # honesty: nested LOOCV, permutations, exact intervals, performance summary
 
 
-def _select_and_predict(x, codes, K, xtest, n_threshold, s0_percentile, prior):
-    """pamr workflow on one training set: fit, LOOCV over the grid, pick the largest threshold with
-    the fewest errors; return (chosen index, thresholds, n_genes, test calls and probs per threshold,
-    naive LOOCV errors per threshold)."""
-    full = _nsc(x, codes, K, xtest, n_threshold=n_threshold, prior=prior, s0_percentile=s0_percentile)
+def _select_and_predict(xs, codes, K, xs_test, n_threshold, s0_percentile, prior):
+    """pamr workflow on one training set (samples x genes): fit, LOOCV over the grid, pick the
+    largest threshold with the fewest errors; return (chosen index, thresholds, n_genes, test calls
+    and probs per threshold, naive LOOCV errors per threshold)."""
+    full = _nsc(xs, codes, K, xs_test, n_threshold=n_threshold, prior=prior, s0_percentile=s0_percentile)
     nz = full["nonzero"]
     zero = np.flatnonzero(nz == 0)
     nt = int(zero[0]) + 1 if len(zero) else len(nz)  # pamr.train remove.zeros
     thr = full["thresholds"][:nt]
-    n = x.shape[1]
-    errors = np.zeros(nt, dtype=int)
-    for j in range(n):
-        tr = np.r_[0:j, j + 1:n]
-        if np.bincount(codes[tr], minlength=K).min() < 2:
-            raise InputError("an inner fold leaves a class with fewer than 2 samples", where="y")
-        r = _nsc(x[:, tr], codes[tr], K, x[:, [j]], thresholds=thr, prior=full["prior"],
-                 se_scale=full["se_scale"], s0_percentile=s0_percentile)
-        errors += r["yhat"][:, 0] != codes[j]
+    if np.bincount(codes, minlength=K).min() < 3:
+        raise InputError("an inner fold leaves a class with fewer than 2 samples", where="y")
+    yhat, _ = _loo(xs, codes, K, thr, full["prior"], full["se_scale"], s0_percentile, stats=full["stats"])
+    errors = (yhat != codes[:, None]).sum(axis=0)
     idx = int(np.flatnonzero(errors == errors.min()).max())
     return idx, thr, nz[:nt], full["yhat"][:nt], full["prob"][:nt], errors
 
@@ -501,6 +706,7 @@ def nested_loocv(X: pd.DataFrame, y, *, n_threshold: int = 30, s0_percentile: fl
     Returns per-sample calls, class probabilities, the chosen threshold and its gene count.
     """
     x, codes, classes, genes, samples = _as_arrays(X, y, classes)
+    xs = np.ascontiguousarray(x.T)
     K = len(classes)
     n = x.shape[1]
     pr = None if prior is None else np.asarray(prior, dtype=float)
@@ -509,7 +715,7 @@ def nested_loocv(X: pd.DataFrame, y, *, n_threshold: int = 30, s0_percentile: fl
         tr = np.r_[0:i, i + 1:n]
         if np.bincount(codes[tr], minlength=K).min() < 3:
             raise InputError("nested LOOCV needs at least 4 samples per class", where="y")
-        idx, thr, nz, yhat, prob, _ = _select_and_predict(x[:, tr], codes[tr], K, x[:, [i]], n_threshold,
+        idx, thr, nz, yhat, prob, _ = _select_and_predict(xs[tr], codes[tr], K, xs[[i]], n_threshold,
                                                           s0_percentile, pr)
         row = {"sample": samples[i], "truth": classes[codes[i]], "pred": classes[yhat[idx, 0]]}
         for k, c in enumerate(classes):
@@ -522,17 +728,17 @@ def nested_loocv(X: pd.DataFrame, y, *, n_threshold: int = 30, s0_percentile: fl
     return NestedResult(predictions=df, accuracy=k / n, n_correct=k, n=n)
 
 
-def _naive_accuracy(x, codes, K, n_threshold, s0_percentile, prior):
-    idx, _, _, _, _, errors = _select_and_predict(x, codes, K, x[:, :0], n_threshold, s0_percentile, prior)
-    return 1.0 - errors[idx] / x.shape[1]
+def _naive_accuracy(xs, codes, K, n_threshold, s0_percentile, prior):
+    idx, _, _, _, _, errors = _select_and_predict(xs, codes, K, xs[:0], n_threshold, s0_percentile, prior)
+    return 1.0 - errors[idx] / xs.shape[0]
 
 
-def _nested_accuracy(x, codes, K, n_threshold, s0_percentile, prior):
-    n = x.shape[1]
+def _nested_accuracy(xs, codes, K, n_threshold, s0_percentile, prior):
+    n = xs.shape[0]
     ok = 0
     for i in range(n):
         tr = np.r_[0:i, i + 1:n]
-        idx, _, _, yhat, _, _ = _select_and_predict(x[:, tr], codes[tr], K, x[:, [i]], n_threshold,
+        idx, _, _, yhat, _, _ = _select_and_predict(xs[tr], codes[tr], K, xs[[i]], n_threshold,
                                                     s0_percentile, prior)
         ok += int(yhat[idx, 0] == codes[i])
     return ok / n
@@ -553,6 +759,7 @@ def permutation_pvalue(X: pd.DataFrame, y, n_perm: int = 100, seed: int = 0, *, 
     K = len(classes)
     pr = None if prior is None else np.asarray(prior, dtype=float)
     stat = _nested_accuracy if nested else _naive_accuracy
+    x = np.ascontiguousarray(x.T)  # samples x genes for the fast path
     observed = stat(x, codes, K, n_threshold, s0_percentile, pr)
     rng = np.random.default_rng(seed)
     null = np.empty(n_perm)
