@@ -8,6 +8,7 @@ NB ?=
 SET ?=
 CONFIG ?= workflow/config.yaml
 CORES ?= 2
+JOBS ?= 2
 SNAKEMAKE_ARGS ?=
 SETARGS := $(foreach s,$(SET),--set $(s))
 LOCKHASH := $(shell cat requirements/lock.txt requirements/upstream.txt pyproject.toml package.json 2>/dev/null | sha256sum | cut -c1-12)
@@ -19,7 +20,7 @@ export PYTHONHASHSEED := 0
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  variables: PROFILE=default|test|real  NB=03  SET='key=value 03_de.p_max=0.05'  CONFIG=workflow/config.yaml"
+	@echo "  variables: PROFILE=default|test|real  NB=03  SET='key=value 03_de.p_max=0.05'  JOBS=2  CONFIG=workflow/config.yaml"
 
 $(READY): requirements/lock.txt requirements/upstream.txt pyproject.toml package.json
 	@echo "setting up $(VENV) (pinned dependencies; first time only)"
@@ -33,11 +34,11 @@ $(READY): requirements/lock.txt requirements/upstream.txt pyproject.toml package
 setup: $(READY) ## create .venv and install the pinned dependencies
 
 book: $(READY) ## execute every notebook (incremental) and build the HTML book into _build/html
-	@$(BIN)/python -m helpers run --profile $(PROFILE) $(SETARGS) --book
+	@$(BIN)/python -m helpers run --profile $(PROFILE) $(SETARGS) --jobs $(JOBS) --book
 
 run: $(READY) ## execute one notebook (NB=03) and what depends on it
 	@test -n "$(NB)" || { echo "usage: make run NB=03 [PROFILE=test] [SET='key=value']"; exit 2; }
-	@$(BIN)/python -m helpers run --profile $(PROFILE) $(SETARGS) --only $(NB) --force
+	@$(BIN)/python -m helpers run --profile $(PROFILE) $(SETARGS) --jobs $(JOBS) --only $(NB) --force
 
 test: $(READY) ## run the whole test suite (unit, R-golden, notebooks, book, workflow)
 	@$(BIN)/python -m pytest -q

@@ -334,3 +334,196 @@ def test_weak_fixture_naive_vs_nested(ref):
     yp = pd.Series(np.random.default_rng(0).permutation(y.to_numpy()), index=y.index)
     shuffled = pam.nested_loocv(X, yp)
     assert shuffled.accuracy <= 22 / 31 + 1e-12
+
+
+# ---------------------------------------------------------------------------- fast path vs reference
+#
+# The module evaluates the threshold grid by binning genes between grid points and refits
+# leave-one-out folds from running (Welford/Chan) statistics. These tests hold it to the plain
+# transcription of pamr kept in the module (_nsc_reference / _grid_reference: T x K x p arrays, a
+# direct refit per fold): identical calls, gene counts and error counts; discriminants within
+# DD_RTOL of the largest |discriminant| of the same sample and threshold (measured: <= 5e-14).
+
+DD_RTOL = 1e-12
+
+
+def _close_dd(fast, ref):
+    scale = np.maximum(np.abs(ref).max(axis=-1, keepdims=True), 1.0)
+    assert np.all(np.abs(fast - ref) <= DD_RTOL * scale), float(np.max(np.abs(fast - ref) / scale))
+
+
+def _random_grid_case(rng, kind):
+    K = int(rng.integers(2, 5))
+    p = int(rng.integers(1, 400))
+    m = int(rng.integers(0, 4))
+    d = rng.normal(size=(K, p)) * rng.uniform(0.1, 5)
+    z = rng.normal(size=(m, p)) * 3
+    amax = float(np.abs(d).max())
+    if kind == "linspace":
+        t = np.linspace(0, amax, 30)
+    elif kind == "irregular":
+        t = np.sort(rng.uniform(0, amax, 17))
+    elif kind == "shuffled_negative":
+        t = rng.permutation(np.linspace(-0.5, 1.2 * amax, 25))
+    elif kind == "duplicates":
+        t = np.sort(np.r_[np.linspace(0, amax, 10), np.linspace(0, amax, 10)[3:6]])
+    else:  # ties: |d| exactly on grid points, plus exact zeros
+        t = np.linspace(0, amax, 30)
+        idx = rng.integers(0, p, min(p, 50))
+        d[0, idx] = np.where(d[0, idx] < 0, -1.0, 1.0) * t[rng.integers(0, 30, len(idx))]
+        d[1, : min(p, 3)] = 0.0
+    return d, z, t, rng.uniform(0.1, 1, K), rng.dirichlet(np.ones(K))
+
+
+@pytest.mark.parametrize("kind", ["linspace", "irregular", "shuffled_negative", "duplicates", "ties"])
+def test_grid_matches_reference_on_random_data(kind):
+    rng = np.random.default_rng(["linspace", "irregular", "shuffled_negative", "duplicates", "ties"].index(kind))
+    for _ in range(40):
+        d, z, t, se, prior = _random_grid_case(rng, kind)
+        dd, nz = pam._grid(d, se, z, t, prior)
+        ddr, nzr = pam._grid_reference(d, se, z, t, prior)
+        assert dd.shape == ddr.shape
+        np.testing.assert_array_equal(nz, nzr)
+        np.testing.assert_array_equal(dd.argmax(axis=-1), ddr.argmax(axis=-1))
+        _close_dd(dd, ddr)
+
+
+def test_grid_ties_and_shrunk_genes_contribute_exactly_zero():
+    """A gene with |d| == t is shrunk to zero at t (pamr's strict '(abs(d) - t) > 0'); with no
+    surviving gene the discriminant is exactly log(prior)."""
+    t = np.array([0.0, 1.0, 2.0])
+    d = np.array([[1.0, -2.0], [0.5, 0.0]])
+    z = np.array([[3.0, -1.0]])
+    prior = np.array([0.6, 0.4])
+    dd, nz = pam._grid(d, np.array([1.0, 1.0]), z, t, prior)
+    np.testing.assert_array_equal(nz, [2, 1, 0])
+    np.testing.assert_array_equal(dd[2, 0], np.log(prior))
+    # t = 1: class 0 keeps only gene 1 (shrunk |d| = 1, sign -): lin = -1 * z = 1, quad = 1/2
+    assert dd[1, 0, 0] == np.log(0.6) + 1.0 - 0.5
+    assert dd[1, 0, 1] == np.log(0.4)
+
+
+def test_n_below_matches_searchsorted():
+    rng = np.random.default_rng(7)
+    for t in (np.linspace(0, 3.7, 30), np.linspace(-1, 2, 7), np.sort(rng.uniform(0, 4, 12)),
+              np.array([0.0, 0.0, 1.0]), np.array([0.5])):
+        a = np.r_[np.abs(rng.normal(size=500)) * 2, t, np.nextafter(t, np.inf), np.nextafter(t, -np.inf),
+                  0.0, 1e300]
+        np.testing.assert_array_equal(pam._n_below(a, t), np.searchsorted(t, a, side="left"))
+
+
+def _reference_fold_dd(x, codes, K, j, fit_like, s0_percentile=50.0):
+    """Held-out discriminants of sample j from a direct refit (reference path)."""
+    n = x.shape[1]
+    tr = np.r_[0:j, j + 1:n]
+    r = pam._nsc_reference(x[:, tr], codes[tr], K, x[:, [j]], thresholds=fit_like["thresholds"],
+                           prior=fit_like["prior"], se_scale=fit_like["se_scale"], s0_percentile=s0_percentile)
+    z = (x[:, [j]] - r["overall"][:, None]) / r["sd"][:, None]
+    ds, _ = pam._shrunk(r["d"], r["thresholds"])
+    cs = ds * r["se_scale"][None, :, None]
+    dd = np.matmul(cs, z)[:, :, 0] - 0.5 * np.einsum("tkp,tkp->tk", cs, cs) + np.log(r["prior"])[None, :]
+    return dd, r["yhat"][:, 0], r["prob"][:, 0, :]
+
+
+def _check_loo_against_reference(x, codes, K, samples=None, s0_percentile=50.0):
+    xs = np.ascontiguousarray(x.T)
+    full = pam._nsc(xs, codes, K, xs[:0], s0_percentile=s0_percentile)
+    yhat, prob, dd = pam._loo(xs, codes, K, full["thresholds"], full["prior"], full["se_scale"], s0_percentile,
+                              return_dd=True)
+    for j in range(x.shape[1]) if samples is None else samples:
+        ddr, yr, pr = _reference_fold_dd(x, codes, K, j, full, s0_percentile)
+        np.testing.assert_array_equal(yhat[j], yr)
+        _close_dd(dd[j], ddr)
+        np.testing.assert_allclose(prob[j].T, pr, rtol=0, atol=1e-12)
+
+
+def test_nsc_fast_matches_reference(golden):
+    x = golden["X"].to_numpy(dtype=float)
+    codes = np.array([golden["fit"].classes.index(v) for v in golden["y"].astype(str)])
+    xs = np.ascontiguousarray(x.T)
+    fast = pam._nsc(xs, codes, 2, xs)
+    ref = pam._nsc_reference(x, codes, 2, x)
+    for key in ("centroids", "overall", "sd", "d", "thresholds"):
+        np.testing.assert_allclose(fast[key], ref[key], rtol=1e-13, atol=1e-13 * np.abs(ref[key]).max())
+    np.testing.assert_array_equal(fast["nonzero"], ref["nonzero"])
+    np.testing.assert_array_equal(fast["yhat"], ref["yhat"])
+    np.testing.assert_allclose(fast["prob"], ref["prob"], rtol=0, atol=1e-12)
+
+
+def test_loo_fast_matches_direct_refits(golden):
+    x = golden["X"].to_numpy(dtype=float)
+    codes = np.array([golden["fit"].classes.index(v) for v in golden["y"].astype(str)])
+    _check_loo_against_reference(x, codes, 2)
+
+
+def test_cv_and_nested_match_reference_path(golden):
+    """pam.cv / nested LOOCV on the golden fixtures equal the direct per-fold refits."""
+    fit, X, y = golden["fit"], golden["X"], golden["y"]
+    c = golden["cv"]
+    x = X.to_numpy(dtype=float)
+    codes = np.array([fit.classes.index(v) for v in y.astype(str)])
+    n = x.shape[1]
+    yhat = np.zeros((n, len(fit.thresholds)), dtype=int)
+    for j in range(n):
+        tr = np.r_[0:j, j + 1:n]
+        r = pam._nsc_reference(x[:, tr], codes[tr], 2, x[:, [j]], thresholds=fit.thresholds, prior=fit.prior,
+                               se_scale=fit.se_scale)
+        yhat[j] = r["yhat"][:, 0]
+    np.testing.assert_array_equal(c.errors, (yhat != codes[:, None]).sum(axis=0))
+    # one outer fold of the nested procedure: inner errors from direct refits
+    i = 3
+    tr = np.r_[0:i, i + 1:n]
+    xs = np.ascontiguousarray(x.T)
+    idx, thr, nz, _, _, errors = pam._select_and_predict(xs[tr], codes[tr], 2, xs[[i]], 30, 50.0, None)
+    full = pam._nsc_reference(x[:, tr], codes[tr], 2, x[:, [i]])
+    np.testing.assert_allclose(thr, full["thresholds"][: len(thr)], rtol=1e-13)
+    np.testing.assert_array_equal(nz, full["nonzero"][: len(thr)])
+    ref_err = np.zeros(len(thr), dtype=int)
+    for j in range(n - 1):
+        ttr = np.r_[0:j, j + 1:n - 1]
+        r = pam._nsc_reference(x[:, tr][:, ttr], codes[tr][ttr], 2, x[:, tr][:, [j]], thresholds=thr,
+                               prior=full["prior"], se_scale=full["se_scale"])
+        ref_err += r["yhat"][:, 0] != codes[tr][j]
+    np.testing.assert_array_equal(errors, ref_err)
+
+
+def test_loo_outlier_dominated_genes_and_three_classes():
+    """Running statistics stay exact where the held-out sample carries almost all of a gene's
+    variance (a naive 'total minus one' downdate would lose ~all digits of s_i there)."""
+    rng = np.random.default_rng(5)
+    p, n = 200, 17
+    x = rng.normal(size=(p, n)) + 8.0
+    x[:5, 2] += 1e6  # one sample dominates five genes
+    x[5:10, :] = 3.0 + 1e-9 * rng.normal(size=(5, n))  # nearly constant genes
+    x[10:12, 0] = 5e3
+    codes = np.array([0] * 7 + [1] * 5 + [2] * 5)
+    x[20:30, codes == 2] += 2.0
+    _check_loo_against_reference(x, codes, 3)
+    _check_loo_against_reference(x, codes, 3, s0_percentile=5.0)
+
+
+def test_cv_multisample_folds_match_reference():
+    X, y = toy()
+    fit = pam.train(X, y)
+    folds = [[0, 5, 12], [1, 6, 13], [2, 7, 14], [3, 8, 15], [4, 9, 16, 10, 11, 17, 18]]
+    c = pam.cv(X, y, fit, folds=folds)
+    x = X.to_numpy()
+    codes = np.array([fit.classes.index(v) for v in y])
+    for f in folds:
+        tr = np.setdiff1d(np.arange(x.shape[1]), f)
+        r = pam._nsc_reference(x[:, tr], codes[tr], 2, x[:, f], thresholds=fit.thresholds, prior=fit.prior,
+                               se_scale=fit.se_scale)
+        np.testing.assert_array_equal(c.pred.iloc[f].to_numpy(), np.asarray(fit.classes, object)[r["yhat"].T])
+        np.testing.assert_allclose(c.prob[f], np.transpose(r["prob"], (1, 2, 0)), rtol=0, atol=1e-12)
+
+
+def test_train_with_unsorted_user_thresholds_matches_reference():
+    X, y = toy()
+    t = np.array([1.0, 0.0, 2.5, 0.5, 0.5, 4.0])
+    fit = pam.train(X, y, thresholds=t, remove_zeros=False)
+    x = X.to_numpy()
+    codes = np.array([fit.classes.index(v) for v in y])
+    ref = pam._nsc_reference(x, codes, 2, x, thresholds=t)
+    np.testing.assert_array_equal(fit.thresholds, t)
+    np.testing.assert_array_equal(fit.n_genes, ref["nonzero"])
+    np.testing.assert_array_equal(fit.train_errors, (ref["yhat"] != codes[None, :]).sum(axis=1))

@@ -103,15 +103,29 @@ def test_failure_names_cell_and_keeps_last_good(proj):
     with pytest.raises(NotebookFailed) as e:
         run(proj, sets={"03_c.fail": True, "03_c.y": 5}, log=quiet)
     msg = str(e.value)
-    assert "03_c" in msg and "cell" in msg and "ValueError: boom at y=5" in msg
-    assert "\n" not in msg
+    assert "03_c" in msg and "cell" in msg and "ValueError: boom at y=5" in msg, msg
+    assert "\n" not in msg, msg
     # last good results and executed notebook untouched; the failed copy kept for inspection
-    assert (proj.results / "c" / "out.tsv").read_text() == good
-    assert (proj.executed / "03_c.ipynb").read_bytes() == good_nb
-    assert (proj.root / "_build" / "failed" / "03_c.ipynb").exists()
-    assert not any(p.name.startswith(".staging") for p in proj.results.iterdir())
+    assert (proj.results / "c" / "out.tsv").read_text() == good, "last good results were overwritten"
+    assert (proj.executed / "03_c.ipynb").read_bytes() == good_nb, "last good executed notebook changed"
+    assert (proj.root / "_build" / "failed" / "03_c.ipynb").exists(), "failed notebook not kept"
+    assert not any(p.name.startswith(".staging") for p in proj.results.iterdir()), list(proj.results.iterdir())
     # and the next good run completes
     assert run(proj, log=quiet)["03_c"] == "skipped"
+
+
+@pytest.mark.slow
+def test_parallel_run_respects_dependencies_and_failures(proj):
+    lines = []
+    st = run(proj, jobs=2, log=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    assert st == {"01_a": "ran", "02_b": "ran", "03_c": "ran"}
+    assert (proj.results / "b" / "out.tsv").read_text() == "10"  # 02_b saw 01_a's result
+    assert sorted(l.split()[1] for l in lines) == ["01_a", "02_b", "03_c"]
+    with pytest.raises(NotebookFailed, match="03_c: cell"):
+        run(proj, sets={"03_c.fail": True, "01_a.x": 3}, jobs=2, log=quiet)
+    # the independent notebooks still finished and were recorded
+    assert (proj.results / "b" / "out.tsv").read_text() == "30"
+    assert run(proj, sets={"01_a.x": 3}, jobs=2, log=quiet) == {"01_a": "skipped", "02_b": "skipped", "03_c": "skipped"}
 
 
 def test_unknown_notebook_selection(proj):

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .errors import InputError
@@ -23,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--only", action="append", default=[], metavar="NB",
                    help="run this notebook (number or stem) and what depends on it")
     r.add_argument("--force", action="store_true", help="re-execute even if nothing changed")
+    r.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="notebooks run side by side when their inputs are ready (default: 2 or the CPU count)")
     r.add_argument("--book", action="store_true", help="build the HTML book afterwards")
     sub.add_parser("book", help="build the HTML book from the executed notebooks")
     s = sub.add_parser("score", help="score samples with a shrunken-centroid model")
@@ -40,7 +43,8 @@ def main(argv=None) -> int:
             from .runner import NotebookFailed, build_book, run
 
             try:
-                run(profile=args.profile, sets=parse_set(args.sets), only=args.only or None, force=args.force)
+                run(profile=args.profile, sets=parse_set(args.sets), only=args.only or None, force=args.force,
+                    jobs=max(1, args.jobs))
             except NotebookFailed as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1

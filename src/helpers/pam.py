@@ -24,6 +24,11 @@ files in ``tests/data/reference``):
   threshold grid, priors and ``m_k`` (``se.scale``), recomputing centroids, ``s_i`` and ``s0``;
   the reported number of genes per threshold is the full fit's.
 
+Speed: the fits, ``pamr.cv`` refits and the nested/permutation loops run on a fast path that
+evaluates the whole threshold grid at once by binning genes between grid points, and refits
+leave-one-out folds from running class statistics (notes above ``_grid``); a direct transcription
+of pamr (``_nsc_reference``) is kept and the tests hold the fast path to it.
+
 Beyond pamr (classifier honesty): :func:`nested_loocv` selects the threshold (and so the genes)
 inside every outer fold, :func:`permutation_pvalue` tests the LOOCV accuracy against label
 permutations, :func:`clopper_pearson` gives exact binomial intervals and :func:`performance`
@@ -273,23 +278,63 @@ def _nsc_reference(x, codes, K, xtest, thresholds=None, n_threshold=30, prior=No
 
 # --- fast path -------------------------------------------------------------------------
 #
-# The reference path above materialises T x K x p arrays. The fast path gives the same numbers
-# (up to floating-point rounding) in O(K p + T^2) per fit, and refits leave-one-out folds from
-# running statistics in O(K p) each:
+# The reference path above materialises T x K x p arrays per fit. The fast path gives the same
+# numbers up to floating-point rounding in O(K p m + T^2) per fit, and refits leave-one-out folds
+# from running statistics in O(K p) each:
 #
-# * thresholds t_0 <= ... <= t_{T-1}; gene i of class k (a = |d_ik| > 0) survives exactly the
-#   thresholds t_j < a (pamr's ``abs(d) - t > 0``; for floats ``a - t > 0`` iff ``a > t``), so it
-#   falls in bin b = #{j: t_j < a} - 1 and, for j <= b, ``a - t_j = (a - t_b) + (t_b - t_j)`` with
-#   both parts >= 0. Per bin we accumulate N_b = count, Q1_b = sum e, Q2_b = sum e^2,
-#   W_b = sum sign(d) z and R_b = sum e sign(d) z (e = a - t_b), and then for every threshold
-#     lin_k(t_j)  = m_k sum_{b>=j} [R_b + (t_b - t_j) W_b]
-#     quad_k(t_j) = m_k^2/2 sum_{b>=j} [Q2_b + 2 (t_b - t_j) Q1_b + (t_b - t_j)^2 N_b]
-#   (sums of non-negative multiples: no cancellation beyond the reference's own). A gene shrunk
-#   to zero at t_j is in no bin b >= j and contributes exactly 0, as in pamr.
+# * thresholds t_0 <= ... <= t_{T-1}; gene i of class k (a = |d_ik|) survives exactly the
+#   thresholds t_j < a (pamr's ``abs(d) - t > 0``: for floats ``a - t > 0`` iff ``a > t``, so a
+#   tie a == t contributes 0). With c = #{j: t_j < a} the gene falls in bin c (bin 0: shrunk to
+#   zero everywhere) and, for j < c, ``a - t_j = e + (t_{c-1} - t_j)`` with ``e = a - t_{c-1}``,
+#   both parts >= 0. Per bin we accumulate N = count, Q1 = sum e, Q2 = sum e^2, W = sum sign(d) z
+#   and R = sum e sign(d) z, and then for every threshold
+#     lin_k(t_j)  = m_k sum_{b>j} [R_b + (t_{b-1} - t_j) W_b]
+#     quad_k(t_j) = m_k^2/2 sum_{b>j} [Q2_b + 2 (t_{b-1} - t_j) Q1_b + (t_{b-1} - t_j)^2 N_b]
+#   (sums of non-negative multiples of each gene's term: no cancellation beyond the reference's
+#   own). A gene shrunk to zero at t_j is in no bin b > j and contributes exactly 0, as in pamr.
 # * a leave-one-out fold changes one class: its mean and within-class sum of squares come from
 #   Welford running statistics of the class members before and after the held-out sample, merged
-#   with Chan's formula (again only non-negative terms, so no catastrophic cancellation when the
-#   held-out sample dominates a gene's variance); s0 (a percentile) is recomputed per fold.
+#   with Chan et al.'s formula, and the overall mean from the fold's class means (only sums of
+#   the remaining samples' terms: nothing is "downdated" by subtracting the held-out sample, which
+#   would cancel catastrophically when that sample dominates a gene); s0 (a percentile) is
+#   recomputed in every fold.
+
+_MAGIC = 2.0**52
+_MAGIC_BITS = int(np.array(_MAGIC).view(np.int64))
+
+
+def _as_index(f):
+    """Integer-valued floats in [0, 2^52) -> int64, exactly (avoids numpy's slow float->int cast)."""
+    return (f + _MAGIC).view(np.int64) - _MAGIC_BITS
+
+
+def _n_below(a, t, out=None, work=None):
+    """#{j: t_j < a} for every element of ``a`` (t sorted ascending and finite), as floats.
+
+    For a (nearly) equally spaced grid the count is ceil((a - t_0)/h), trusted only where that
+    quotient is not within 1e-6 of a grid index (the grid points themselves are checked to sit
+    within 1e-9 of their index, so the order of a and every t_j is unambiguous); the rest,
+    including exact ties a == t_j, goes through ``searchsorted`` (strict '<': a tie is not below).
+    ``out``/``work``: optional buffers shaped like ``a``.
+    """
+    T = len(t)
+    if out is None:
+        out = np.empty_like(a)
+    if T >= 2 and t[-1] > t[0]:
+        h = (t[-1] - t[0]) / (T - 1)
+        if np.all(np.abs((t - t[0]) / h - np.arange(T)) < 1e-9):
+            y = np.empty_like(a) if work is None else work
+            np.subtract(a, t[0], out=y)
+            np.divide(y, h, out=y)
+            np.ceil(y, out=out)
+            np.subtract(out, y, out=y)  # distance up to the next integer, in [0, 1)
+            amb = (y < 1e-6) | (y > 1.0 - 1e-6)
+            np.clip(out, 0.0, float(T), out=out)
+            if amb.any():
+                out[amb] = np.searchsorted(t, a[amb], side="left")
+            return out
+    out[...] = np.searchsorted(t, a, side="left")
+    return out
 
 
 def _class_stats(xs, codes, K):
@@ -319,54 +364,73 @@ def _grid_reference(d, se_scale, z, thresholds, prior):
     return np.transpose(dd, (0, 2, 1)), nonzero
 
 
-def _grid(d, se_scale, z, thresholds, prior, counts=True):
+def _grid(d, se_scale, z, thresholds, prior, counts=True, work=None):
     """pamr's soft thresholding + ``diag.disc`` at every threshold, by binning genes between grid
-    points (see the notes above). d: K x p standardized deviations; z: m x p standardized test
-    samples ``(x - xbar)/(s + s0)``. Returns (dd T x m x K, genes surviving per threshold or None)."""
+    points (see the notes above).
+
+    d: K x p standardized deviations; z: m x p standardized test samples ``(x - xbar)/(s + s0)``.
+    Returns (dd T x m x K, genes surviving per threshold or None). ``work``: optional list of five
+    K x p float buffers, reused across calls (leave-one-out folds) to avoid fresh allocations.
+    """
     t = np.asarray(thresholds, dtype=float)
     prior = np.asarray(prior, dtype=float)
-    se_scale = np.asarray(se_scale, dtype=float)
-    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(d))):
-        return _grid_reference(d, se_scale, z, t, prior)  # NaN/inf: keep the reference's propagation
-    T = len(t)
+    se = np.asarray(se_scale, dtype=float)
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(d))):  # keep the reference's NaN/inf handling
+        dd, nonzero = _grid_reference(d, se, z, t, prior)
+        return dd, (nonzero if counts else None)
     K, p = d.shape
     m = z.shape[0]
+    T = len(t)
+    T1 = T + 1
     order = None
     if T > 1 and np.any(t[1:] < t[:-1]):
         order = np.argsort(t, kind="stable")
         t = t[order]
-    a = np.abs(d)
-    c = np.searchsorted(t, a.ravel(), side="left").reshape(K, p)  # thresholds strictly below |d|
+    a, c, e, w, tmp = [np.empty((K, p)) for _ in range(5)] if work is None else work
+    np.abs(d, out=a)
+    _n_below(a, t, out=c, work=tmp)  # bin per gene and class: #{j: t_j < |d|} (integer-valued floats)
+    if t[0] < 0:
+        c[d == 0] = 0.0  # d == 0 survives a negative threshold but has sign 0: contributes nothing
+    # flat bin index k * (T + 1) + c, as int64 in tmp's memory
+    np.add(c, (np.arange(K, dtype=float) * T1 + _MAGIC)[:, None], out=tmp)
+    iq = tmp.view(np.int64).reshape(-1)
+    iq -= _MAGIC_BITS
+    tq = np.tile(np.concatenate(([0.0], t)), K)  # tq[k * (T + 1) + c] = t_{c-1}; bin 0 is dropped
+    np.take(tq, iq, out=e.reshape(-1))
+    np.subtract(a, e, out=e)  # e = |d| - t_{c-1} >= 0
+    size = K * T1
+    N = np.bincount(iq, minlength=size).astype(float).reshape(K, T1)[:, 1:]
+    Q1 = np.bincount(iq, weights=e.reshape(-1), minlength=size).reshape(K, T1)[:, 1:]
+    np.multiply(e, e, out=w)
+    Q2 = np.bincount(iq, weights=w.reshape(-1), minlength=size).reshape(K, T1)[:, 1:]
     D = np.triu(t[None, :] - t[:, None])  # D[j, b] = t_b - t_j for b >= j
     U = np.triu(np.ones((T, T)))
-    D2 = D * D
-    lin = np.zeros((T, K, m))
-    quad = np.zeros((T, K))
-    rows = (np.arange(m) * T)[:, None]
-    for k in range(K):
-        idx = np.flatnonzero(c[k])  # genes surviving the smallest threshold (a > t_0 >= ... )
-        if len(idx) == 0:
-            continue
-        if t[0] < 0:  # d == 0 survives a negative threshold but has sign 0: contributes nothing
-            idx = idx[d[k, idx] != 0]
-        b = c[k, idx] - 1
-        e = a[k, idx] - t[b]
-        N = np.bincount(b, minlength=T).astype(float)
-        Q1 = np.bincount(b, weights=e, minlength=T)
-        Q2 = np.bincount(b, weights=e * e, minlength=T)
-        quad[:, k] = 0.5 * se_scale[k] ** 2 * (U @ Q2 + 2.0 * (D @ Q1) + D2 @ N)
-        if m:
-            w = np.sign(d[k, idx])[None, :] * z[:, idx]  # m x q
-            flat = (rows + b[None, :]).ravel()
-            W = np.bincount(flat, weights=w.ravel(), minlength=m * T).reshape(m, T)
-            R = np.bincount(flat, weights=(w * e[None, :]).ravel(), minlength=m * T).reshape(m, T)
-            lin[:, k, :] = se_scale[k] * (U @ R.T + D @ W.T)
-    dd = lin - quad[:, :, None] + np.log(prior)[None, :, None]
-    dd = np.transpose(dd, (0, 2, 1))
+    quad = (0.5 * se**2)[:, None] * (Q2 @ U.T + 2.0 * (Q1 @ D.T) + N @ (D * D).T)  # K x T
+    if m == 1:
+        np.sign(d, out=w)
+        w *= z
+        W = np.bincount(iq, weights=w.reshape(-1), minlength=size).reshape(K, 1, T1)[:, :, 1:]
+        w *= e
+        R = np.bincount(iq, weights=w.reshape(-1), minlength=size).reshape(K, 1, T1)[:, :, 1:]
+    elif m > 1:
+        ww = np.sign(d)[:, None, :] * z[None, :, :]  # K x m x p
+        il = (iq.reshape(K, 1, p) - (np.arange(K) * T1)[:, None, None]
+              + (np.arange(K * m) * T1).reshape(K, m, 1)).reshape(-1)  # (k * m + row) * (T + 1) + c
+        size = K * m * T1
+        W = np.bincount(il, weights=ww.reshape(-1), minlength=size).reshape(K, m, T1)[:, :, 1:]
+        ww *= e[:, None, :]
+        R = np.bincount(il, weights=ww.reshape(-1), minlength=size).reshape(K, m, T1)[:, :, 1:]
+    if m:
+        lin = se[:, None, None] * (R @ U.T + W @ D.T)  # K x m x T
+    else:
+        lin = np.zeros((K, 0, T))
+    dd = lin - quad[:, None, :] + np.log(prior)[:, None, None]
+    dd = np.transpose(dd, (2, 1, 0))  # T x m x K
     nonzero = None
     if counts:
-        cmax = np.searchsorted(t, a.max(axis=0), side="left")
-        nonzero = np.cumsum(np.bincount(cmax, minlength=T + 1)[::-1])[::-1][1:]  # #{genes: cmax > j}
+        cm = _n_below(a.max(axis=0), t)  # a gene survives where its largest |d| is above t
+        cnt = np.bincount(_as_index(cm), minlength=T1)
+        nonzero = np.cumsum(cnt[::-1])[::-1][1:]  # #{genes: cm > j}
     if order is not None:
         out = np.empty_like(dd)
         out[order] = dd
@@ -379,10 +443,10 @@ def _grid(d, se_scale, z, thresholds, prior, counts=True):
 
 
 def _calls(dd):
-    """Class calls (first class wins ties, pamr's strict '>') and safe.exp posteriors from T x m x K."""
-    yhat = dd.argmax(axis=2)
+    """Class calls (first class wins ties, pamr's strict '>') and safe.exp posteriors (class axis last)."""
+    yhat = dd.argmax(axis=-1)
     e = _safe_exp(dd)
-    return yhat, e / e.sum(axis=2, keepdims=True)
+    return yhat, e / e.sum(axis=-1, keepdims=True)
 
 
 def _nsc(xs, codes, K, xs_test, thresholds=None, n_threshold=30, prior=None, se_scale=None,
@@ -426,49 +490,69 @@ def _welford(rows):
     return mean, m2
 
 
-def _loo(xs, codes, K, thresholds, prior, se_scale, s0_percentile, stats=None):
-    """Leave-one-out over every sample with a fixed grid, priors and m_k (pamr.cv's refits):
-    returns held-out calls (n x T) and posteriors (n x K x T), each fold as ``_nsc`` on the other
-    n - 1 samples would give. ``stats``: :func:`_class_stats` of xs, if already known."""
+def _loo(xs, codes, K, thresholds, prior, se_scale, s0_percentile, stats=None, return_dd=False):
+    """Leave-one-out over every sample with a fixed grid, priors and m_k (pamr.cv's refits).
+
+    Returns held-out calls (n x T) and posteriors (n x K x T), each fold as ``_nsc`` on the other
+    n - 1 samples gives them. ``stats``: :func:`_class_stats` of xs, if already known. Work
+    buffers are allocated once and reused by every fold. ``return_dd``: also return the held-out
+    discriminants (n x T x K), for tests.
+    """
     n, p = xs.shape
     nk, cen, m2, total = _class_stats(xs, codes, K) if stats is None else stats
     thresholds = np.asarray(thresholds, float)
     prior = np.asarray(prior, float)
-    se_scale = np.asarray(se_scale, float)
+    se = np.asarray(se_scale, float)
     T = len(thresholds)
     yhat = np.zeros((n, T), dtype=int)
     prob = np.ones((n, K, T))
+    dds = np.zeros((n, T, K)) if return_dd else None
+    work = [np.empty((K, p)) for _ in range(5)]
+    cf = cen.copy()  # fold centroids: only the held-out sample's class changes
+    d = np.empty((K, p))
+    z = np.empty((1, p))
+    ov, sd, mc, qc, delta = (np.empty(p) for _ in range(5))
     for c in range(K):
         members = np.flatnonzero(codes == c)
         nc = len(members)
         rows = xs[members]
-        pre_mean, pre_m2 = _welford(rows)  # stats of members before position l
-        suf_mean, suf_m2 = _welford(rows[::-1])  # stats of members after position l (reversed)
-        others = np.sum(m2[np.arange(K) != c], axis=0)  # no cancellation: other classes summed
-        cen_f = cen.copy()
+        pre_mean, pre_m2 = _welford(rows)  # members before position l
+        suf_mean, suf_m2 = _welford(rows[::-1])  # members after position l, indexed by their count
+        others = m2[np.arange(K) != c].sum(axis=0)  # other classes' sums of squares (no subtraction)
+        nk_f = nk.copy()
+        nk_f[c] -= 1
         for l, j in enumerate(members):
             na, nb = l, nc - 1 - l
-            ma, qa = pre_mean[na], pre_m2[na]
-            mb, qb = suf_mean[nb], suf_m2[nb]
-            if na == 0:
-                mc, qc = mb, qb
-            elif nb == 0:
-                mc, qc = ma, qa
-            else:
-                delta = mb - ma
-                mc = ma + delta * (nb / (na + nb))
-                qc = qa + qb + delta * delta * (na * nb / (na + nb))
-            cen_f[c] = mc
-            overall = (total - xs[j]) / (n - 1)
-            sd = np.sqrt((others + qc) / (n - 1 - K))
-            sd += float(np.percentile(sd, s0_percentile))
-            d = (cen_f - overall[None, :]) / sd[None, :] / se_scale[:, None]
-            z = ((xs[j] - overall) / sd)[None, :]
-            dd, _ = _grid(d, se_scale, z, thresholds, prior, counts=False)
-            yh, pr = _calls(dd)
-            yhat[j] = yh[:, 0]
-            prob[j] = pr[:, 0, :].T
-    return yhat, prob
+            # Chan et al. merge of the two parts; na == 0 or nb == 0 reduces to the other part exactly
+            np.subtract(suf_mean[nb], pre_mean[na], out=delta)
+            np.multiply(delta, nb / (na + nb), out=mc)
+            mc += pre_mean[na]
+            np.multiply(delta, delta, out=qc)
+            qc *= na * nb / (na + nb)
+            qc += pre_m2[na]
+            qc += suf_m2[nb]
+            cf[c] = mc
+            # overall mean from the fold's class means (not "total - x_j": that cancels when x_j
+            # dominates a gene)
+            np.dot(nk_f, cf, out=ov)
+            ov /= n - 1
+            np.add(others, qc, out=sd)
+            sd /= n - 1 - K
+            np.sqrt(sd, out=sd)
+            sd += float(np.percentile(sd, s0_percentile))  # s + s0
+            np.subtract(cf, ov, out=d)
+            d /= sd
+            d /= se[:, None]
+            np.subtract(xs[j], ov, out=z[0])
+            z /= sd
+            dd, _ = _grid(d, se, z, thresholds, prior, counts=False, work=work)
+            yh, pr = _calls(dd[:, 0, :])
+            yhat[j] = yh
+            prob[j] = pr.T
+            if return_dd:
+                dds[j] = dd[:, 0, :]
+        cf[c] = cen[c]
+    return (yhat, prob, dds) if return_dd else (yhat, prob)
 
 
 # ----------------------------------------------------------------------------------------

@@ -181,7 +181,7 @@ def _cell_of(exc) -> str:
     return f"cell {n}" if n is not None else "a cell"
 
 
-def execute_step(project: Project, step: Step, params: dict, profile: str, sets: dict, log=print) -> float:
+def execute_step(project: Project, step: Step, params: dict, profile: str, sets: dict) -> tuple:
     """Run one notebook into a staging folder; promote results and executed copy on success."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -248,9 +248,22 @@ def execute_step(project: Project, step: Step, params: dict, profile: str, sets:
     return seconds, peak_mb
 
 
+def _worker(project: Project, step: Step, params: dict, profile: str, sets: dict):
+    """Run one notebook in a worker process (its own environment for the kernel)."""
+    return execute_step(project, step, params, profile, sets)
+
+
 def run(project: Project | None = None, profile: str = "default", sets: dict | None = None,
-        only: list[str] | None = None, force: bool = False, log=print) -> dict:
-    """Run the pipeline; returns {stem: "ran"|"skipped"} and writes results/run_log.json."""
+        only: list[str] | None = None, force: bool = False, log=print, jobs: int = 1) -> dict:
+    """Run the pipeline; returns {stem: "ran"|"skipped"} and writes results/run_log.json.
+
+    With ``jobs > 1`` notebooks whose inputs are ready run side by side in worker processes (a
+    notebook starts only when every notebook it reads has finished). A failure lets the running
+    notebooks finish, starts nothing new, and raises :class:`NotebookFailed`.
+    """
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
     project = project or Project()
     sets = sets or {}
     params_file = Params(project.config)
@@ -262,34 +275,81 @@ def run(project: Project | None = None, profile: str = "default", sets: dict | N
     for s in steps:  # every notebook needs its block, validated before anything runs
         params_file.effective(s.stem, profile, sets)
     todo, forced = _select(steps, only)
-    status, times, peaks = {}, {}, {}
+    index = {s.stem: i for i, s in enumerate(todo, 1)}
     n = len(todo)
-    for i, step in enumerate(todo, 1):
-        params = params_file.effective(step.stem, profile, sets)
-        key = fingerprint(project, step, params)
-        final = project.results / step.item
-        stamp = _read_stamp(final)
-        exe = project.executed / f"{step.stem}.ipynb"
-        label = f"[{i}/{n}] {step.stem} ..."
-        if not force and step.stem not in forced and stamp.get("key") == key and exe.exists():
-            log(f"{label} unchanged, skipped", flush=True)
-            status[step.stem] = "skipped"
-            times[step.stem] = stamp.get("seconds")
-            peaks[step.stem] = stamp.get("peak_rss_mb")
-            continue
-        log(f"{label}", end=" ", flush=True)
-        try:
-            secs, peak_mb = execute_step(project, step, params, profile, sets, log=log)
-        except NotebookFailed:
-            log("FAILED", flush=True)
-            raise
+    status, times, peaks = {}, {}, {}
+    pending = list(todo)
+    finished: set = set()
+    running: dict = {}
+    failure = None
+    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) if jobs > 1 else None
+
+    def done(step, key, params, secs, peak_mb):
         # the key must describe the inputs as they were when this notebook ran
         write_json({"key": key, "profile": profile, "params": params, "seconds": round(secs, 2),
-                    "peak_rss_mb": peak_mb}, final / STAMP)
-        log(f"{secs:.1f} s", flush=True)
+                    "peak_rss_mb": peak_mb}, project.results / step.item / STAMP)
         status[step.stem] = "ran"
         times[step.stem] = round(secs, 2)
         peaks[step.stem] = peak_mb
+        finished.add(step.stem)
+
+    try:
+        while pending or running:
+            for step in list(pending):
+                if failure is not None or (pool is not None and len(running) >= jobs):
+                    break
+                if any(r in index and r not in finished for r in step.reads):
+                    continue  # an input is still being computed
+                pending.remove(step)
+                params = params_file.effective(step.stem, profile, sets)
+                key = fingerprint(project, step, params)
+                stamp = _read_stamp(project.results / step.item)
+                label = f"[{index[step.stem]}/{n}] {step.stem} ..."
+                if (not force and step.stem not in forced and stamp.get("key") == key
+                        and (project.executed / f"{step.stem}.ipynb").exists()):
+                    log(f"{label} unchanged, skipped", flush=True)
+                    status[step.stem] = "skipped"
+                    times[step.stem] = stamp.get("seconds")
+                    peaks[step.stem] = stamp.get("peak_rss_mb")
+                    finished.add(step.stem)
+                    continue
+                if pool is None:
+                    log(label, end=" ", flush=True)
+                    try:
+                        secs, peak_mb = execute_step(project, step, params, profile, sets)
+                    except NotebookFailed:
+                        log("FAILED", flush=True)
+                        raise
+                    done(step, key, params, secs, peak_mb)
+                    log(f"{secs:.1f} s", flush=True)
+                else:
+                    running[pool.submit(_worker, project, step, params, profile, sets)] = (step, key, params)
+            if not running:
+                if pending and failure is None and pool is not None:
+                    continue
+                break
+            completed, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for fut in completed:
+                step, key, params = running.pop(fut)
+                label = f"[{index[step.stem]}/{n}] {step.stem} ..."
+                try:
+                    secs, peak_mb = fut.result()
+                except NotebookFailed as exc:
+                    log(f"{label} FAILED", flush=True)
+                    failure = failure or exc
+                    continue
+                done(step, key, params, secs, peak_mb)
+                log(f"{label} {secs:.1f} s", flush=True)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        _write_run_log(project, profile, sets, times, peaks)
+    if failure is not None:
+        raise failure
+    return status
+
+
+def _write_run_log(project: Project, profile: str, sets: dict, times: dict, peaks: dict) -> None:
     log_path = project.results / "run_log.json"
     prev = {}
     if log_path.exists():
@@ -300,8 +360,8 @@ def run(project: Project | None = None, profile: str = "default", sets: dict | N
     prev.update({"profile": profile, "sets": sets})
     prev.setdefault("seconds", {}).update({k: v for k, v in times.items() if v is not None})
     prev.setdefault("peak_rss_mb", {}).update({k: v for k, v in peaks.items() if v is not None})
-    write_json(prev, log_path)
-    return status
+    if times or peaks or log_path.exists():
+        write_json(prev, log_path)
 
 
 def build_book(project: Project | None = None, log=print) -> Path:
