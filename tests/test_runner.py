@@ -123,9 +123,11 @@ def test_parallel_run_respects_dependencies_and_failures(proj):
     assert sorted(l.split()[1] for l in lines) == ["01_a", "02_b", "03_c"]
     with pytest.raises(NotebookFailed, match="03_c: cell"):
         run(proj, sets={"03_c.fail": True, "01_a.x": 3}, jobs=2, log=quiet)
-    # the independent notebooks still finished and were recorded
+    # the notebook running beside the failure finished and was recorded; nothing new started
+    assert (proj.results / "a" / "out.tsv").read_text() == "3"
+    assert (proj.results / "b" / "out.tsv").read_text() == "10"
+    assert run(proj, sets={"01_a.x": 3}, jobs=2, log=quiet) == {"01_a": "skipped", "02_b": "ran", "03_c": "skipped"}
     assert (proj.results / "b" / "out.tsv").read_text() == "30"
-    assert run(proj, sets={"01_a.x": 3}, jobs=2, log=quiet) == {"01_a": "skipped", "02_b": "skipped", "03_c": "skipped"}
 
 
 def test_unknown_notebook_selection(proj):

@@ -15,6 +15,7 @@ class Step:
     item: str                 # results/<item>/
     title: str                # paper item it reproduces
     reads: tuple = field(default_factory=tuple)  # stems whose results it reads
+    files: tuple = field(default_factory=tuple)  # other project files it reads (besides data/)
 
 
 STEPS = [
@@ -32,6 +33,7 @@ STEPS = [
     Step("11_reproducibility", "reproducibility", "Reproducibility: code, parameters, data, versions, timings",
          ("01_cohort", "02_pca", "03_de", "04_deg_structure", "05_go", "06_gsea", "07_gsva", "08_pam", "09_published_model",
           "10_scorecard")),
+    Step("12_benchmarks", "benchmarks", "Benchmarks: time and memory", files=("benchmarks/results.json",)),
 ]
 
 

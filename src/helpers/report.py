@@ -47,7 +47,6 @@ class Page:
 
         self.numbers[key] = _clean(value)
         glue(key, value if glue_value is None else glue_value, display=False)
-        return value
 
     def numbers_from(self, mapping: dict, prefix: str = ""):
         for k, v in mapping.items():
@@ -68,11 +67,15 @@ class Page:
         return df
 
     def figure(self, fig, name: str):
-        """Save ``fig`` as SVG and PNG; returns the figure so the notebook shows it."""
-        save_figure(fig, self.dir / name)
+        """Save ``fig`` as SVG and PNG, close it, and return the PNG for display (``display(page.figure(...))``)."""
+        import matplotlib.pyplot as plt
+        from IPython.display import Image
+
+        out = save_figure(fig, self.dir / name)
+        plt.close(fig)
         self._add(f"{name}.svg")
         self._add(f"{name}.png")
-        return fig
+        return Image(filename=str(out["png"]))
 
     def file(self, name: str) -> Path:
         """A path for another output file of this page (listed in the downloads)."""
@@ -109,3 +112,27 @@ def write_xlsx(sheets: dict, path, index: bool = False) -> Path:
             props.created = props.modified = _FIXED_TIME
             props.creator = props.lastModifiedBy = "helpers"
     return Path(path)
+
+
+_P_COLUMNS = ("P.Value", "adj.P.Val", "pval", "padj", "pvalue", "p.adjust", "p", "FDR", "p_value")
+
+
+def show(df: pd.DataFrame, index: bool = True, digits: int = 3):
+    """A display-ready table: p-values in scientific notation, other floats rounded, whole-number
+    floats as integers, missing values blank."""
+    def fmt_float(v):
+        if pd.isna(v):
+            return ""
+        if float(v).is_integer() and abs(v) < 1e15:
+            return f"{int(v)}"
+        return f"{v:.{digits}f}"
+
+    def fmt_p(v):
+        return "" if pd.isna(v) else f"{v:.2e}"
+
+    formats = {}
+    for c in df.columns:
+        if pd.api.types.is_float_dtype(df[c]):
+            formats[c] = fmt_p if str(c) in _P_COLUMNS else fmt_float
+    sty = df.style.format(formats, na_rep="")
+    return sty if index else sty.hide(axis="index")

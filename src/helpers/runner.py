@@ -125,6 +125,11 @@ def fingerprint(project: Project, step: Step, params: dict) -> str:
         dep = next((s for s in project.steps if s.stem == r), None)
         if dep is not None:
             h.update(tree_hash(project.results / dep.item).encode())
+    for rel in step.files:
+        f = project.root / rel
+        h.update(rel.encode() + b"\0")
+        if f.is_file():
+            _sha_file(f, h)
     h.update(tree_hash(Path(__file__).resolve().parent, "**/*.py").encode())
     data = project.root / "data"
     h.update(tree_hash(data, cheap_under=data / "raw").encode())
