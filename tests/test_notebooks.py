@@ -119,3 +119,61 @@ def test_second_run_executes_nothing(built):
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert p.stdout.count("unchanged, skipped") == len(NOTEBOOKS)
+
+
+def _env(dest):
+    return dict(os.environ, HELPERS_ROOT=str(dest), HELPERS_RESULTS=str(dest / "results"),
+                HELPERS_EXECUTED=str(dest / "book" / "executed"))
+
+
+@pytest.mark.slow
+def test_scorecard_has_every_claim(built):
+    from helpers.scorecard import load_claims
+
+    dest, _ = built
+    claims = load_claims(dest / "data" / "paper" / "claims.yml")
+    card = (dest / "results" / "scorecard" / "scorecard.tsv").read_text().splitlines()
+    ids = [line.split("\t")[0] for line in card[1:]]
+    assert ids == [c["id"] for c in claims]
+    page = (dest / "_build" / "html" / "book" / "executed" / "10_scorecard.html").read_text()
+    for c in claims:
+        assert c["statement"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in page, c["id"]
+    assert "not measured" not in "\n".join(card), "every claim must be measured by some chapter"
+
+
+@pytest.mark.slow
+def test_failing_notebook_keeps_last_good_results_and_book(built):
+    """A cell that raises: exit 1, one line naming notebook and cell, nothing good overwritten."""
+    dest, _ = built
+    html = dest / "_build" / "html"
+    index_before = (html / "index.html").read_bytes()
+    page_before = (html / "book" / "executed" / "09_published_model.html").read_bytes()
+    res = dest / "results" / "published_model" / "scores.tsv"
+    res_before = res.read_bytes()
+    p = subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "test", "--book",
+                        "--set", "09_published_model.model_name=data/no_such_model.json"],
+                       cwd=dest, env=_env(dest), capture_output=True, text=True)
+    assert p.returncode == 1, p.stdout + p.stderr
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: 09_published_model: cell"), p.stderr
+    assert "no_such_model.json" in err[0]
+    assert (html / "index.html").read_bytes() == index_before
+    assert (html / "book" / "executed" / "09_published_model.html").read_bytes() == page_before
+    assert res.read_bytes() == res_before
+    assert (dest / "_build" / "failed" / "09_published_model.ipynb").exists()
+
+
+@pytest.mark.slow
+def test_two_full_runs_give_identical_tables(built, tmp_path_factory):
+    """Determinism: a second fresh copy run on the same profile writes byte-identical TSV tables."""
+    dest, _ = built
+    other = copy_project(tmp_path_factory.mktemp("clone2"))
+    p = subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "test"], cwd=other, env=_env(other),
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    skip = {"reproducibility", "benchmarks"}  # these describe the run itself (timings, paths of the copy)
+    a = {f.relative_to(dest / "results") for f in (dest / "results").rglob("*.tsv") if f.parts[-2] not in skip}
+    b = {f.relative_to(other / "results") for f in (other / "results").rglob("*.tsv") if f.parts[-2] not in skip}
+    assert a == b and len(a) > 30
+    differ = [str(f) for f in sorted(a) if (dest / "results" / f).read_bytes() != (other / "results" / f).read_bytes()]
+    assert not differ, differ

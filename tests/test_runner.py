@@ -25,7 +25,7 @@ global:
 notebooks:
   01_a: {x: 1}
   02_b: {k: 10}
-  03_c: {y: 1, fail: false}
+  03_c: {y: 1, fail: false, nap: 0}
 """
 
 
@@ -49,8 +49,9 @@ def make_project(tmp_path):
     nbformat.write(nb("seed = 1\nk = 10\nprofile = 'default'",
                       w + "v = int((results_of('a') / 'out.tsv').read_text())\n(results_dir('b') / 'out.tsv').write_text(str(v * k))"),
                    tmp_path / "notebooks" / "02_b.ipynb")
-    nbformat.write(nb("seed = 1\ny = 1\nfail = False\nprofile = 'default'",
-                      w + "(results_dir('c') / 'out.tsv').write_text(str(y))\nif fail:\n    raise ValueError('boom at y=%d' % y)"),
+    nbformat.write(nb("seed = 1\ny = 1\nfail = False\nnap = 0\nprofile = 'default'",
+                      w + "import time\n(results_dir('c') / 'out.tsv').write_text(str(y))\ntime.sleep(nap)\n"
+                      "if fail:\n    raise ValueError('boom at y=%d' % y)"),
                    tmp_path / "notebooks" / "03_c.ipynb")
     return Project(root=tmp_path, results=tmp_path / "results", executed=tmp_path / "book" / "executed", steps=STEPS)
 
@@ -151,3 +152,43 @@ def test_cli_exit_codes(tmp_path):
     assert p.stderr.strip().startswith("error:") and "no_such_key" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+DRIVER = """
+import sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from helpers.runner import run, Project
+from test_runner import STEPS
+proj = Project(root=Path({root!r}), results=Path({root!r}) / "results", executed=Path({root!r}) / "book" / "executed", steps=STEPS)
+run(proj, sets={{"03_c.y": 9, "03_c.nap": 60}})
+"""
+
+
+@pytest.mark.slow
+def test_killed_run_leaves_last_good_results(proj):
+    """Crash safety: kill the runner (and its kernel) in the middle of a notebook."""
+    import signal
+    import time
+
+    run(proj, log=quiet)
+    good = (proj.results / "c" / "out.tsv").read_text()
+    good_nb = (proj.executed / "03_c.ipynb").read_bytes()
+    code = DRIVER.format(tests=str(Path(__file__).parent), root=str(proj.root))
+    env = dict(os.environ, HELPERS_ROOT=str(proj.root), HELPERS_RESULTS=str(proj.results))
+    p = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stage = proj.results / ".staging-c" / "out.tsv"
+    deadline = time.time() + 120
+    while not stage.exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.2)
+    assert stage.exists(), "the notebook never started writing"
+    os.killpg(p.pid, signal.SIGKILL)  # the runner and the kernel it started
+    p.wait()
+    # the half-written result never replaced the good one
+    assert (proj.results / "c" / "out.tsv").read_text() == good
+    assert (proj.executed / "03_c.ipynb").read_bytes() == good_nb
+    # the next run completes (and cleans the leftover staging folder)
+    assert run(proj, sets={"03_c.y": 9}, log=quiet)["03_c"] == "ran"
+    assert (proj.results / "c" / "out.tsv").read_text() == "9"
+    assert not (proj.results / ".staging-c").exists()

@@ -280,6 +280,7 @@ def run(project: Project | None = None, profile: str = "default", sets: dict | N
     for s in steps:  # every notebook needs its block, validated before anything runs
         params_file.effective(s.stem, profile, sets)
     todo, forced = _select(steps, only)
+    _clean_leftovers(project)
     index = {s.stem: i for i, s in enumerate(todo, 1)}
     n = len(todo)
     status, times, peaks = {}, {}, {}
@@ -352,6 +353,14 @@ def run(project: Project | None = None, profile: str = "default", sets: dict | N
     if failure is not None:
         raise failure
     return status
+
+
+def _clean_leftovers(project: Project) -> None:
+    """Remove what an interrupted run left behind (staging folders, half-written notebooks)."""
+    for d in list(project.results.glob(".staging-*")) + list(project.results.glob(".old-*")):
+        shutil.rmtree(d, ignore_errors=True)
+    for f in project.executed.glob(".*.running.ipynb"):
+        f.unlink(missing_ok=True)
 
 
 def _write_run_log(project: Project, profile: str, sets: dict, times: dict, peaks: dict) -> None:
