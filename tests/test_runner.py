@@ -122,13 +122,13 @@ def test_parallel_run_respects_dependencies_and_failures(proj):
     assert st == {"01_a": "ran", "02_b": "ran", "03_c": "ran"}
     assert (proj.results / "b" / "out.tsv").read_text() == "10"  # 02_b saw 01_a's result
     assert sorted(l.split()[1] for l in lines) == ["01_a", "02_b", "03_c"]
-    with pytest.raises(NotebookFailed, match="03_c: cell"):
-        run(proj, sets={"03_c.fail": True, "01_a.x": 3}, jobs=2, log=quiet)
-    # the notebook running beside the failure finished and was recorded; nothing new started
+    with pytest.raises(NotebookFailed, match="03_c: cell"):  # 03_c fails after a nap, beside 01_a -> 02_b
+        run(proj, sets={"03_c.fail": True, "03_c.nap": 8, "01_a.x": 3}, jobs=2, log=quiet)
+    # the notebooks running beside the failure finished and were recorded
     assert (proj.results / "a" / "out.tsv").read_text() == "3"
-    assert (proj.results / "b" / "out.tsv").read_text() == "10"
-    assert run(proj, sets={"01_a.x": 3}, jobs=2, log=quiet) == {"01_a": "skipped", "02_b": "ran", "03_c": "skipped"}
     assert (proj.results / "b" / "out.tsv").read_text() == "30"
+    assert (proj.results / "c" / "out.tsv").read_text() == "1"
+    assert run(proj, sets={"01_a.x": 3}, jobs=2, log=quiet) == {"01_a": "skipped", "02_b": "skipped", "03_c": "skipped"}
 
 
 def test_unknown_notebook_selection(proj):
