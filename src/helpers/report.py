@@ -136,3 +136,53 @@ def show(df: pd.DataFrame, index: bool = True, digits: int = 3):
             formats[c] = fmt_p if str(c) in _P_COLUMNS else fmt_float
     sty = df.style.format(formats, na_rep="")
     return sty if index else sty.hide(axis="index")
+
+
+# the supplementary tables of the paper, and ours beside them: sheet name -> results file
+SUPPLEMENTARY = {
+    "Table S1 cohort": "cohort/table_s1.tsv",
+    "Table S2 DEGs": "de/table_s2.tsv",
+    "DE multiverse": "de/multiverse.tsv",
+    "GO BP up": "go/ora_go_bp_up.tsv",
+    "GO BP down": "go/ora_go_bp_down.tsv",
+    "GSEA": "gsea/gsea_results.tsv",
+    "GSVA limma": "gsva/gsva_limma.tsv",
+    "Table 1 signature": "pam/table1_signature.tsv",
+    "PAM honesty": "pam/honesty.tsv",
+    "Published model scores": "published_model/scores.tsv",
+    "Scorecard": "scorecard/scorecard.tsv",
+}
+
+
+def supplementary_workbook(results: Path, out: Path) -> dict:
+    """One XLSX with the supplementary tables that exist under ``results``; returns sheet -> file."""
+    sheets, used = {}, {}
+    for sheet, rel in SUPPLEMENTARY.items():
+        f = Path(results) / rel
+        if f.exists():
+            sheets[sheet] = pd.read_csv(f, sep="\t")
+            used[sheet] = rel
+    if not sheets:
+        from .errors import InputError
+
+        raise InputError("no result tables to collect (run the chapters first)", path=results)
+    write_xlsx(sheets, out)
+    return used
+
+
+def bundle_results(results: Path, out: Path, skip=()) -> Path:
+    """A zip of every result file (tables, figures, numbers, models) with fixed timestamps, so
+    the same results give the same archive."""
+    import zipfile
+
+    results = Path(results)
+    files = sorted(p for p in results.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(results).parts)
+                   and p.relative_to(results).parts[0] not in skip)
+    with atomic_path(out) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for p in files:
+                info = zipfile.ZipInfo(p.relative_to(results).as_posix(), date_time=(2022, 2, 18, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, p.read_bytes())
+    return Path(out)
