@@ -22,26 +22,14 @@ import numpy as np
 import pandas as pd
 from scipy.stats import hypergeom
 
+from .limma import p_adjust_bh
+
 COLUMNS = ["set", "description", "k", "n_query", "M", "N", "GeneRatio", "BgRatio",
            "fold", "pvalue", "p.adjust", "genes"]
 
 
-def bh_adjust(p) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (R's ``p.adjust(p, "BH")``); NaN stays NaN."""
-    p = np.asarray(p, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    q = p[ok]
-    m = q.size
-    if m == 0:
-        return out
-    order = np.argsort(q, kind="mergesort")[::-1]  # decreasing p
-    ranks = np.arange(m, 0, -1)
-    adj = np.minimum.accumulate(q[order] * m / ranks)
-    res = np.empty(m)
-    res[order] = np.minimum(adj, 1.0)
-    out[ok] = res
-    return out
+# one Benjamini-Hochberg for the whole package (limma's p.adjust(p, "BH") port)
+bh_adjust = p_adjust_bh
 
 
 def ora(query: Iterable[str], tested: Iterable[str], sets: Mapping[str, Iterable[str]],

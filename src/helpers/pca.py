@@ -18,8 +18,10 @@ from .errors import InputError
 
 
 def log_cpm(counts: pd.DataFrame, prior_count: float = 2.0, norm_factors=None) -> pd.DataFrame:
-    """edgeR's ``cpm(y, log = TRUE, prior.count)``: log2((x + p_j) / (L_j + 2 p_j) * 1e6), with
-    effective library sizes L_j = colsum * norm factor and p_j = prior_count * L_j / mean(L)."""
+    """edgeR's ``cpm(y, log = TRUE, prior.count)`` on a DataFrame (effective library sizes
+    L_j = colsum * norm factor); the arithmetic is :func:`helpers.edger.cpm`."""
+    from .edger import cpm
+
     x = counts.to_numpy(dtype=float)
     lib = x.sum(axis=0)
     if norm_factors is not None:
@@ -28,9 +30,7 @@ def log_cpm(counts: pd.DataFrame, prior_count: float = 2.0, norm_factors=None) -
     if np.any(lib <= 0):
         j = int(np.flatnonzero(lib <= 0)[0])
         raise InputError("library size is zero", path="counts", where=f"column {counts.columns[j]!r}")
-    prior = prior_count * lib / lib.mean()
-    out = np.log2((x + prior[None, :]) / (lib + 2 * prior)[None, :] * 1e6)
-    return pd.DataFrame(out, index=counts.index, columns=counts.columns)
+    return pd.DataFrame(cpm(x, lib_size=lib, log=True, prior_count=prior_count), index=counts.index, columns=counts.columns)
 
 
 def pca(log_expr: pd.DataFrame, n_components: int = 5, center: bool = True,
