@@ -134,7 +134,7 @@ def show(df: pd.DataFrame, index: bool = True, digits: int = 3):
     for c in df.columns:
         if pd.api.types.is_float_dtype(df[c]):
             formats[c] = fmt_p if str(c) in _P_COLUMNS else fmt_float
-    sty = df.style.format(formats, na_rep="")
+    sty = df.style.format(na_rep="", escape="html").format(formats, na_rep="")
     return sty if index else sty.hide(axis="index")
 
 
