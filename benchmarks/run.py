@@ -74,6 +74,7 @@ def main(argv=None) -> int:
         out["cold"] = {"seconds": round(secs, 1), "notebook_seconds": log["seconds"],
                        "notebook_peak_rss_mb": log.get("peak_rss_mb", {})}
         print(f"cold full run + book: {secs:.1f} s", flush=True)
+        write_json(out, args.out)  # partial results survive an interrupted benchmark
         secs, log, stdout = run(dest)
         out["warm"] = {"seconds": round(secs, 1), "executed": stdout.count(" s\n") - stdout.count("skipped")}
         print(f"warm rerun (nothing changed): {secs:.1f} s", flush=True)
@@ -88,6 +89,7 @@ def main(argv=None) -> int:
             out["scale"].append({"n_scale": k, "n_samples": 31 * k, "seconds": round(secs, 1),
                                  "notebook_seconds": log["seconds"], "notebook_peak_rss_mb": log.get("peak_rss_mb", {})})
             print(f"scale {31 * k} samples: {secs:.1f} s", flush=True)
+            write_json(out, args.out)
             shutil.rmtree(d, ignore_errors=True)
     peaks = [v for r in [out["cold"], *out["scale"]] for v in r["notebook_peak_rss_mb"].values() if v]
     out["max_peak_rss_mb"] = max(peaks) if peaks else None
