@@ -78,10 +78,12 @@ def main(argv=None) -> int:
         secs, log, stdout = run(dest)
         out["warm"] = {"seconds": round(secs, 1), "executed": stdout.count(" s\n") - stdout.count("skipped")}
         print(f"warm rerun (nothing changed): {secs:.1f} s", flush=True)
+        write_json(out, args.out)
         secs, log, stdout = run(dest, "--set", "07_gsva.min_size=6", "--book")
         ran = [l.split()[1] for l in stdout.splitlines() if l.startswith("[") and "skipped" not in l]
         out["one_param"] = {"seconds": round(secs, 1), "change": "07_gsva.min_size=6", "re_executed": ran}
         print(f"one GSVA parameter changed: {secs:.1f} s ({', '.join(ran)})", flush=True)
+        write_json(out, args.out)
         out["scale"] = []
         for k in [int(x) for x in args.scales.split(",") if x]:
             d = clone(Path(tmp) / f"scale{k}")
