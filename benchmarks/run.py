@@ -64,7 +64,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scales", default="1,4,10", help="n_scale values for the scale runs")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
+    ap.add_argument("--scale-only", action="store_true",
+                    help="keep the cold/warm/one-parameter results in --out and redo only the scale runs")
     args = ap.parse_args(argv)
+    if args.scale_only:
+        return _scale_only(args)
     out = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": {
         "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "goals": GOALS}
@@ -84,15 +88,32 @@ def main(argv=None) -> int:
         out["one_param"] = {"seconds": round(secs, 1), "change": "07_gsva.min_size=6", "re_executed": ran}
         print(f"one GSVA parameter changed: {secs:.1f} s ({', '.join(ran)})", flush=True)
         write_json(out, args.out)
-        out["scale"] = []
-        for k in [int(x) for x in args.scales.split(",") if x]:
-            d = clone(Path(tmp) / f"scale{k}")
-            secs, log, _ = run(d, "--set", f"01_cohort.simulate={{n_scale: {k}}}")
-            out["scale"].append({"n_scale": k, "n_samples": 31 * k, "seconds": round(secs, 1),
-                                 "notebook_seconds": log["seconds"], "notebook_peak_rss_mb": log.get("peak_rss_mb", {})})
-            print(f"scale {31 * k} samples: {secs:.1f} s", flush=True)
-            write_json(out, args.out)
-            shutil.rmtree(d, ignore_errors=True)
+        _scales(out, args, Path(tmp))
+    _finish(out, args)
+    return 0
+
+
+def _scales(out: dict, args, tmp: Path) -> None:
+    out["scale"] = []
+    for k in [int(x) for x in args.scales.split(",") if x]:
+        d = clone(tmp / f"scale{k}")
+        secs, log, _ = run(d, "--set", f"01_cohort.simulate={{n_scale: {k}}}")
+        out["scale"].append({"n_scale": k, "n_samples": 31 * k, "seconds": round(secs, 1),
+                             "notebook_seconds": log["seconds"], "notebook_peak_rss_mb": log.get("peak_rss_mb", {})})
+        print(f"scale {31 * k} samples: {secs:.1f} s", flush=True)
+        write_json(out, args.out)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _scale_only(args) -> int:
+    out = json.loads(Path(args.out).read_text())
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        _scales(out, args, Path(tmp))
+    _finish(out, args)
+    return 0
+
+
+def _finish(out: dict, args) -> None:
     peaks = [v for r in [out["cold"], *out["scale"]] for v in r["notebook_peak_rss_mb"].values() if v]
     out["max_peak_rss_mb"] = max(peaks) if peaks else None
     s310 = next((r["seconds"] for r in out["scale"] if r["n_samples"] == 310), None)
@@ -105,7 +126,6 @@ def main(argv=None) -> int:
     }
     write_json(out, args.out)
     print(f"wrote {os.path.relpath(args.out, ROOT)}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -192,3 +192,29 @@ def test_killed_run_leaves_last_good_results(proj):
     assert run(proj, sets={"03_c.y": 9}, log=quiet)["03_c"] == "ran"
     assert (proj.results / "c" / "out.tsv").read_text() == "9"
     assert not (proj.results / ".staging-c").exists()
+
+
+@pytest.mark.slow
+def test_kernel_that_dies_at_start_is_retried(proj, monkeypatch):
+    """Two kernels starting at once can race for a TCP port; the runner starts such a kernel again."""
+    import papermill as pm
+
+    real = pm.execute_notebook
+    calls = []
+
+    def flaky(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return real(*a, **k)
+
+    monkeypatch.setattr(pm, "execute_notebook", flaky)
+    assert run(proj, only=["01"], log=quiet)["01_a"] == "ran"
+    assert len(calls) >= 2
+
+    def broken(*a, **k):
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(pm, "execute_notebook", broken)
+    with pytest.raises(RuntimeError, match="something else"):
+        run(proj, only=["01"], log=quiet)

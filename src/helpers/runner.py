@@ -36,6 +36,8 @@ PEAK_CELL = (
 )
 KERNEL_ENV = {"OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"}
 STAMP = ".stamp.json"
+KERNEL_START_TRIES = 3
+KERNEL_START_ERRORS = ("Kernel died before replying to kernel_info", "Kernel didn't respond")
 
 
 class NotebookFailed(RuntimeError):
@@ -211,10 +213,19 @@ def execute_step(project: Project, step: Step, params: dict, profile: str, sets:
     nb_in.cells.append(probe)
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(nb_in, str(tmp_nb), parameters=params, kernel_name="python3",
-                            cwd=str(project.root), progress_bar=False, log_output=False,
-                            request_save_on_cell_execute=False,
-                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+        for attempt in range(1, KERNEL_START_TRIES + 1):
+            try:
+                pm.execute_notebook(nb_in, str(tmp_nb), parameters=params, kernel_name="python3",
+                                    cwd=str(project.root), progress_bar=False, log_output=False,
+                                    request_save_on_cell_execute=False,
+                                    extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+                break
+            except RuntimeError as exc:
+                # two kernels starting at once can race for the same free TCP port; the kernel
+                # then dies before running anything, and starting it again is safe
+                if attempt == KERNEL_START_TRIES or not any(m in str(exc) for m in KERNEL_START_ERRORS):
+                    raise
+                time.sleep(0.5 * attempt)
     except PapermillExecutionError as exc:
         failed = project.build / "failed"
         failed.mkdir(parents=True, exist_ok=True)
