@@ -80,7 +80,8 @@ def main(argv=None) -> int:
         print(f"cold full run + book: {secs:.1f} s", flush=True)
         write_json(out, args.out)  # partial results survive an interrupted benchmark
         secs, log, stdout = run(dest)
-        out["warm"] = {"seconds": round(secs, 1), "executed": stdout.count(" s\n") - stdout.count("skipped")}
+        out["warm"] = {"seconds": round(secs, 1),
+                       "executed": sum(1 for l in stdout.splitlines() if l.startswith("[") and "skipped" not in l)}
         print(f"warm rerun (nothing changed): {secs:.1f} s", flush=True)
         write_json(out, args.out)
         secs, log, stdout = run(dest, "--set", "07_gsva.min_size=6", "--book")
