@@ -104,24 +104,30 @@ def make_design(samples: pd.DataFrame, covariate: str | None = None, cr: str = "
     return X
 
 
-def _check_counts(counts: pd.DataFrame, integer: bool) -> np.ndarray:
-    if not isinstance(counts, pd.DataFrame):
-        raise InputError("counts must be a DataFrame (genes x samples)", where="counts")
-    if counts.shape[0] < 2:
-        raise InputError(f"need at least 2 genes, got {counts.shape[0]}", where="counts")
-    if counts.index.has_duplicates:
-        raise InputError(f"duplicated gene {counts.index[counts.index.duplicated()][0]!r}", where="counts")
-    if counts.columns.has_duplicates:
-        raise InputError(f"duplicated sample column {counts.columns[counts.columns.duplicated()][0]!r}",
-                         where="counts")
-    non_numeric = [c for c in counts.columns if not pd.api.types.is_numeric_dtype(counts[c])]
+def _check_table(df: pd.DataFrame, what: str, value: str) -> np.ndarray:
+    """Shared checks of a genes x samples table (``what`` names it in messages, ``value`` names
+    one entry): a DataFrame, >= 2 genes, unique genes and samples, numeric, finite."""
+    if not isinstance(df, pd.DataFrame):
+        raise InputError(f"{what} must be a DataFrame (genes x samples)", where=what)
+    if df.shape[0] < 2:
+        raise InputError(f"need at least 2 genes, got {df.shape[0]}", where=what)
+    if df.index.has_duplicates:
+        raise InputError(f"duplicated gene {df.index[df.index.duplicated()][0]!r}", where=what)
+    if df.columns.has_duplicates:
+        raise InputError(f"duplicated sample column {df.columns[df.columns.duplicated()][0]!r}", where=what)
+    non_numeric = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     if non_numeric:
-        raise InputError("non-numeric values", where=f"counts: column {non_numeric[0]!r}")
-    y = counts.to_numpy(dtype=float)
+        raise InputError("non-numeric values", where=f"{what}: column {non_numeric[0]!r}")
+    y = df.to_numpy(dtype=float)
     bad = ~np.isfinite(y)
     if bad.any():
-        g, s = np.argwhere(bad)[0]
-        raise InputError("missing or infinite count", where=f"counts: row {counts.index[g]!r}, column {counts.columns[s]!r}")
+        g, c = np.argwhere(bad)[0]
+        raise InputError(f"missing or infinite {value}", where=f"{what}: row {df.index[g]!r}, column {df.columns[c]!r}")
+    return y
+
+
+def _check_counts(counts: pd.DataFrame, integer: bool) -> np.ndarray:
+    y = _check_table(counts, "counts", "count")
     if (y < 0).any():
         g, s = np.argwhere(y < 0)[0]
         raise InputError("negative count", where=f"counts: row {counts.index[g]!r}, column {counts.columns[s]!r}")
@@ -235,23 +241,7 @@ def run_de_logexpr(
     Same checks and output schema as :func:`run_de` (``AveExpr`` = row mean of ``logexpr``).
     Values must be finite; a sample whose values are all identical is rejected.
     """
-    if not isinstance(logexpr, pd.DataFrame):
-        raise InputError("log-expression must be a DataFrame (genes x samples)", where="logexpr")
-    if logexpr.shape[0] < 2:
-        raise InputError(f"need at least 2 genes, got {logexpr.shape[0]}", where="logexpr")
-    if logexpr.index.has_duplicates:
-        raise InputError(f"duplicated gene {logexpr.index[logexpr.index.duplicated()][0]!r}", where="logexpr")
-    if logexpr.columns.has_duplicates:
-        raise InputError(f"duplicated sample column {logexpr.columns[logexpr.columns.duplicated()][0]!r}",
-                         where="logexpr")
-    non_numeric = [c for c in logexpr.columns if not pd.api.types.is_numeric_dtype(logexpr[c])]
-    if non_numeric:
-        raise InputError("non-numeric values", where=f"logexpr: column {non_numeric[0]!r}")
-    E = logexpr.to_numpy(dtype=float)
-    bad = ~np.isfinite(E)
-    if bad.any():
-        g, c = np.argwhere(bad)[0]
-        raise InputError("missing or infinite value", where=f"logexpr: row {logexpr.index[g]!r}, column {logexpr.columns[c]!r}")
+    E = _check_table(logexpr, "logexpr", "value")
     const = np.ptp(E, axis=0) == 0
     if const.any():
         raise InputError("constant sample (all values identical)", where=f"logexpr: column {logexpr.columns[np.argmax(const)]!r}")
