@@ -286,7 +286,7 @@ def gsea_barplot(res: pd.DataFrame, top: int = 10, labels: dict | None = None,
                  up_label: str = "CR", down_label: str = "NR"):
     """Bar chart of NES like Fig. 3A of the paper; returns the matplotlib Figure.
 
-    The ``top`` sets with NES > 0 (higher in ``up_label``, e.g. CR) are drawn above a red dashed
+    The ``top`` sets with NES > 0 (higher in ``up_label``, e.g. CR) are drawn above a dashed
     line and the ``top`` sets with NES < 0 (higher in ``down_label``, e.g. NR) below it; within
     each half the most significant (smallest pval, then largest |NES|) come first. ``labels``
     optionally maps pathway id -> display name.
@@ -304,13 +304,15 @@ def gsea_barplot(res: pd.DataFrame, top: int = 10, labels: dict | None = None,
     y = np.arange(len(rows))[::-1].astype(float)
     y[len(up):] -= 1.0  # a gap for the dashed line
     fig, ax = plt.subplots(figsize=(8, 0.35 * (len(rows) + 1) + 1.2))
-    colors = ["#c0392b" if v > 0 else "#2e86c1" for v in rows["NES"]]
+    from .plots import CR_COLOR, NR_COLOR  # the book's colours: up in the first class / in the second
+
+    colors = [CR_COLOR if v > 0 else NR_COLOR for v in rows["NES"]]
     ax.barh(y, rows["NES"], color=colors, height=0.7)
     ax.set_yticks(y)
     ax.set_yticklabels(names, fontsize=8)
     ax.axvline(0, color="black", linewidth=0.8)
     if len(up) and len(down):
-        ax.axhline(y[len(up) - 1] - 1.0, color="red", linestyle="--", linewidth=1.2)
+        ax.axhline(y[len(up) - 1] - 1.0, color="0.3", linestyle="--", linewidth=1.2)
     ax.set_xlabel("Normalized enrichment score (NES)")
     ax.set_title(f"GSEA: higher in {up_label} (top) / higher in {down_label} (bottom)", fontsize=10)
     fig.tight_layout()

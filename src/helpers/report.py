@@ -135,6 +135,9 @@ def show(df: pd.DataFrame, index: bool = True, digits: int = 3):
         if pd.api.types.is_float_dtype(df[c]):
             formats[c] = fmt_p if str(c) in _P_COLUMNS else fmt_float
     sty = df.style.format(na_rep="", escape="html").format(formats, na_rep="")
+    text = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if text:
+        sty = sty.set_properties(subset=text, **{"text-align": "left"})
     return sty if index else sty.hide(axis="index")
 
 
