@@ -31,21 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from helpers.io import write_json  # noqa: E402
+from helpers.runner import copy_checkout  # noqa: E402
 
 GOALS = {"cold_seconds": 120, "warm_seconds": 10, "one_param_seconds": 25, "scale_310_seconds": 300,
          "peak_rss_mb": 4096}
 
 
 def clone(dest: Path) -> Path:
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split("\n")
-    for f in files:
-        if f and (ROOT / f).is_file():
-            (dest / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, dest / f)
-    if (ROOT / "node_modules").exists():
-        (dest / "node_modules").symlink_to(ROOT / "node_modules")
-    return dest
+    return copy_checkout(dest, ROOT)
 
 
 def run(dest: Path, *args) -> tuple[float, dict, str]:

@@ -62,3 +62,11 @@ def test_bad_claims(tmp_path, text, needle):
     with pytest.raises(InputError, match=needle) as e:
         load_claims(p)
     assert "claims.yml" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_published_values_come_from_the_claims_file():
+    from helpers.scorecard import published
+
+    assert published(["n_deg", "n_up", "n_down"]) == {"n_deg": 359, "n_up": 57, "n_down": 302}
+    with pytest.raises(InputError, match="no claim with id 'nope'"):
+        published(["nope"])

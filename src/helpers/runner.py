@@ -413,6 +413,22 @@ def build_book(project: Project | None = None, log=print) -> Path:
     return html
 
 
+def copy_checkout(dest, root=None) -> Path:
+    """Copy the project as a fresh clone has it (git's tracked and not-ignored files) into
+    ``dest``, linking ``node_modules``; used by the tests and the benchmarks."""
+    root = Path(root or paths.ROOT)
+    dest = Path(dest)
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=root,
+                           capture_output=True, text=True, check=True).stdout.split("\n")
+    for f in files:
+        if f and (root / f).is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / f, dest / f)
+    if (root / "node_modules").exists() and not (dest / "node_modules").exists():
+        (dest / "node_modules").symlink_to(root / "node_modules")
+    return dest
+
+
 def _install_mathjax(project: Project) -> None:
     """Copy MathJax 3 from the npm package installed by the set-up into the book's static folder."""
     target = project.root / "book" / "_static" / "mathjax"

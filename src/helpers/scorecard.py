@@ -59,6 +59,17 @@ def load_claims(path) -> list[dict]:
     return claims
 
 
+def published(ids, path=None) -> dict:
+    """The published values of the claims ``ids`` (from ``data/paper/claims.yml``)."""
+    from .paths import PAPER
+
+    claims = {c["id"]: c["published"] for c in load_claims(path or PAPER / "claims.yml")}
+    missing = [i for i in ids if i not in claims]
+    if missing:
+        raise InputError(f"no claim with id {missing[0]!r}", path=path or PAPER / "claims.yml")
+    return {i: claims[i] for i in ids}
+
+
 def judge(claim: dict, measured) -> str:
     """Status of one claim given the measured value (``None``: not measured)."""
     if measured is None or (isinstance(measured, float) and math.isnan(measured)):
