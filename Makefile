@@ -16,17 +16,18 @@ READY := $(VENV)/.ready-$(LOCKHASH)
 export OPENBLAS_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup book run test test-fast bench upstream upstream-slurm clean
+.PHONY: help setup book run test test-fast lint lock bench upstream upstream-slurm clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 	@echo "  variables: PROFILE=default|test|real  NB=03  SET='key=value 03_de.p_max=0.05'  JOBS=2  CONFIG=workflow/config.yaml"
 
 $(READY): requirements/lock.txt requirements/upstream.txt pyproject.toml package.json
-	@echo "setting up $(VENV) (pinned dependencies; first time only)"
+	@echo "setting up $(VENV) (pinned, hashed dependencies; first time only)"
+	@if [ -f scripts/install_system_deps.sh ]; then bash scripts/install_system_deps.sh; fi
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q -r requirements/lock.txt -r requirements/upstream.txt
+	@$(BIN)/python -m pip install -q --require-hashes -r requirements/lock.txt -r requirements/upstream.txt
 	@$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	@npm ci --silent --no-audit --no-fund
 	@rm -f $(VENV)/.ready-*; touch $@
@@ -40,8 +41,18 @@ run: $(READY) ## execute one notebook (NB=03) and what depends on it
 	@test -n "$(NB)" || { echo "usage: make run NB=03 [PROFILE=test] [SET='key=value']"; exit 2; }
 	@$(BIN)/python -m helpers run --profile $(PROFILE) $(SETARGS) --jobs $(JOBS) --only $(NB) --force
 
-test: $(READY) ## run the whole test suite (unit, R-golden, notebooks, book, workflow)
+test: $(READY) lint ## lint, then the whole test suite (unit, R-golden, notebooks, book, workflow)
 	@$(BIN)/python -m pytest -q
+
+lint: $(READY) ## ruff: lint and format check of src, tests, benchmarks, workflow and the notebooks' code
+	@$(BIN)/ruff check src tests benchmarks workflow scripts
+	@$(BIN)/ruff format --check src tests benchmarks workflow scripts
+	@$(BIN)/python scripts/lint_notebooks.py
+
+lock: ## regenerate the hashed locks from pyproject.toml (keeps locked versions; UPGRADE=1 to upgrade)
+	@$(BIN)/python -m pip install -q uv
+	@$(BIN)/uv pip compile pyproject.toml --extra book --extra test --python-version 3.11.7 --generate-hashes $(if $(UPGRADE),--upgrade) -o requirements/lock.txt
+	@$(BIN)/uv pip compile pyproject.toml --extra upstream --python-version 3.11.7 --generate-hashes --constraint requirements/lock.txt $(if $(UPGRADE),--upgrade) -o requirements/upstream.txt
 
 test-fast: $(READY) ## the unit and golden tests only (no notebooks, book or workflow)
 	@$(BIN)/python -m pytest -q -m "not slow and not upstream"
@@ -56,4 +67,4 @@ upstream-slurm: $(READY) ## the same on a SLURM cluster (workflow/profiles/slurm
 	@$(BIN)/snakemake -s workflow/Snakefile --configfile $(CONFIG) --profile workflow/profiles/slurm $(SNAKEMAKE_ARGS)
 
 clean: ## remove generated results and the built book (keeps .venv)
-	rm -rf results _build book/executed book/_static/mathjax
+	rm -rf results _build executed book/_static/mathjax

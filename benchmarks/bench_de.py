@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from helpers.edger import calc_norm_factors, filter_by_expr
-from helpers.limma import ebayes, lm_fit, top_table, voom
+from helpers.methods.edger import calc_norm_factors, filter_by_expr
+from helpers.methods.limma import ebayes, lm_fit, top_table, voom
 
 
 def simulate_counts(n_genes: int = 20000, n_samples: int = 31, seed: int = 0):

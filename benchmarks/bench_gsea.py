@@ -1,4 +1,4 @@
-"""Time and peak memory of helpers.gsea.prerank on a synthetic GO-BP-sized problem.
+"""Time and peak memory of helpers.methods.gsea.prerank on a synthetic GO-BP-sized problem.
 
 Run: ``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_gsea.py [--n-signal 300] [--collection go_bp]``
 -> prints JSON.
@@ -44,7 +44,7 @@ def from_collection(name: str, n_genes: int = 20000, n_signal: int = 0, seed: in
     The ranked genes are the collection's genes, padded with made-up names up to ``n_genes``;
     the first ``n_signal`` sets that pass 15..500 get the +-0.5 shift described in :func:`synthetic`.
     """
-    from helpers.genesets import load_collection
+    from helpers.data.genesets import load_collection
 
     sets = dict(load_collection(name))
     genes = sorted({g for members in sets.values() for g in members})
@@ -74,7 +74,7 @@ def bench(n_genes: int = 20000, n_sets: int = 6000, n_perm: int = 1000, max_perm
     baseline before the run is reported too. With ``trace=True`` a second, untimed run under
     ``tracemalloc`` reports the peak memory allocated by the run itself (numpy arrays included).
     """
-    from helpers.gsea import prerank
+    from helpers.methods.gsea import prerank
 
     if collection:
         ranking, sets = from_collection(collection, n_genes, n_signal, seed)

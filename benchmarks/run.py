@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from helpers.io import write_json  # noqa: E402
-from helpers.runner import copy_checkout  # noqa: E402
+from helpers.engine.io import write_json  # noqa: E402
+from helpers.engine.runner import copy_checkout  # noqa: E402
 
 GOALS = {"cold_seconds": 120, "warm_seconds": 10, "one_param_seconds": 25, "scale_310_seconds": 300,
          "peak_rss_mb": 4096}

@@ -19,7 +19,7 @@ gene's own official symbol: previous and alternative symbols (for example the pa
 today's KASH5), so that symbol tables made with an older annotation can be brought up to date.
 
 ``programs.tsv`` (``program``, ``source``, ``symbol``) lists the gene programs that the simulated
-twin plants (``helpers.simulate``): GO BP terms with all their descendants (the package's
+twin plants (``helpers.data.twin``): GO BP terms with all their descendants (the package's
 ``GO2ALLEGS`` map, GO 2022-07-01, any evidence code, protein-coding genes) and the interleukin
 genes (official symbols ``IL<number>...``: interleukins and their receptors).
 
@@ -181,13 +181,13 @@ annotation package org.Hs.eg.db as shipped by Debian; nothing is fetched at run 
 
 Columns: `entrez_id`, `symbol`, `ensembl_id` (empty when the gene has none), `gene_type` (NCBI).
 One row per (Entrez gene, Ensembl gene) pair; an Ensembl ID that maps to several genes appears in
-several rows. `helpers.annotation.harmonize_ids` resolves that case by a stated rule (prefer a
+several rows. `helpers.data.annotation.harmonize_ids` resolves that case by a stated rule (prefer a
 protein-coding gene, then the smallest Entrez ID). The file is gzip with header mtime 0 and
 sorted rows (entrez_id, ensembl_id), so rebuilding from the same package gives identical bytes.
 
 `aliases.tsv.gz` columns: `alias_symbol`, `entrez_id`: previous and alternative symbols of each
 gene (for example CCDC155, the paper's name for today's KASH5). An alias can point to several
-genes; `helpers.annotation` only uses aliases that point to exactly one gene and are not an
+genes; `helpers.data.annotation` only uses aliases that point to exactly one gene and are not an
 official symbol themselves.
 
 `programs.tsv` columns: `program`, `source` (GO ID, or the symbol pattern), `symbol`. GO terms

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import collections
 import hashlib
-import json
 import sqlite3
 import subprocess
 import sys
@@ -37,8 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from helpers.genesets import GeneSets, write_gmt  # noqa: E402
-from helpers.io import write_json, write_text  # noqa: E402
+from helpers.data.genesets import GeneSets, write_gmt  # noqa: E402
+from helpers.engine.io import write_json, write_text  # noqa: E402
 
 SITE = Path("/usr/lib/R/site-library")
 ORG_SQLITE = SITE / "org.Hs.eg.db" / "extdata" / "org.Hs.eg.sqlite"

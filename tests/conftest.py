@@ -13,7 +13,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 def copy_project(dest: Path) -> Path:
     """Copy the project as a fresh clone would have it into ``dest``."""
-    from helpers.runner import copy_checkout
+    from helpers.engine.runner import copy_checkout
 
     return copy_checkout(dest, ROOT)
 

@@ -1,6 +1,5 @@
 """Gene-ID harmonization with the shipped annotation table (data/annotation/)."""
 
-import gzip
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import annotation as A
-from helpers.errors import InputError
+from helpers.data import annotation as A
+from helpers.engine.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 

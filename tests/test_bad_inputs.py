@@ -2,7 +2,7 @@
 
 Every case feeds one bad input to the public entry point that owns it and checks the house rules:
 
-1. the error is :class:`helpers.errors.InputError` (CLI: exit status 2 and ONE stderr line that
+1. the error is :class:`helpers.engine.errors.InputError` (CLI: exit status 2 and ONE stderr line that
    starts with ``error:``);
 2. the message is one line and names the file (or the config key / ``--set``) and where in it
    (line, column, gene, field) the problem is;
@@ -26,9 +26,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import cohort, config, de, genesets, loaders, model
+from helpers.data import cohort
+from helpers.engine import config
+from helpers.analysis import de
+from helpers.data import genesets
+from helpers.data import loaders
+from helpers.analysis import model
 from helpers.__main__ import main as cli_main
-from helpers.errors import InputError
+from helpers.engine.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -624,7 +629,8 @@ def _project(t: Path, config_text: str | None = None) -> dict:
     """A scratch project (config + empty notebooks folder) and the env that points the CLI at it."""
     root = t / "proj"
     w(root, "config/params.yml", config_text if config_text is not None else (ROOT / "config" / "params.yml").read_text())
-    w(root, "notebooks/01_cohort.ipynb", "{}")  # a stub: validation must fail before anything runs
+    w(root, "config/book.yml", (ROOT / "config" / "book.yml").read_text())
+    w(root, "notebooks/01_cohort.md", "# stub\n")  # a stub: validation must fail before anything runs
     return {"HELPERS_ROOT": str(root), "HELPERS_RESULTS": str(root / "results"),
             "HELPERS_EXECUTED": str(root / "executed")}
 
@@ -705,11 +711,12 @@ MAIN_CASES = [main_score_nan, main_score_duplicated_samples, main_run_set_wrong_
 
 @pytest.mark.parametrize("case", MAIN_CASES, ids=[c.__name__.replace("_", "-") for c in MAIN_CASES])
 def test_main_bad_input(case, tmp_path, capsys, monkeypatch):
-    from helpers import runner
+    from helpers.engine import runner
 
     proj = tmp_path / "proj"
     w(proj, "config/params.yml", (ROOT / "config" / "params.yml").read_text())
-    w(proj, "notebooks/01_cohort.ipynb", "{}")  # a stub: validation must fail before anything runs
+    w(proj, "config/book.yml", (ROOT / "config" / "book.yml").read_text())
+    w(proj, "notebooks/01_cohort.md", "# stub\n")  # a stub: validation must fail before anything runs
     real_project = runner.Project  # point `run` at the scratch project, never at this checkout
     monkeypatch.setattr(runner, "Project", lambda *a, **k: real_project(
         root=proj, results=proj / "results", executed=proj / "executed"))

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import cohort as C
-from helpers.errors import InputError
+from helpers.data import cohort as C
+from helpers.engine.errors import InputError
 
 FMT = Path(__file__).resolve().parent / "data" / "formats"
 TEST = {"dataset": "twin", "simulate_preset": "test", "seed": 7}

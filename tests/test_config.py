@@ -6,9 +6,10 @@ import yaml
 
 import pytest
 
-from helpers.config import Params, parse_set
-from helpers.errors import InputError
-from helpers.paths import CONFIG
+from helpers.engine.config import Params, parse_set
+from helpers.engine.errors import InputError
+from helpers.engine.paths import CONFIG
+ROOT_DIR = CONFIG.parents[1]
 
 YAML = """
 global:
@@ -93,32 +94,38 @@ def test_yaml_is_not_evaluated(tmp_path):
 
 def test_project_config_is_valid_and_complete():
     """The shipped params.yml validates, and each notebook's parameters cell holds its defaults."""
-    import nbformat
-    from helpers.runner import Project
+    from helpers.engine.runner import Project, read_notebook
 
     P = Params(CONFIG)
     proj = Project()
+    assert proj.available_steps(), "no notebooks found"
     for step in proj.available_steps():
-        nb = nbformat.read(proj.notebooks / f"{step.stem}.ipynb", as_version=4)
+        nb = read_notebook(proj.source(step))
         cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(cells) == 1, step.stem
         ns = {}
         exec(cells[0].source, ns)  # the parameters cell is plain assignments
-        defaults = P.defaults_for(step.stem)
+        ns = {k: v for k, v in ns.items() if not k.startswith("__")}
+        defaults = P.effective(step.stem, uses=step.globals)
+        assert set(ns) == set(defaults), f"{step.stem}: parameters cell keys {sorted(ns)} != {sorted(defaults)}"
         for k, v in defaults.items():
-            assert k in ns, f"{step.stem}: parameters cell lacks '{k}'"
+            if k == "simulate":  # {} = the twin's defaults, written once in params.yml
+                assert ns[k] == {}, f"{step.stem}: the simulate cell must be {{}} (defaults live in params.yml)"
+                continue
             assert ns[k] == v, f"{step.stem}: parameters cell has {k}={ns[k]!r}, params.yml {v!r}"
         for p in P.profiles:
             P.effective(step.stem, p)
 
 
 def test_twin_defaults_match_the_simulator():
-    """config/params.yml spells out every choice of the twin; it must equal helpers.simulate's defaults."""
-    from helpers.simulate import DEFAULT_PARAMS
+    """config/params.yml spells out every choice of the twin; it must equal helpers.data.twin's defaults."""
+    from helpers.data.twin import DEFAULT_PARAMS
 
     block = Params(CONFIG).defaults_for("01_cohort")["simulate"]
     expected = {k: v for k, v in DEFAULT_PARAMS.items() if k != "labels"}
     assert block == expected
+    assert "DEFAULT_PARAMS = {" not in (ROOT_DIR / "src" / "helpers" / "data" / "twin.py").read_text(), \
+        "the twin's design is written in params.yml only"
 
 
 def test_set_on_a_mapping_merges(tmp_path):
@@ -129,7 +136,7 @@ def test_set_on_a_mapping_merges(tmp_path):
 
 def test_environment_and_lock_pin_the_same_versions():
     """environment.yml installs the pip lock itself, and the lock pins jupyter-book 1.x."""
-    from helpers.paths import ROOT
+    from helpers.engine.paths import ROOT
 
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))

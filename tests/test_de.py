@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.de import call_degs, deg_counts, make_design, run_de, run_de_logexpr
-from helpers.errors import InputError
+from helpers.analysis.de import call_degs, deg_counts, make_design, run_de, run_de_logexpr
+from helpers.engine.errors import InputError
 
 REF = Path(__file__).parent / "data" / "reference"
 CASES = {

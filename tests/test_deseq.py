@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.de import call_degs, run_de
-from helpers.deseq import RESULT_COLUMNS, run_deseq2, size_factor_type
+from helpers.analysis.de import call_degs, run_de
+from helpers.methods.pydeseq2 import RESULT_COLUMNS, run_deseq2, size_factor_type
 
 REF = Path(__file__).parent / "data" / "reference"
 

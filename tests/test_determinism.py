@@ -22,8 +22,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from helpers import cohort as C  # noqa: E402
-from helpers import de, expression, genesets, gsea, gsva, io, plots  # noqa: E402
+from helpers.data import cohort as C  # noqa: E402
+from helpers.analysis import de
+from helpers.analysis import expression
+from helpers.data import genesets
+from helpers.methods import gsea
+from helpers.methods import gsva
+from helpers.engine import io
+from helpers.viz import style# noqa: E402
 
 TWIN = {"dataset": "twin", "simulate_preset": "test", "seed": 7}
 
@@ -91,12 +97,12 @@ def test_gsva_is_byte_identical(twin, tcell, tmp_path):
 
 
 def _figure():
-    plots.use_style()
+    style.use_style()
     rng = np.random.default_rng(0)
     fig, ax = plt.subplots(figsize=(4, 3))
     x = rng.normal(size=50)
-    ax.scatter(x, x + rng.normal(scale=0.5, size=50), c=[plots.CR_COLOR] * 25 + [plots.NR_COLOR] * 25, label="samples")
-    ax.plot([-2, 2], [-2, 2], color=plots.NS_COLOR, label="y = x")
+    ax.scatter(x, x + rng.normal(scale=0.5, size=50), c=[style.CR_COLOR] * 25 + [style.NR_COLOR] * 25, label="samples")
+    ax.plot([-2, 2], [-2, 2], color=style.NS_COLOR, label="y = x")
     ax.set(xlabel="PC1 (23.4%)", ylabel="PC2 (11.0%)", title="determinism")
     ax.legend()
     return fig
@@ -122,7 +128,10 @@ def test_save_figure_svg_and_png_are_byte_identical(tmp_path):
 CHAIN = r"""
 import sys
 from pathlib import Path
-from helpers import cohort as C, de, expression, genesets, gsea, gsva, io
+from helpers.analysis import de, expression
+from helpers.data import cohort as C, genesets
+from helpers.engine import io
+from helpers.methods import gsea, gsva
 out = Path(sys.argv[1])
 coh = C.build_cohort({"dataset": "twin", "simulate_preset": "test", "seed": 7})
 C.save_cohort(coh, out / "cohort")

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.edger import calc_norm_factors, cpm, filter_by_expr, hat_values
-from helpers.errors import InputError
+from helpers.methods.edger import calc_norm_factors, cpm, filter_by_expr, hat_values
+from helpers.engine.errors import InputError
 
 REF = Path(__file__).parent / "data" / "reference"
 CASES = {

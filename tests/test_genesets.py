@@ -1,4 +1,4 @@
-"""Tests for helpers.genesets and the shipped gene-set collections in data/genesets/."""
+"""Tests for helpers.data.genesets and the shipped gene-set collections in data/genesets/."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import genesets as gs
-from helpers.errors import InputError
-from helpers.paths import GENESETS
+from helpers.data import genesets as gs
+from helpers.engine.errors import InputError
+from helpers.engine.paths import GENESETS
 
 REF = Path(__file__).parent / "data" / "reference"
 

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.errors import InputError
-from helpers.genesets import read_gmt
-from helpers.gsea import enrichment_curve, enrichment_score, gsea_barplot, prerank
+from helpers.engine.errors import InputError
+from helpers.data.genesets import read_gmt
+from helpers.methods.gsea import enrichment_curve, enrichment_score, gsea_barplot, prerank
 
 REF = Path(__file__).parent / "data" / "reference"
 FOLDERS = ("counts_batch", "counts_nobatch", "logexpr_trend")

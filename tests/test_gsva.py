@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.errors import InputError
-from helpers.genesets import read_gmt
-from helpers.gsva import gsva, kcdf_log_odds, resolve_kcdf
+from helpers.engine.errors import InputError
+from helpers.data.genesets import read_gmt
+from helpers.methods.gsva import gsva, kcdf_log_odds, resolve_kcdf
 
 
 REF = Path(__file__).parent / "data" / "reference"

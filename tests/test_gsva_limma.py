@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.de import run_de_logexpr
+from helpers.analysis.de import run_de_logexpr
 
 REF = Path(__file__).resolve().parent / "data" / "reference"
 

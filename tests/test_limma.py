@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from scipy import special, stats
 
-from helpers.edger import calc_norm_factors, filter_by_expr
-from helpers.errors import InputError
-from helpers.limma import (
+from helpers.methods.edger import calc_norm_factors, filter_by_expr
+from helpers.engine.errors import InputError
+from helpers.methods.limma import (
     ebayes,
     fit_f_dist,
     lm_fit,

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import loaders as L
-from helpers.errors import InputError
+from helpers.data import loaders as L
+from helpers.engine.errors import InputError
 
 FMT = Path(__file__).resolve().parent / "data" / "formats"
 

@@ -1,4 +1,4 @@
-"""helpers.model: the paper's published 14-gene model and saved PAM models as scoring tools."""
+"""helpers.analysis.model: the paper's published 14-gene model and saved PAM models as scoring tools."""
 
 import gzip
 import json
@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import model, pam
-from helpers.errors import InputError
+from helpers.analysis import model
+from helpers.methods import pam
+from helpers.engine.errors import InputError
 
 FIG4_GENES = ["IGF2BP1", "KCNK3", "NKAIN4", "GREB1", "LAMB4", "ADAMTS7", "KIF26B", "NETO1", "TRIM9",
               "RAB6C", "TYRO3", "KCNN1", "HAP1", "CCDC155"]

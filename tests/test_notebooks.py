@@ -4,36 +4,42 @@ The end-to-end run copies the project as a fresh clone has it into a scratch fol
 notebook with the runner (papermill), builds the book, and checks what a reader gets.
 """
 
-import json
 import os
 from html import escape as html_escape
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
 
 from conftest import ROOT, copy_project
-from helpers.pipeline import STEPS
+from helpers.engine.registry import steps as _steps
 
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+STEPS = _steps()
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.md"))
 
 
 def test_every_step_has_a_notebook_and_a_toc_entry():
     stems = [p.stem for p in NOTEBOOKS]
     assert stems == [s.stem for s in STEPS if s.stem in stems]
+    from helpers.engine.registry import toc_yaml
+
+    assert sorted(p.name for p in (ROOT / "notebooks").iterdir() if p.suffix == ".ipynb") == [], "no .ipynb sources"
+    assert (ROOT / "_toc.yml").read_text() == toc_yaml(), "_toc.yml is stale: run `python -m helpers toc`"
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
     for stem in stems:
-        assert f"book/executed/{stem}" in files, f"{stem} missing from _toc.yml"
+        assert f"executed/{stem}" in files, f"{stem} missing from _toc.yml"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_clean(path):
-    nb = nbformat.read(path, as_version=4)
+    from helpers.engine.runner import read_notebook
+
+    nb = read_notebook(path)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "outputs must be stripped"
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
@@ -46,7 +52,7 @@ def built(tmp_path_factory):
     """Run the whole project on the test profile in a fresh copy and build its book."""
     dest = copy_project(tmp_path_factory.mktemp("clone"))
     env = dict(os.environ, HELPERS_ROOT=str(dest), HELPERS_RESULTS=str(dest / "results"),
-               HELPERS_EXECUTED=str(dest / "book" / "executed"))
+               HELPERS_EXECUTED=str(dest / "executed"))
     p = subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "test", "--book"], cwd=dest, env=env,
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
@@ -70,7 +76,7 @@ def test_every_page_built(built):
     dest, _ = built
     html = dest / "_build" / "html"
     for nb in NOTEBOOKS:
-        page = html / "book" / "executed" / f"{nb.stem}.html"
+        page = html / "executed" / f"{nb.stem}.html"
         assert page.exists(), page
         text = page.read_text()
         assert "Reproduce this page" in text
@@ -115,7 +121,7 @@ def test_built_pages_hold_no_machine_paths(built):
 def test_second_run_executes_nothing(built):
     dest, _ = built
     env = dict(os.environ, HELPERS_ROOT=str(dest), HELPERS_RESULTS=str(dest / "results"),
-               HELPERS_EXECUTED=str(dest / "book" / "executed"))
+               HELPERS_EXECUTED=str(dest / "executed"))
     p = subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "test"], cwd=dest, env=env,
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
@@ -124,19 +130,19 @@ def test_second_run_executes_nothing(built):
 
 def _env(dest):
     return dict(os.environ, HELPERS_ROOT=str(dest), HELPERS_RESULTS=str(dest / "results"),
-                HELPERS_EXECUTED=str(dest / "book" / "executed"))
+                HELPERS_EXECUTED=str(dest / "executed"))
 
 
 @pytest.mark.slow
 def test_scorecard_has_every_claim(built):
-    from helpers.scorecard import load_claims
+    from helpers.analysis.scorecard import load_claims
 
     dest, _ = built
     claims = load_claims(dest / "data" / "paper" / "claims.yml")
     card = (dest / "results" / "scorecard" / "scorecard.tsv").read_text().splitlines()
     ids = [line.split("\t")[0] for line in card[1:]]
     assert ids == [c["id"] for c in claims]
-    page = (dest / "_build" / "html" / "book" / "executed" / "10_scorecard.html").read_text()
+    page = (dest / "_build" / "html" / "executed" / "10_scorecard.html").read_text()
     for c in claims:
         assert html_escape(c["statement"]).replace("&#x27;", "&#39;") in page or html_escape(c["statement"], quote=False) in page, c["id"]
     assert "not measured" not in "\n".join(card), "every claim must be measured by some chapter"
@@ -148,7 +154,7 @@ def test_failing_notebook_keeps_last_good_results_and_book(built):
     dest, _ = built
     html = dest / "_build" / "html"
     index_before = (html / "index.html").read_bytes()
-    page_before = (html / "book" / "executed" / "09_published_model.html").read_bytes()
+    page_before = (html / "executed" / "09_published_model.html").read_bytes()
     res = dest / "results" / "published_model" / "scores.tsv"
     res_before = res.read_bytes()
     p = subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "test", "--book",
@@ -159,7 +165,7 @@ def test_failing_notebook_keeps_last_good_results_and_book(built):
     assert len(err) == 1 and err[0].startswith("error: 09_published_model: cell"), p.stderr
     assert "no_such_model.json" in err[0]
     assert (html / "index.html").read_bytes() == index_before
-    assert (html / "book" / "executed" / "09_published_model.html").read_bytes() == page_before
+    assert (html / "executed" / "09_published_model.html").read_bytes() == page_before
     assert res.read_bytes() == res_before
     assert (dest / "_build" / "failed" / "09_published_model.ipynb").exists()
 

@@ -1,4 +1,4 @@
-"""Tests for helpers.ora: clusterProfiler-enricher ORA, checked against R golden outputs."""
+"""Tests for helpers.methods.ora: clusterProfiler-enricher ORA, checked against R golden outputs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.genesets import GeneSets, read_gmt
-from helpers.ora import COLUMNS, bh_adjust, dotplot, ora
+from helpers.data.genesets import GeneSets, read_gmt
+from helpers.methods.ora import COLUMNS, bh_adjust, dotplot, ora
 
 REF = Path(__file__).parent / "data" / "reference"
 FOLDERS = ("counts_nobatch", "counts_batch", "logexpr_trend")

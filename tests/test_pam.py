@@ -1,4 +1,4 @@
-"""helpers.pam: nearest shrunken centroids against R pamr 1.57 golden outputs, plus unit checks.
+"""helpers.methods.pam: nearest shrunken centroids against R pamr 1.57 golden outputs, plus unit checks.
 
 Golden cases (tests/data/reference/r_outputs/<case>/pam_*.tsv, made by pamr.train defaults and
 pamr.cv with one sample per fold): pamr was trained on voom's E (kept genes) for the count
@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from helpers import pam
-from helpers.errors import InputError
+from helpers.methods import pam
+from helpers.engine.errors import InputError
 
 CASES = {
     # case: (expression file under r_outputs, sample sheet)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import pca as P
+from helpers.methods import pca as P
 
 REF = Path(__file__).resolve().parent / "data" / "reference"
 OUT = REF / "r_outputs"

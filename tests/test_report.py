@@ -1,4 +1,4 @@
-"""helpers.report: numbers, tables, figures, the workbook and the results archive."""
+"""helpers.engine.report: numbers, tables, figures, the workbook and the results archive."""
 
 import json
 import zipfile
@@ -12,8 +12,8 @@ matplotlib.use("Agg")
 
 @pytest.fixture
 def page(tmp_path, monkeypatch):
-    import helpers.paths as paths
-    from helpers.report import Page
+    import helpers.engine.paths as paths
+    from helpers.engine.report import Page
 
     monkeypatch.setattr(paths, "RESULTS", tmp_path / "results")
     monkeypatch.delenv("HELPERS_STAGE_ITEM", raising=False)
@@ -39,7 +39,7 @@ def test_page_writes_numbers_tables_figures(page):
 
 
 def test_xlsx_and_zip_are_reproducible(tmp_path):
-    from helpers.report import bundle_results, supplementary_workbook, write_xlsx
+    from helpers.engine.report import bundle_results, supplementary_workbook, write_xlsx
 
     res = tmp_path / "results"
     (res / "cohort").mkdir(parents=True)
@@ -58,7 +58,7 @@ def test_xlsx_and_zip_are_reproducible(tmp_path):
 
 
 def test_show_formats_p_values():
-    from helpers.report import show
+    from helpers.engine.report import show
 
     html = show(pd.DataFrame({"P.Value": [1.234e-8], "logFC": [1.23456], "n": [3.0]})).to_html()
     assert "1.23e-08" in html and "1.235" in html and ">3<" in html

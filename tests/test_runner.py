@@ -2,18 +2,16 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from helpers.errors import InputError
-from helpers.pipeline import Step
-from helpers.runner import NotebookFailed, Project, run
+from helpers.engine.errors import InputError
+from helpers.engine.registry import Step
+from helpers.engine.runner import NotebookFailed, Project, run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,6 +25,14 @@ notebooks:
   02_b: {k: 10}
   03_c: {y: 1, fail: false, nap: 0}
 """
+
+
+def write_md(n, path):
+    """Write a notebook as the MyST text notebook the runner reads."""
+    import jupytext
+
+    path = Path(str(path).replace(".ipynb", ".md"))
+    jupytext.write(n, path, fmt="md:myst")
 
 
 def nb(params_src, body):
@@ -43,17 +49,17 @@ def make_project(tmp_path):
     (tmp_path / "config" / "params.yml").write_text(PARAMS)
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "data").mkdir()
-    w = "from helpers.paths import results_dir, results_of\n"
-    nbformat.write(nb("seed = 1\nx = 1\nprofile = 'default'",
+    w = "from helpers.engine.paths import results_dir, results_of\n"
+    write_md(nb("seed = 1\nx = 1\nprofile = 'default'",
                       w + "(results_dir('a') / 'out.tsv').write_text(str(x))"), tmp_path / "notebooks" / "01_a.ipynb")
-    nbformat.write(nb("seed = 1\nk = 10\nprofile = 'default'",
+    write_md(nb("seed = 1\nk = 10\nprofile = 'default'",
                       w + "v = int((results_of('a') / 'out.tsv').read_text())\n(results_dir('b') / 'out.tsv').write_text(str(v * k))"),
                    tmp_path / "notebooks" / "02_b.ipynb")
-    nbformat.write(nb("seed = 1\ny = 1\nfail = False\nnap = 0\nprofile = 'default'",
+    write_md(nb("seed = 1\ny = 1\nfail = False\nnap = 0\nprofile = 'default'",
                       w + "import time\n(results_dir('c') / 'out.tsv').write_text(str(y))\ntime.sleep(nap)\n"
                       "if fail:\n    raise ValueError('boom at y=%d' % y)"),
                    tmp_path / "notebooks" / "03_c.ipynb")
-    return Project(root=tmp_path, results=tmp_path / "results", executed=tmp_path / "book" / "executed", steps=STEPS)
+    return Project(root=tmp_path, results=tmp_path / "results", executed=tmp_path / "executed", steps=STEPS)
 
 
 @pytest.fixture
@@ -80,13 +86,18 @@ def test_incremental_and_dependents(proj):
     # a parameter of 02_b only: 01_a untouched
     assert run(proj, sets={"01_a.x": 2, "02_b.k": 3}, log=quiet) == {"01_a": "skipped", "02_b": "ran", "03_c": "skipped"}
     # editing a notebook's source re-executes it
-    p = proj.notebooks / "03_c.ipynb"
-    n = nbformat.read(p, as_version=4)
-    n.cells.append(nbformat.v4.new_markdown_cell("more text"))
-    nbformat.write(n, p)
+    p = proj.notebooks / "03_c.md"
+    p.write_text(p.read_text() + "\n+++\n\nmore text\n")
     assert run(proj, sets={"01_a.x": 2, "02_b.k": 3}, log=quiet)["03_c"] == "ran"
     # --only forces that notebook and what reads it
     assert run(proj, sets={"01_a.x": 2, "02_b.k": 3}, only=["01"], log=quiet) == {"01_a": "ran", "02_b": "skipped"}
+    # a global that a chapter does not declare does not re-run it
+    scoped = tuple(Step(s.stem, s.item, s.title, s.reads, globals=("seed",) if s.stem == "01_a" else ())
+                   for s in STEPS)
+    sproj = Project(root=proj.root, results=proj.results, executed=proj.executed, steps=scoped)
+    run(sproj, sets={"01_a.x": 2, "02_b.k": 3}, log=quiet)
+    assert run(sproj, sets={"01_a.x": 2, "02_b.k": 3, "seed": 5}, log=quiet) == {
+        "01_a": "ran", "02_b": "skipped", "03_c": "skipped"}  # 01_a's results came out byte-identical
     # executed copies: parameters cells hidden, a reproduce box, no timing metadata
     ex = nbformat.read(proj.executed / "02_b.ipynb", as_version=4)
     assert any("Reproduce this page" in c.source for c in ex.cells)
@@ -158,9 +169,9 @@ DRIVER = """
 import sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
-from helpers.runner import run, Project
+from helpers.engine.runner import run, Project
 from test_runner import STEPS
-proj = Project(root=Path({root!r}), results=Path({root!r}) / "results", executed=Path({root!r}) / "book" / "executed", steps=STEPS)
+proj = Project(root=Path({root!r}), results=Path({root!r}) / "results", executed=Path({root!r}) / "executed", steps=STEPS)
 run(proj, sets={{"03_c.y": 9, "03_c.nap": 60}})
 """
 
@@ -218,3 +229,18 @@ def test_kernel_that_dies_at_start_is_retried(proj, monkeypatch):
     monkeypatch.setattr(pm, "execute_notebook", broken)
     with pytest.raises(RuntimeError, match="something else"):
         run(proj, only=["01"], log=quiet)
+
+
+def test_cell_ids_are_stable_under_insertion(tmp_path):
+    """Inserting a cell leaves the ids of every other cell unchanged (ids are not positional)."""
+    from helpers.engine.runner import read_notebook
+
+    src = tmp_path / "n.md"
+    cells = ["# Title", "```{code-cell}\nx = 1\n```", "Some text.", "```{code-cell}\ny = 2\n```"]
+    src.write_text("\n\n+++\n\n".join(cells) + "\n")
+    before = [c["id"] for c in read_notebook(src).cells]
+    src.write_text("\n\n+++\n\n".join(cells[:2] + ["```{code-cell}\nz = 3\n```"] + cells[2:]) + "\n")
+    after = [c["id"] for c in read_notebook(src).cells]
+    assert len(after) == len(before) + 1
+    assert [i for i in after if i in before] == before
+    assert len(set(after)) == len(after)

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from helpers.errors import InputError
-from helpers.paths import PAPER
-from helpers.scorecard import judge, load_claims, read_numbers, scorecard, summary
+from helpers.engine.errors import InputError
+from helpers.engine.paths import PAPER
+from helpers.analysis.scorecard import judge, load_claims, read_numbers, scorecard, summary
 
 
 def c(compare, published, tol=None):
@@ -65,7 +65,7 @@ def test_bad_claims(tmp_path, text, needle):
 
 
 def test_published_values_come_from_the_claims_file():
-    from helpers.scorecard import published
+    from helpers.analysis.scorecard import published
 
     assert published(["n_deg", "n_up", "n_down"]) == {"n_deg": 359, "n_up": 57, "n_down": 302}
     with pytest.raises(InputError, match="no claim with id 'nope'"):

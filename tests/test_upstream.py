@@ -146,7 +146,7 @@ def test_summary_accounts_for_every_fragment(run, tiny):
 
 def test_outputs_load_into_cohort_layer(run):
     """counts.tsv and the per-sample HTSeq files load with the cohort loaders as they are."""
-    from helpers.loaders import read_count_matrix, read_htseq_dir
+    from helpers.data.loaders import read_count_matrix, read_htseq_dir
 
     outdir, _ = run
     m = read_count_matrix(outdir / "counts" / "counts.tsv")

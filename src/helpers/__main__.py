@@ -1,4 +1,4 @@
-"""Command line: ``python -m helpers run|book|score``.
+"""Command line: ``python -m helpers run|book|toc|score``.
 
     python -m helpers run [--profile test] [--set key=value ...] [--only 03] [--force]
     python -m helpers book
@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from .errors import InputError
+from helpers.engine.errors import InputError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="notebooks run side by side when their inputs are ready (default: 2 or the CPU count)")
     r.add_argument("--book", action="store_true", help="build the HTML book afterwards")
     sub.add_parser("book", help="build the HTML book from the executed notebooks")
+    sub.add_parser("toc", help="write _toc.yml from the chapter registry (config/book.yml)")
     s = sub.add_parser("score", help="score samples with a shrunken-centroid model")
     s.add_argument("--model", default="published", help="'published' (Table 1) or a model JSON from notebook 08")
     s.add_argument("expression", help="genes x samples table of log2 expression (TSV/CSV, gzip ok)")
@@ -39,8 +40,8 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.cmd == "run":
-            from .config import parse_set
-            from .runner import NotebookFailed, build_book, run
+            from helpers.engine.config import parse_set
+            from helpers.engine.runner import NotebookFailed, build_book, run
 
             try:
                 run(profile=args.profile, sets=parse_set(args.sets), only=args.only or None, force=args.force,
@@ -52,12 +53,16 @@ def main(argv=None) -> int:
                 html = build_book()
                 print(f"book: {html}/index.html (open it in a browser: xdg-open {html}/index.html)")
         elif args.cmd == "book":
-            from .runner import build_book
+            from helpers.engine.runner import build_book
 
             html = build_book()
             print(f"book: {html}/index.html (open it in a browser: xdg-open {html}/index.html)")
+        elif args.cmd == "toc":
+            from helpers.engine.registry import write_toc
+
+            print("_toc.yml " + ("written" if write_toc() else "already up to date"))
         elif args.cmd == "score":
-            from .model import score_cli
+            from helpers.analysis.model import score_cli
 
             return score_cli(args.model, args.expression, args.out)
     except InputError as exc:

@@ -28,7 +28,7 @@ import sys
 import tempfile
 
 try:  # the project's error type when available; a plain ValueError otherwise
-    from helpers.errors import InputError
+    from helpers.engine.errors import InputError
 except ImportError:  # pragma: no cover - standalone use
     class InputError(ValueError):
         pass

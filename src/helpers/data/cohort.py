@@ -1,0 +1,453 @@
+"""A cohort = expression table + sample sheet + metadata; building, combining, saving, Table S1.
+
+``build_cohort(params)`` makes the cohort the book analyses, from one of three sources:
+
+- ``twin``: the simulated twin (:mod:`helpers.data.twin`), deterministic from the seed;
+- ``real``: GSE153670 (GEO count matrix + series matrix) and PRJCA000750 (HTSeq folder or a
+  merged count table from ``workflow/``, plus a sample sheet), harmonized to gene symbols and
+  combined on their shared genes (file names: ``data/raw/README.md``);
+- ``custom``: any genes x samples table (counts, or log-expression) plus a sample sheet.
+
+``save_cohort`` writes ``cohort.h5ad`` (AnnData: samples x genes, obs = sample sheet, var = genes)
+and, for people, ``counts.tsv.gz`` (genes x samples), ``samples.tsv``, ``truth.tsv`` (twin only)
+and ``meta.json``, each written to a temporary file and renamed, byte-identical on reruns.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers.data import annotation
+from helpers.data import loaders
+from helpers.data import twin
+from helpers.engine.errors import InputError
+from helpers.engine.io import _jsonable, atomic_path, write_text
+from helpers.engine.paths import RAW
+
+
+@dataclasses.dataclass
+class Cohort:
+    """Expression (genes x samples), sample sheet (indexed by sample_id, same order as the
+    columns), metadata dict (JSON-able) and, for the twin, the planted truth per gene."""
+
+    counts: pd.DataFrame
+    samples: pd.DataFrame
+    meta: dict = dataclasses.field(default_factory=dict)
+    truth: pd.DataFrame | None = None
+
+    @property
+    def kind(self) -> str:
+        """'counts' or 'logexpr'."""
+        return self.meta.get("kind", "counts")
+
+    def __repr__(self) -> str:  # short, for notebooks
+        n_g, n_s = self.counts.shape
+        return f"Cohort({self.meta.get('dataset', '?')}, {n_g} genes x {n_s} samples, kind={self.kind})"
+
+
+# ----------------------------------------------------------------------------- save / load
+
+SAMPLE_COLUMNS_FIRST = ["sample_id", "cohort", "response"]
+
+
+def _order_samples(samples: pd.DataFrame) -> pd.DataFrame:
+    first = [c for c in SAMPLE_COLUMNS_FIRST if c in samples.columns]
+    return samples[first + [c for c in samples.columns if c not in first]]
+
+
+def _write_gz_tsv(df: pd.DataFrame, path: Path, index: bool = True) -> None:
+    text = df.to_csv(sep="\t", index=index, lineterminator="\n", float_format="%.10g")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
+            gz.write(text.encode("utf-8"))
+
+
+def _write_tsv(df: pd.DataFrame, path: Path, index: bool = False) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=index, lineterminator="\n", float_format="%.10g", na_rep="NA")
+
+
+def _obs_for_anndata(samples: pd.DataFrame) -> pd.DataFrame:
+    obs = samples.copy()
+    obs.index = obs.index.astype(str)
+    for c in obs.columns:
+        s = obs[c]
+        if pd.api.types.is_integer_dtype(s) or pd.api.types.is_float_dtype(s) or pd.api.types.is_bool_dtype(s):
+            continue
+        obs[c] = pd.Categorical(s.astype("string").astype(object).where(s.notna(), None))
+    return obs
+
+
+def save_cohort(cohort: Cohort, outdir) -> dict:
+    """Write the cohort to ``outdir`` (created): cohort.h5ad, counts.tsv.gz, samples.tsv, meta.json,
+    truth.tsv (if any). Each file is written to a temporary name and renamed; returns the paths.
+
+    Everything that can fail on the cohort's content (sample order, JSON-able metadata, the
+    AnnData object) is checked before the first file is written, so a bad cohort raises
+    :class:`InputError` and leaves ``outdir`` untouched (not even created).
+    """
+    import anndata as ad
+
+    outdir = Path(outdir)
+    samples = _order_samples(cohort.samples)
+    counts = cohort.counts
+    if list(samples.index) != list(counts.columns):
+        diff = next((i for i, (a, b) in enumerate(zip(samples.index, counts.columns)) if a != b),
+                    min(len(samples), counts.shape[1]))
+        raise InputError(f"sample sheet ({len(samples)} rows) does not match the expression columns "
+                         f"({counts.shape[1]}) in order, first difference at position {diff + 1}; "
+                         "run loaders.validate_cohort first", path=outdir, where="cohort.samples")
+    try:
+        meta_text = json.dumps(cohort.meta, indent=2, sort_keys=True, default=_jsonable) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"metadata cannot be written as JSON ({exc})", path=outdir, where="cohort.meta") from None
+    paths = {}
+    X = counts.to_numpy().T.copy()
+    var = pd.DataFrame(index=pd.Index(counts.index.astype(str), name=None))
+    if cohort.truth is not None:
+        t = cohort.truth.set_index("gene").reindex(counts.index)
+        for c in t.columns:
+            var[c] = t[c].to_numpy() if t[c].dtype != object else t[c].fillna("").astype(str).to_numpy()
+    adata = ad.AnnData(X=X, obs=_obs_for_anndata(samples), var=var)
+    adata.uns["meta_json"] = json.dumps(cohort.meta, sort_keys=True, default=str)
+    outdir.mkdir(parents=True, exist_ok=True)
+    p = outdir / "cohort.h5ad"
+    with atomic_path(p) as tmp:
+        adata.write_h5ad(tmp)
+    paths["h5ad"] = p
+    p = outdir / "counts.tsv.gz"
+    _write_gz_tsv(counts.rename_axis("gene"), p)
+    paths["counts"] = p
+    p = outdir / "samples.tsv"
+    _write_tsv(samples, p, index=False)
+    paths["samples"] = p
+    if cohort.truth is not None:
+        p = outdir / "truth.tsv"
+        _write_tsv(cohort.truth, p, index=False)
+        paths["truth"] = p
+    p = outdir / "meta.json"
+    write_text(p, meta_text)
+    paths["meta"] = p
+    return paths
+
+
+def load_cohort(outdir) -> Cohort:
+    """Read a cohort written by :func:`save_cohort` (from its cohort.h5ad)."""
+    import anndata as ad
+
+    p = Path(outdir) / "cohort.h5ad"
+    if not p.exists():
+        raise InputError("no saved cohort here (run notebook 01 cohort first)", path=p)
+    adata = ad.read_h5ad(p)
+    meta = json.loads(adata.uns.get("meta_json", "{}"))
+    kind = meta.get("kind", "counts")
+    X = np.asarray(adata.X)
+    counts = pd.DataFrame(X.T.astype(np.int64) if kind == "counts" else X.T.astype(float),
+                          index=pd.Index(list(adata.var_names), name="gene"),
+                          columns=list(adata.obs_names))
+    obs = adata.obs.copy()
+    for c in obs.columns:
+        if isinstance(obs[c].dtype, pd.CategoricalDtype):
+            obs[c] = obs[c].astype(object).where(obs[c].notna(), pd.NA)
+    obs.index = list(obs.index)
+    truth = None
+    if adata.var.shape[1]:
+        truth = adata.var.reset_index(names="gene")
+        for c in truth.columns:
+            if isinstance(truth[c].dtype, pd.CategoricalDtype):
+                truth[c] = truth[c].astype(str)
+    counts.attrs["source"] = str(p)
+    obs.attrs["source"] = str(p)
+    return Cohort(counts=counts, samples=obs, meta=meta, truth=truth)
+
+
+# ----------------------------------------------------------------------------- combine / table
+
+def combine_cohorts(cohorts: list[Cohort], names: list[str] | None = None) -> tuple[Cohort, dict]:
+    """Join cohorts on their shared genes (inner join); sample sheets are stacked (missing columns
+    become NA, a missing 'cohort' column is filled with the cohort's name). Returns the combined
+    cohort and a report of genes dropped per cohort."""
+    if not cohorts:
+        raise ValueError("no cohorts to combine")
+    kinds = {c.kind for c in cohorts}
+    if len(kinds) > 1:
+        raise InputError(f"cannot combine counts with log-expression ({sorted(kinds)})", path="cohorts")
+    names = names or [c.meta.get("name", f"cohort{i + 1}") for i, c in enumerate(cohorts)]
+    shared = set(cohorts[0].counts.index)
+    for c in cohorts[1:]:
+        shared &= set(c.counts.index)
+    genes = [g for g in cohorts[0].counts.index if g in shared]
+    report = {"n_shared_genes": len(genes), "dropped": {}}
+    parts, sheets = [], []
+    for name, c in zip(names, cohorts):
+        report["dropped"][name] = int(c.counts.shape[0] - len(genes))
+        parts.append(c.counts.loc[genes])
+        s = c.samples.copy()
+        if "cohort" not in s.columns:
+            s["cohort"] = name
+        sheets.append(s)
+    counts = pd.concat(parts, axis=1)
+    if counts.columns.has_duplicates:
+        dup = counts.columns[counts.columns.duplicated()][0]
+        raise InputError(f"sample ID {dup!r} occurs in more than one cohort", path="cohorts")
+    if not genes:
+        raise InputError("no genes left after filtering: the cohorts share no gene", path="cohorts")
+    samples = _order_samples(pd.concat(sheets, axis=0))
+    meta = {"kind": cohorts[0].kind, "combined_from": names, "combine_report": report,
+            "parts": [c.meta for c in cohorts]}
+    return Cohort(counts=counts, samples=samples, meta=meta), report
+
+
+def cohort_table(cohort: Cohort, response_col: str = "response", cohort_col: str = "cohort") -> pd.DataFrame:
+    """Table S1 analogue: one row per cohort x response (and totals per cohort and overall).
+
+    Columns: n_samples, library size (median, min, max; counts only: column sums), genes detected
+    per sample (median; count >= 1 for counts), age (median, and how many samples have it),
+    female/male counts where a 'sex' column exists.
+    """
+    s = cohort.samples
+    counts = cohort.counts
+    is_counts = cohort.kind == "counts"
+    lib = counts.sum(axis=0) if is_counts else pd.Series(np.nan, index=counts.columns)
+    detected = (counts > 0).sum(axis=0) if is_counts else counts.notna().sum(axis=0)
+    coh = s[cohort_col] if cohort_col in s.columns else pd.Series("all", index=s.index)
+    groups = []
+    for c in sorted(coh.unique(), key=str):
+        for r in sorted(s[response_col].unique(), key=str):
+            groups.append((c, r, s.index[(coh == c) & (s[response_col] == r)]))
+        groups.append((c, "all", s.index[coh == c]))
+    if coh.nunique() > 1:
+        for r in sorted(s[response_col].unique(), key=str):
+            groups.append(("all", r, s.index[s[response_col] == r]))
+    groups.append(("all", "all", s.index))
+    rows = []
+    for c, r, idx in groups:
+        if len(idx) == 0:
+            continue
+        row = {"cohort": c, "response": r, "n_samples": len(idx)}
+        if is_counts:
+            row.update(library_size_median=float(lib[idx].median()), library_size_min=int(lib[idx].min()),
+                       library_size_max=int(lib[idx].max()))
+        row["genes_detected_median"] = float(detected[idx].median())
+        if "age" in s.columns:
+            age = pd.to_numeric(s.loc[idx, "age"], errors="coerce")
+            row["age_n"] = int(age.notna().sum())
+            row["age_median"] = float(age.median()) if age.notna().any() else np.nan
+        if "sex" in s.columns:
+            sex = s.loc[idx, "sex"].astype("string").str.upper().str[0]
+            row["female"] = int((sex == "F").sum())
+            row["male"] = int((sex == "M").sum())
+            row["sex_unknown"] = int(sex.isna().sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- build
+
+DEFAULT_BUILD = {
+    "dataset": "twin",
+    "seed": 20220218,
+    "labels": ["CR", "NR"],
+    "simulate_preset": "default",
+    "simulate": {},  # overrides of helpers.data.twin.DEFAULT_PARAMS
+    "real": {
+        "raw_dir": None,  # None: data/raw
+        "gse_counts": "GSE153670/GSE153670_*count*",  # glob under raw_dir
+        "gse_htseq_dir": "GSE153670/htseq",  # used if no count matrix matches: GEO RAW tar, extracted
+        "gse_series_matrix": "GSE153670/GSE153670_series_matrix.txt*",
+        "gse_response_col": "response",
+        "prj_counts": "PRJCA000750/counts.tsv*",  # workflow/ output; used if present, else prj_htseq_dir
+        "prj_htseq_dir": "PRJCA000750/htseq",
+        "prj_samples": "PRJCA000750/samples.tsv",
+        "exclude_other_labels": False,  # True: drop GSE samples whose response is not CR/NR (reported)
+        "label_map": {"complete response": "CR", "complete remission": "CR", "cr": "CR",
+                      "no response": "NR", "non-response": "NR", "nr": "NR"},
+    },
+    "custom": {
+        "table": None,  # genes x samples file
+        "sample_sheet": None,
+        "kind": "counts",  # counts | logexpr
+        "sample_col": "sample_id",
+        "response_col": "response",
+        "label_map": {},
+        "cohort_name": "custom",
+    },
+    "id_type": "auto",
+    "update_symbols": True,
+}
+
+
+def _glob_one(base: Path, pattern: str, what: str, required: bool = True):
+    hits = sorted(base.glob(pattern))
+    hits = [h for h in hits if h.is_file()]
+    if not hits:
+        if required:
+            raise InputError(f"no file matching {pattern!r} for {what}; see data/raw/README.md", path=base)
+        return None
+    if len(hits) > 1:
+        raise InputError(f"{len(hits)} files match {pattern!r} for {what}: {[h.name for h in hits]}; "
+                         "set the exact name in params", path=base)
+    return hits[0]
+
+
+def align_sample_ids(counts: pd.DataFrame, samples: pd.DataFrame,
+                     candidates=("sample_id", "title", "description", "source_name")) -> pd.DataFrame:
+    """Re-index ``samples`` by whichever of its columns holds all the matrix's column names
+    (GEO matrices often use sample titles rather than GSM accessions)."""
+    cols = set(map(str, counts.columns))
+    for c in candidates:
+        if c in samples.columns and cols <= set(samples[c].astype(str)) and samples[c].is_unique:
+            out = samples.copy()
+            out.index = out[c].astype(str).to_list()
+            if c != "sample_id":
+                out["geo_accession"] = samples["sample_id"].to_numpy()
+                out["sample_id"] = out.index
+            return out
+    # GEO RAW tarballs name files <GSM>_<title>...: match on the accession prefix
+    import re
+
+    gsm = {c: re.match(r"^(GSM\d+)", str(c)) for c in counts.columns}
+    if "sample_id" in samples.columns and all(gsm.values()):
+        acc = {c: m.group(1) for c, m in gsm.items()}
+        if set(acc.values()) <= set(samples["sample_id"].astype(str)) and len(set(acc.values())) == len(acc):
+            inv = {a: c for c, a in acc.items()}
+            out = samples[samples["sample_id"].astype(str).isin(inv)].copy()
+            out["geo_accession"] = out["sample_id"].to_numpy()
+            out.index = [inv[a] for a in out["sample_id"].astype(str)]
+            out["sample_id"] = out.index
+            return out
+    return samples
+
+
+def _harmonize(counts, kind, p, source):
+    out, rep = annotation.harmonize_ids(counts, id_type=p["id_type"], kind=kind,
+                                        update_symbols=p["update_symbols"], source=source)
+    return out, rep
+
+
+def build_cohort(params: dict | None = None) -> Cohort:
+    """Build the cohort named by ``params['dataset']`` ('twin', 'real' or 'custom'), validated and
+    with gene IDs harmonized to symbols. ``params`` is merged over :data:`DEFAULT_BUILD`.
+    Nothing is written; call :func:`save_cohort`."""
+    p = copy.deepcopy(DEFAULT_BUILD)
+    for k, v in (params or {}).items():
+        if k not in p:
+            raise InputError(f"unknown parameter {k!r}", path="params", where="cohort")
+        if isinstance(v, dict) and isinstance(p[k], dict) and k != "simulate":
+            unknown = sorted(set(v) - set(p[k]), key=str)
+            if unknown:
+                raise InputError(f"unknown parameter {unknown[0]!r} (known: {', '.join(sorted(p[k]))})",
+                                 path="params", where=k)
+            p[k].update(v)
+        else:
+            p[k] = v
+    labels = list(p["labels"])
+    ds = p["dataset"]
+    if ds == "twin":
+        sp = twin.preset(p["simulate_preset"])
+        sp = twin.merge_params(sp, p["simulate"])
+        sp["labels"] = labels
+        counts, samples, truth = twin.simulate_cohort(sp, seed=int(p["seed"]))
+        counts.attrs["source"] = "simulated twin"
+        samples.attrs["source"] = "simulated twin"
+        counts, samples = loaders.validate_cohort(counts, samples, labels=labels)
+        meta = {"dataset": "twin", "kind": "counts", "seed": int(p["seed"]), "simulate_params": sp,
+                "simulate_preset": p["simulate_preset"]}
+        return Cohort(counts=counts, samples=samples, meta=meta, truth=truth)
+    if ds == "real":
+        return _build_real(p, labels)
+    if ds == "custom":
+        return _build_custom(p, labels)
+    raise InputError(f"dataset must be twin, real or custom, not {ds!r}", path="params", where="global.dataset")
+
+
+def _build_real(p, labels) -> Cohort:
+    r = p["real"]
+    raw = Path(r["raw_dir"]) if r["raw_dir"] else RAW
+    # GSE153670: count matrix + series matrix
+    gse_counts_path = _glob_one(raw, r["gse_counts"], "the GSE153670 count matrix",
+                                required=not (raw / r["gse_htseq_dir"]).is_dir())
+    gse_sm_path = _glob_one(raw, r["gse_series_matrix"], "the GSE153670 series matrix")
+    gse_summary = None
+    if gse_counts_path is not None:
+        gse_counts = loaders.read_count_matrix(gse_counts_path)
+    else:
+        gse_counts_path = raw / r["gse_htseq_dir"]
+        gse_counts, gse_summary = loaders.read_htseq_dir(gse_counts_path)
+    sm = loaders.read_series_matrix(gse_sm_path)
+    rc = r["gse_response_col"]
+    if rc not in sm.columns:
+        chars = [c for c in sm.columns if c not in ("sample_id", "title", "source_name", "description")]
+        raise InputError(f"response column {rc!r} not among the characteristics {chars}; set "
+                         "real.gse_response_col", path=gse_sm_path)
+    lm = {str(k).lower(): v for k, v in r["label_map"].items()}
+    sm["response"] = [lm.get(str(v).strip().lower(), v) for v in sm[rc]]
+    sm["cohort"] = "GSE153670"
+    sm = align_sample_ids(gse_counts, sm)
+    excluded = []
+    if r["exclude_other_labels"]:
+        excluded = [s for s, v in sm["response"].items() if v not in set(labels)]
+        sm = sm.drop(index=excluded)
+        gse_counts = gse_counts.drop(columns=[s for s in excluded if s in gse_counts.columns])
+    sm = sm[sm.index.isin(gse_counts.columns)] if set(gse_counts.columns) <= set(sm.index) else sm
+    gse_counts, rep_gse = _harmonize(gse_counts, "counts", p, str(gse_counts_path))
+    gse_counts.attrs["source"] = str(gse_counts_path)
+    sm.attrs["source"] = str(gse_sm_path)
+    gse_counts, sm = loaders.validate_cohort(gse_counts, sm, labels=labels)
+    # PRJCA000750: merged counts or HTSeq folder + sample sheet
+    prj_counts_path = _glob_one(raw, r["prj_counts"], "PRJCA000750 counts", required=False)
+    htseq_summary = None
+    if prj_counts_path is not None:
+        prj_counts = loaders.read_count_matrix(prj_counts_path)
+        prj_src = str(prj_counts_path)
+    else:
+        prj_counts, htseq_summary = loaders.read_htseq_dir(raw / r["prj_htseq_dir"])
+        prj_src = str(raw / r["prj_htseq_dir"])
+    prj_sheet = loaders.read_sample_sheet(raw / r["prj_samples"], label_map=r["label_map"], labels=labels)
+    if "cohort" not in prj_sheet.columns:
+        prj_sheet["cohort"] = "PRJCA000750"
+    prj_counts, rep_prj = _harmonize(prj_counts, "counts", p, prj_src)
+    prj_counts.attrs["source"] = prj_src
+    prj_counts, prj_sheet = loaders.validate_cohort(prj_counts, prj_sheet, labels=labels, min_per_class=1)
+    a = Cohort(gse_counts, sm, {"name": "GSE153670", "kind": "counts", "harmonize": rep_gse,
+                                "excluded_samples": excluded,
+                                "files": [str(gse_counts_path), str(gse_sm_path)]})
+    b = Cohort(prj_counts, prj_sheet, {"name": "PRJCA000750", "kind": "counts", "harmonize": rep_prj,
+                                       "files": [prj_src, str(raw / r["prj_samples"])]})
+    if gse_summary is not None:
+        a.meta["htseq_summary"] = {k: {i: int(v) for i, v in col.items()} for k, col in gse_summary.items()}
+    if htseq_summary is not None:
+        b.meta["htseq_summary"] = {k: {i: int(v) for i, v in col.items()} for k, col in htseq_summary.items()}
+    combined, rep = combine_cohorts([a, b], names=["GSE153670", "PRJCA000750"])
+    combined.counts.attrs["source"] = "combined GSE153670 + PRJCA000750"
+    combined.counts, combined.samples = loaders.validate_cohort(combined.counts, combined.samples, labels=labels)
+    combined.meta.update(dataset="real", seed=int(p["seed"]))
+    return combined
+
+
+def _build_custom(p, labels) -> Cohort:
+    c = p["custom"]
+    if not c["table"] or not c["sample_sheet"]:
+        raise InputError("custom dataset needs custom.table and custom.sample_sheet paths", path="params",
+                         where="custom")
+    kind = c["kind"]
+    if kind not in ("counts", "logexpr"):
+        raise InputError(f"custom.kind must be counts or logexpr, not {kind!r}", path="params", where="custom.kind")
+    table = loaders.read_count_matrix(c["table"]) if kind == "counts" else loaders.read_logexpr(c["table"])
+    sheet = loaders.read_sample_sheet(c["sample_sheet"], response_col=c["response_col"],
+                                      sample_col=c["sample_col"], label_map=c["label_map"] or None)
+    if "cohort" not in sheet.columns:
+        sheet["cohort"] = c["cohort_name"]
+    table, rep = _harmonize(table, kind, p, str(c["table"]))
+    table.attrs["source"] = str(c["table"])
+    table, sheet = loaders.validate_cohort(table, sheet, labels=labels, counts_expected=(kind == "counts"))
+    meta = {"dataset": "custom", "kind": kind, "name": c["cohort_name"], "harmonize": rep,
+            "files": [str(c["table"]), str(c["sample_sheet"])], "seed": int(p["seed"])}
+    return Cohort(counts=table, samples=sheet, meta=meta)

@@ -1,0 +1,319 @@
+"""Preranked gene set enrichment analysis (GSEA) that agrees with R fgsea.
+
+Enrichment score (ES): exactly fgsea's ``calcGseaStat`` (the weighted Kolmogorov-Smirnov walk of
+Subramanian et al. 2005): genes are sorted by decreasing score (ties keep input order, like R's
+``sort``), a set gene at the current position adds ``|r|^gsea_param / sum over the set``, any
+other gene subtracts ``1 / (N - size)``; ES is the largest deviation from zero (0 when the
+positive and negative extremes are equal). The leading edge is defined as in fgsea: for ES > 0
+the set genes ranked at or above the walk's maximum (top of the ranking first); for ES < 0 the
+set genes ranked at or below its minimum (bottom of the ranking first).
+
+Significance: the "fgsea-simple" permutation scheme. For every distinct set size ``k`` random
+gene sets of size ``k`` are drawn (gene-label permutation; as in fgsea the random sets of all
+sizes in one permutation are prefixes of one random draw) and their ES computed with numpy.
+For a set with ES of sign s, using only null ES of the same size:
+
+* ``NES = ES / mean(null ES >= 0)`` for ES > 0, ``ES / |mean(null ES <= 0)|`` for ES <= 0;
+* ``pval = min((1 + #null <= ES) / (1 + #null <= 0), (1 + #null >= ES) / (1 + #null >= 0))``
+  (fgsea-simple's formula); ``padj``: Benjamini-Hochberg over all tested sets.
+
+Every size gets ``n_perm`` permutations; sizes where some set still has fewer than
+``min_extreme`` null ES at least as extreme get ``max_perm`` permutations in total (a cheap
+adaptive step, so small p-values are resolved where they occur). How this differs from
+``fgseaMultilevel`` (which the reference used): NES is the same estimator (fgseaMultilevel also
+takes it from 1000 simple permutations), but a permutation p-value can never go below
+``1 / (1 + number of same-sign null ES)``, about ``2 / max_perm`` (1.5e-4 to 2e-4 by default),
+while fgseaMultilevel estimates tiny p-values (down to 1e-50) with adaptive multilevel
+splitting. Above that floor both estimate the same quantity (on the reference fixture the
+p-values above 1e-3 correlate at r >= 0.995); below it ours are conservative, so p and padj
+of the strongest sets are larger (top fixture set: p = 3.7e-11 in fgsea, 1.5e-4 here). For
+exact tiny p-values of a few sets, gseapy 1.3.1's ``prerank(method="multilevel")`` (an fgsea
+port) matches fgsea closely, but on a GO-BP-sized problem it took 130 s and 6.9 GB here.
+Null ES are computed in float32 (observed ES in float64); this only matters for nulls within
+~1e-7 of an observed ES.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from helpers.engine.errors import InputError
+from helpers.methods.ora import bh_adjust
+
+__all__ = ["prerank", "enrichment_score", "enrichment_curve", "gsea_barplot"]
+
+
+# --------------------------------------------------------------------------- input checks
+
+def _sorted_ranking(ranking) -> pd.Series:
+    """Validate a gene -> score Series and return it sorted by decreasing score (stable)."""
+    if not isinstance(ranking, pd.Series):
+        raise InputError("ranking must be a pandas Series gene -> score", where="gsea")
+    if ranking.empty:
+        raise InputError("ranking is empty", where="gsea")
+    if ranking.index.has_duplicates:
+        dup = ranking.index[ranking.index.duplicated()][0]
+        raise InputError(f"duplicated gene {dup!r} in the ranking", where="gsea")
+    if ranking.index.hasnans:
+        raise InputError("ranking has a missing gene name", where="gsea")
+    try:
+        values = ranking.to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        raise InputError("ranking scores must be numeric", where="gsea") from None
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise InputError(f"non-finite score for gene {ranking.index[np.argmax(bad)]!r}", where="gsea")
+    order = np.argsort(-values, kind="stable")
+    return pd.Series(values[order], index=ranking.index[order])
+
+
+def _map_sets(genes: pd.Index, gene_sets: dict, min_size: int, max_size: int) -> dict:
+    """Gene set name -> sorted unique positions in the ranking, for sets within the size bounds."""
+    if not isinstance(gene_sets, dict) or not gene_sets:
+        raise InputError("gene_sets must be a non-empty dict name -> list of genes", where="gsea")
+    lookup = {g: i for i, g in enumerate(genes)}
+    out = {}
+    for name, members in gene_sets.items():
+        if isinstance(members, str):
+            raise InputError(f"gene set {name!r} must be a list of genes, not a string", where="gsea")
+        found = {lookup[g] for g in members if g in lookup}
+        if min_size <= len(found) <= max_size and len(found) < len(genes):
+            out[name] = np.array(sorted(found), dtype=np.int64)
+    return out
+
+
+# --------------------------------------------------------------------------- the statistic
+
+def _walk(weights: np.ndarray, pos: np.ndarray, n_genes: int):
+    """fgsea's walk for one set: ``tops`` (after each hit) and ``bottoms`` (before each hit)."""
+    m = pos.size
+    w = weights[pos]
+    total = w.sum()
+    if total == 0:
+        cum = np.arange(1, m + 1) / m
+        step = np.full(m, 1.0 / m)
+    else:
+        cum = np.cumsum(w) / total
+        step = w / total
+    tops = cum - (pos - np.arange(m)) / (n_genes - m)
+    return tops, tops - step
+
+
+def _es_from_walk(tops, bottoms) -> float:
+    max_p, min_p = tops.max(), bottoms.min()
+    if max_p == -min_p:
+        return 0.0
+    return float(max_p) if max_p > -min_p else float(min_p)
+
+
+def enrichment_score(ranking: pd.Series, gene_set, gsea_param: float = 1.0) -> float:
+    """ES of one gene set on a ranking (gene -> score), exactly as fgsea's ``calcGseaStat``."""
+    ranked = _sorted_ranking(ranking)
+    pos = _map_sets(ranked.index, {"set": list(gene_set)}, 1, len(ranked) - 1).get("set")
+    if pos is None:
+        raise InputError("gene set has no gene in the ranking (or contains all of it)", where="gsea")
+    weights = np.abs(ranked.to_numpy()) ** gsea_param
+    return _es_from_walk(*_walk(weights, pos, len(ranked)))
+
+
+def _null_es(samples: np.ndarray, weights32: np.ndarray, n_genes: int) -> np.ndarray:
+    """ES (float32) of random sets: ``samples`` is perms x k random distinct gene positions."""
+    k = samples.shape[1]
+    pos = np.sort(samples, axis=1)
+    w = weights32[pos]
+    cum = np.cumsum(w, axis=1)
+    total = cum[:, -1:].copy()
+    zero = total[:, 0] == 0
+    if zero.any():  # all weights zero: fgsea steps up by 1/k per hit
+        w[zero] = 1.0
+        cum[zero] = np.cumsum(w[zero], axis=1)
+        total[zero] = k
+    inv = np.float32(1.0) / total
+    drift = (pos - np.arange(k, dtype=pos.dtype)).astype(np.float32)
+    drift *= np.float32(1.0 / (n_genes - k))
+    tops = cum * inv
+    tops -= drift
+    max_p = tops.max(axis=1)
+    cum -= w
+    cum *= inv
+    cum -= drift
+    min_p = cum.min(axis=1)
+    return np.where(max_p > -min_p, max_p, np.where(max_p < -min_p, min_p, np.float32(0.0)))
+
+
+def _draw_prefixes(rng: np.random.Generator, n_rows: int, n_genes: int, width: int) -> np.ndarray:
+    """``n_rows`` independent random draws of ``width`` distinct gene positions (without replacement)."""
+    dtype = np.int16 if n_genes < np.iinfo(np.int16).max else np.int32
+    out = np.empty((n_rows, width), dtype=dtype)
+    for i in range(n_rows):
+        out[i] = rng.choice(n_genes, size=width, replace=False)
+    return out
+
+
+def _null_for_sizes(rng, sizes, n_rows, weights32, n_genes, chunk_elems=65_536) -> dict:
+    """Null ES arrays (length ``n_rows``) for each size, sharing one prefix draw across sizes.
+
+    Rows are processed in blocks of about ``chunk_elems`` numbers so the temporaries stay in
+    the CPU cache (2.5x faster than whole-array passes).
+    """
+    sizes = sorted(sizes)
+    draws = _draw_prefixes(rng, n_rows, n_genes, sizes[-1])
+    out = {}
+    for k in sizes:
+        step = max(1, chunk_elems // k)
+        out[k] = np.concatenate([_null_es(draws[s:s + step, :k], weights32, n_genes)
+                                 for s in range(0, n_rows, step)])
+    return out
+
+
+def _null_stats(es: float, null: np.ndarray):
+    """fgsea-simple NES and p-value of one observed ES against null ES of the same size."""
+    ge_zero = null >= 0
+    le_zero = null <= 0
+    n_ge0, n_le0 = int(ge_zero.sum()), int(le_zero.sum())
+    n_ge_es, n_le_es = int((null >= es).sum()), int((null <= es).sum())
+    pval = min((1 + n_le_es) / (1 + n_le0), (1 + n_ge_es) / (1 + n_ge0))
+    if es > 0:
+        nes = es / float(null[ge_zero].mean(dtype=np.float64)) if n_ge0 else np.nan
+        extreme = n_ge_es
+    else:
+        nes = es / abs(float(null[le_zero].mean(dtype=np.float64))) if n_le0 else np.nan
+        extreme = n_le_es
+    return nes, pval, extreme
+
+
+def prerank(ranking: pd.Series, gene_sets: dict, min_size: int = 15, max_size: int = 500,
+            n_perm: int = 1000, seed: int = 42, gsea_param: float = 1.0,
+            max_perm: int = 10000, min_extreme: int = 10) -> pd.DataFrame:
+    """Preranked GSEA (fgsea conventions) with shared per-size permutations.
+
+    Parameters
+    ----------
+    ranking : Series gene -> score (e.g. limma moderated t); unique gene names, finite values.
+    gene_sets : dict name -> list of genes; genes not in ``ranking`` are ignored, duplicates count once.
+    min_size, max_size : keep sets with this many genes in the ranking (inclusive).
+    n_perm : permutations for every set size (fgseaMultilevel's NES also uses 1000).
+    seed : seed of the numpy Generator; same inputs + seed -> identical output.
+    gsea_param : weight exponent p in ``|r|^p`` (1 = standard GSEA).
+    max_perm, min_extreme : sizes where a set has fewer than ``min_extreme`` null ES at least
+        as extreme get ``max_perm`` permutations in total (set ``max_perm <= n_perm`` to disable).
+
+    Returns a DataFrame with columns pathway, ES, NES, pval, padj, size, leadingEdge
+    ('/'-joined genes), n_perm (permutations behind that set's p-value), sorted by pval, then
+    pathway. See the module docstring for how p-values differ from fgseaMultilevel.
+    """
+    if n_perm < 1 or int(n_perm) != n_perm:
+        raise InputError(f"n_perm must be a positive integer, got {n_perm!r}", where="gsea")
+    if min_size < 1 or max_size < min_size:
+        raise InputError(f"bad size bounds min_size={min_size}, max_size={max_size}", where="gsea")
+    ranked = _sorted_ranking(ranking)
+    genes = ranked.index
+    n_genes = len(genes)
+    weights = np.abs(ranked.to_numpy()) ** gsea_param
+    weights32 = weights.astype(np.float32)
+    sets = _map_sets(genes, gene_sets, min_size, max_size)
+    if not sets:
+        raise InputError(f"no gene set has between {min_size} and {max_size} genes in the ranking",
+                         where="gsea")
+
+    names = list(sets)
+    es = np.empty(len(names))
+    edges = []
+    for i, name in enumerate(names):
+        pos = sets[name]
+        tops, bottoms = _walk(weights, pos, n_genes)
+        es[i] = _es_from_walk(tops, bottoms)
+        if es[i] > 0:
+            edge = pos[: int(np.argmax(tops)) + 1]
+        elif es[i] < 0:
+            edge = pos[int(np.argmin(bottoms)):][::-1]
+        else:
+            edge = pos[:0]
+        edges.append("/".join(genes[edge]))
+    sizes = np.array([sets[n].size for n in names])
+
+    rng = np.random.default_rng(seed)
+    nulls = _null_for_sizes(rng, set(sizes.tolist()), int(n_perm), weights32, n_genes)
+    stats = [_null_stats(es[i], nulls[sizes[i]]) for i in range(len(names))]
+    used = np.full(len(names), int(n_perm))
+
+    if max_perm > n_perm:
+        refine = sorted({int(sizes[i]) for i, s in enumerate(stats) if s[2] < min_extreme})
+        if refine:
+            extra = _null_for_sizes(rng, refine, int(max_perm - n_perm), weights32, n_genes)
+            for i in range(len(names)):
+                k = int(sizes[i])
+                if k in extra:
+                    stats[i] = _null_stats(es[i], np.concatenate([nulls[k], extra[k]]))
+                    used[i] = int(max_perm)
+
+    nes = np.array([s[0] for s in stats])
+    pval = np.array([s[1] for s in stats])
+    res = pd.DataFrame({"pathway": names, "ES": es, "NES": nes, "pval": pval,
+                        "padj": bh_adjust(pval), "size": sizes, "leadingEdge": edges, "n_perm": used})
+    return res.sort_values(["pval", "pathway"], kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- plotting helpers
+
+def enrichment_curve(ranking: pd.Series, gene_set, gsea_param: float = 1.0) -> pd.DataFrame:
+    """The GSEA running sum of one gene set along the ranking, for plotting.
+
+    Returns a DataFrame with one row per ranked gene (decreasing score): ``rank`` (1-based),
+    ``gene``, ``score``, ``hit`` (gene in the set) and ``running_sum``; its maximum deviation
+    from zero is the set's ES (``DataFrame.attrs["ES"]``).
+    """
+    ranked = _sorted_ranking(ranking)
+    n = len(ranked)
+    pos = _map_sets(ranked.index, {"set": list(gene_set)}, 1, n - 1).get("set")
+    if pos is None:
+        raise InputError("gene set has no gene in the ranking (or contains all of it)", where="gsea")
+    weights = np.abs(ranked.to_numpy()) ** gsea_param
+    hit = np.zeros(n, dtype=bool)
+    hit[pos] = True
+    total = weights[pos].sum()
+    up = np.where(hit, weights / total if total > 0 else 1.0 / pos.size, 0.0)
+    down = np.where(hit, 0.0, 1.0 / (n - pos.size))
+    running = np.cumsum(up - down)
+    out = pd.DataFrame({"rank": np.arange(1, n + 1), "gene": ranked.index, "score": ranked.to_numpy(),
+                        "hit": hit, "running_sum": running})
+    out.attrs["ES"] = _es_from_walk(*_walk(weights, pos, n))
+    return out
+
+
+def gsea_barplot(res: pd.DataFrame, top: int = 10, labels: dict | None = None,
+                 up_label: str = "CR", down_label: str = "NR"):
+    """Bar chart of NES like Fig. 3A of the paper; returns the matplotlib Figure.
+
+    The ``top`` sets with NES > 0 (higher in ``up_label``, e.g. CR) are drawn above a dashed
+    line and the ``top`` sets with NES < 0 (higher in ``down_label``, e.g. NR) below it; within
+    each half the most significant (smallest pval, then largest |NES|) come first. ``labels``
+    optionally maps pathway id -> display name.
+    """
+    import matplotlib.pyplot as plt
+
+    need = {"pathway", "NES", "pval"}
+    if not isinstance(res, pd.DataFrame) or not need <= set(res.columns):
+        raise InputError(f"result table needs columns {sorted(need)}", where="gsea_barplot")
+    key = res.assign(absnes=res["NES"].abs())
+    up = key[key["NES"] > 0].sort_values(["pval", "absnes"], ascending=[True, False]).head(top)
+    down = key[key["NES"] < 0].sort_values(["pval", "absnes"], ascending=[True, False]).head(top)
+    rows = pd.concat([up, down])
+    names = [labels.get(p, p) if labels else p for p in rows["pathway"]]
+    y = np.arange(len(rows))[::-1].astype(float)
+    y[len(up):] -= 1.0  # a gap for the dashed line
+    fig, ax = plt.subplots(figsize=(8, 0.35 * (len(rows) + 1) + 1.2))
+    from helpers.viz.style import CR_COLOR, NR_COLOR  # the book's colours: up in the first class / in the second
+
+    colors = [CR_COLOR if v > 0 else NR_COLOR for v in rows["NES"]]
+    ax.barh(y, rows["NES"], color=colors, height=0.7)
+    ax.set_yticks(y)
+    ax.set_yticklabels(names, fontsize=8)
+    ax.axvline(0, color="black", linewidth=0.8)
+    if len(up) and len(down):
+        ax.axhline(y[len(up) - 1] - 1.0, color="0.3", linestyle="--", linewidth=1.2)
+    ax.set_xlabel("Normalized enrichment score (NES)")
+    ax.set_title(f"GSEA: higher in {up_label} (top) / higher in {down_label} (bottom)", fontsize=10)
+    fig.tight_layout()
+    return fig

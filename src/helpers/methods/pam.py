@@ -1,0 +1,896 @@
+"""Nearest shrunken centroids (PAM), written to give the same numbers as R's ``pamr`` 1.57.
+
+The method is Tibshirani, Hastie, Narasimhan & Chu, PNAS 2002 (the paper's ref. 18). What
+``pamr.train`` / ``nsc`` compute, and what this module reproduces (checked against R golden
+files in ``tests/data/reference``):
+
+* class centroids ``xbar_ik`` and the overall centroid ``xbar_i``;
+* pooled within-class SD ``s_i`` (divisor ``n - K``) and ``s0`` = a percentile of the ``s_i``
+  (pamr's ``offset.percent``, median by default); every gene is scaled by ``s_i + s0``;
+* ``m_k = sqrt(1/n_k - 1/n)`` and standardized deviations
+  ``d_ik = (xbar_ik - xbar_i) / (m_k (s_i + s0))``;
+* soft thresholding ``d'_ik = sign(d_ik) (|d_ik| - t)_+`` and shrunken centroids
+  ``xbar'_ik = xbar_i + m_k (s_i + s0) d'_ik``;
+* a threshold grid of ``n_threshold`` (30) equally spaced values from 0 to ``max |d_ik|``;
+* the discriminant used by pamr's ``diag.disc`` (a log posterior up to a constant)
+  ``dd_k(x) = sum_i z_i c_ik - sum_i c_ik^2 / 2 + log(pi_k)`` with ``z_i = (x_i - xbar_i)/(s_i+s0)``
+  and ``c_ik = (xbar'_ik - xbar_i)/(s_i+s0)``, over the genes that survive the threshold.
+  It equals ``-delta_k(x)/2 + const`` with the paper's
+  ``delta_k(x) = sum_i (x_i - xbar'_ik)^2/(s_i+s0)^2 - 2 log(pi_k)``;
+* class = the largest ``dd_k`` (the smallest ``delta_k``; the first class wins an exact tie);
+  posterior = ``safe.exp(dd_k) / sum_j safe.exp(dd_j)`` with pamr's ``safe.exp`` (exponent clipped
+  to +-500);
+* ``pamr.cv``: every fold refits ``nsc`` on the training samples with the *full fit's*
+  threshold grid, priors and ``m_k`` (``se.scale``), recomputing centroids, ``s_i`` and ``s0``;
+  the reported number of genes per threshold is the full fit's.
+
+Speed: the fits, ``pamr.cv`` refits and the nested/permutation loops run on a fast path that
+evaluates the whole threshold grid at once by binning genes between grid points, and refits
+leave-one-out folds from running class statistics (notes above ``_grid``); a direct transcription
+of pamr (``_nsc_reference``) is kept and the tests hold the fast path to it.
+
+Beyond pamr (classifier honesty): :func:`nested_loocv` selects the threshold (and so the genes)
+inside every outer fold, :func:`permutation_pvalue` tests the LOOCV accuracy against label
+permutations, :func:`clopper_pearson` gives exact binomial intervals and :func:`performance`
+summarizes calls as accuracy / sensitivity / specificity with counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from helpers.engine.errors import InputError
+
+__all__ = [
+    "PamFit",
+    "CvResult",
+    "NestedResult",
+    "train",
+    "predict",
+    "predict_proba",
+    "discriminants",
+    "shrunken_centroids",
+    "surviving_genes",
+    "gene_scores",
+    "cv",
+    "choose_threshold",
+    "threshold_for_n_genes",
+    "clopper_pearson",
+    "nested_loocv",
+    "permutation_pvalue",
+    "performance",
+]
+
+
+# ----------------------------------------------------------------------------------------
+# data structures
+
+
+@dataclass(frozen=True)
+class PamFit:
+    """A trained nearest-shrunken-centroid classifier (the analogue of a ``pamr.train`` fit).
+
+    Arrays are indexed genes x classes. ``sd`` already includes ``s0`` (``s_i + s0``), as in
+    pamr. ``n_genes`` and ``train_errors`` are per threshold of ``thresholds``.
+    """
+
+    genes: pd.Index
+    classes: tuple
+    centroids: np.ndarray  # p x K unshrunken class centroids
+    centroid_overall: np.ndarray  # p
+    sd: np.ndarray  # p, s_i + s0
+    s0: float
+    se_scale: np.ndarray  # K, m_k
+    prior: np.ndarray  # K
+    d: np.ndarray  # p x K standardized deviations d_ik
+    thresholds: np.ndarray
+    n_genes: np.ndarray
+    train_errors: np.ndarray
+    n_per_class: np.ndarray
+    s0_percentile: float = 50.0
+    samples: pd.Index = field(default_factory=lambda: pd.Index([]))
+
+    def table(self) -> pd.DataFrame:
+        """Threshold grid as a table: threshold, n_genes, train_errors."""
+        return pd.DataFrame(
+            {"threshold": self.thresholds, "n_genes": self.n_genes, "train_errors": self.train_errors}
+        )
+
+
+@dataclass(frozen=True)
+class CvResult:
+    """Cross-validation over the threshold grid (the analogue of ``pamr.cv``).
+
+    ``pred`` is samples x thresholds (labels); ``prob`` is samples x classes x thresholds.
+    ``errors`` are counts of misclassified held-out samples per threshold.
+    """
+
+    thresholds: np.ndarray
+    n_genes: np.ndarray
+    errors: np.ndarray
+    pred: pd.DataFrame
+    prob: np.ndarray
+    truth: pd.Series
+    classes: tuple
+    folds: list
+
+    @property
+    def error_rate(self) -> np.ndarray:
+        return self.errors / len(self.truth)
+
+    def table(self) -> pd.DataFrame:
+        """Per-threshold table: threshold, n_genes, cv_errors, cv_error_rate."""
+        return pd.DataFrame(
+            {
+                "threshold": self.thresholds,
+                "n_genes": self.n_genes,
+                "cv_errors": self.errors,
+                "cv_error_rate": self.error_rate,
+            }
+        )
+
+    def predictions(self, threshold_index: int) -> pd.DataFrame:
+        """Held-out calls and class probabilities at one grid index (sample, truth, pred, prob_<class>)."""
+        df = pd.DataFrame({"truth": self.truth.values, "pred": self.pred.iloc[:, threshold_index].values},
+                          index=self.truth.index)
+        for k, c in enumerate(self.classes):
+            df[f"prob_{c}"] = self.prob[:, k, threshold_index]
+        df.index.name = "sample"
+        return df
+
+
+@dataclass(frozen=True)
+class NestedResult:
+    """Nested LOOCV: per outer fold the chosen threshold, its gene count and the held-out call."""
+
+    predictions: pd.DataFrame  # sample, truth, pred, prob_<class>, threshold, n_genes
+    accuracy: float
+    n_correct: int
+    n: int
+
+
+# ----------------------------------------------------------------------------------------
+# validation
+
+
+def _as_arrays(X, y, classes=None):
+    """Validate a genes x samples DataFrame and labels; return (x float array, codes, classes, genes, samples)."""
+    if not isinstance(X, pd.DataFrame):
+        raise InputError("expression must be a pandas DataFrame (genes x samples)", where="X")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise InputError(f"expression matrix is empty ({X.shape[0]} genes x {X.shape[1]} samples)", where="X")
+    if X.index.has_duplicates:
+        dup = X.index[X.index.duplicated()].unique()[:5].tolist()
+        raise InputError(f"duplicated gene ids: {dup}", where="X rows")
+    try:
+        x = X.to_numpy(dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"expression matrix is not all numeric ({exc})", where="X") from None
+    if not np.all(np.isfinite(x)):
+        r, c = np.argwhere(~np.isfinite(x))[0]
+        raise InputError(f"missing or infinite value (gene {X.index[r]!r}, sample {X.columns[c]!r})", where="X")
+    if isinstance(y, pd.Series):
+        cols = set(X.columns)
+        if cols <= set(y.index):
+            y = y.loc[X.columns]
+        elif cols & set(y.index):
+            miss = [c for c in X.columns if c not in set(y.index)][:5]
+            raise InputError(f"no class label for samples {miss}", where="y")
+    yv = np.asarray(y, dtype=object)
+    if yv.ndim != 1 or len(yv) != X.shape[1]:
+        raise InputError(f"{len(yv)} labels for {X.shape[1]} samples", where="y")
+    if pd.isna(yv).any():
+        raise InputError(f"missing class label for sample {X.columns[np.flatnonzero(pd.isna(yv))[0]]!r}", where="y")
+    yv = yv.astype(str)
+    if classes is None:
+        classes = tuple(sorted(set(yv)))
+    else:
+        classes = tuple(str(c) for c in classes)
+        extra = sorted(set(yv) - set(classes))
+        if extra:
+            raise InputError(f"labels {extra} are not among the classes {list(classes)}", where="y")
+    if len(classes) < 2:
+        raise InputError(f"need at least two classes, got {list(classes)}", where="y")
+    codes = np.array([classes.index(v) for v in yv])
+    counts = np.bincount(codes, minlength=len(classes))
+    if counts.min() < 2:
+        raise InputError(f"each class needs at least 2 samples, counts {dict(zip(classes, counts.tolist()))}", where="y")
+    return x, codes, classes, X.index, X.columns
+
+
+# ----------------------------------------------------------------------------------------
+# the nsc core (arrays only)
+
+
+def _safe_exp(a):
+    return np.exp(np.sign(a) * np.minimum(np.abs(a), 500.0))
+
+
+def _fit_stats(x, codes, K, s0_percentile):
+    """Centroids, overall centroid, sd (s_i + s0), s0 and class sizes, as in pamr's nsc."""
+    n = x.shape[1]
+    Y = np.zeros((n, K))
+    Y[np.arange(n), codes] = 1.0
+    nk = Y.sum(axis=0)
+    centroids = (x @ Y) / nk
+    xdif = x - centroids @ Y.T
+    s = np.sqrt((xdif**2).sum(axis=1) / (n - K))
+    s0 = float(np.percentile(s, s0_percentile))  # R quantile type 7 == numpy "linear"
+    overall = x.mean(axis=1)
+    return centroids, overall, s + s0, s0, nk
+
+
+def _shrunk(d, thresholds):
+    """Soft-threshold d (p x K) at each threshold -> T x K x p; and genes surviving per threshold."""
+    dt = np.ascontiguousarray(d.T)  # K x p: reductions over genes run on contiguous memory
+    dif = np.abs(dt)[None, :, :] - np.asarray(thresholds, dtype=float)[:, None, None]
+    pos = dif > 0
+    np.maximum(dif, 0.0, out=dif)
+    ds = np.sign(dt)[None, :, :] * dif
+    alive = pos[:, 0, :].copy()
+    for k in range(1, dt.shape[0]):
+        alive |= pos[:, k, :]
+    return ds, alive.sum(axis=1)
+
+
+def _dd(xtest, overall, sd, cs, prior):
+    """pamr diag.disc for all thresholds: xtest p x m, cs T x K x p (scaled shrunken centroids) -> T x m x K.
+
+    Genes shrunk to zero in every class contribute exactly 0, which is pamr's restriction of the
+    sums to the surviving genes; with no surviving gene the result is log(prior), as in pamr.
+    """
+    z = (xtest - overall[:, None]) / sd[:, None]
+    lin = np.matmul(cs, z)  # T x K x m
+    quad = 0.5 * np.einsum("tkp,tkp->tk", cs, cs)
+    dd = lin - quad[:, :, None] + np.log(prior)[None, :, None]
+    return np.transpose(dd, (0, 2, 1))
+
+
+def _nsc_reference(x, codes, K, xtest, thresholds=None, n_threshold=30, prior=None, se_scale=None, s0_percentile=50.0):
+    """Reference (direct, T x K x p) version of :func:`_nsc`, on genes x samples arrays.
+
+    Kept as the plain transcription of pamr that the fast path is tested against.
+    """
+    n = x.shape[1]
+    centroids, overall, sd, s0, nk = _fit_stats(x, codes, K, s0_percentile)
+    if prior is None:
+        prior = nk / n
+    if se_scale is None:
+        se_scale = np.sqrt(1.0 / nk - 1.0 / n)
+    d = (centroids - overall[:, None]) / sd[:, None] / se_scale[None, :]
+    if thresholds is None:
+        thresholds = np.linspace(0.0, float(np.abs(d).max()), n_threshold)
+    thresholds = np.asarray(thresholds, dtype=float)
+    ds, nonzero = _shrunk(d, thresholds)
+    cs = ds * se_scale[None, :, None]
+    dd = _dd(xtest, overall, sd, cs, prior)
+    yhat = dd.argmax(axis=2)  # T x m, first class wins ties (pamr softmax uses a strict '>')
+    e = _safe_exp(dd)
+    prob = e / e.sum(axis=2, keepdims=True)
+    return dict(centroids=centroids, overall=overall, sd=sd, s0=s0, nk=nk, prior=np.asarray(prior, float),
+                se_scale=np.asarray(se_scale, float), d=d, thresholds=thresholds, nonzero=nonzero,
+                yhat=yhat, prob=prob)
+
+
+# --- fast path -------------------------------------------------------------------------
+#
+# The reference path above materialises T x K x p arrays per fit. The fast path gives the same
+# numbers up to floating-point rounding in O(K p m + T^2) per fit, and refits leave-one-out folds
+# from running statistics in O(K p) each:
+#
+# * thresholds t_0 <= ... <= t_{T-1}; gene i of class k (a = |d_ik|) survives exactly the
+#   thresholds t_j < a (pamr's ``abs(d) - t > 0``: for floats ``a - t > 0`` iff ``a > t``, so a
+#   tie a == t contributes 0). With c = #{j: t_j < a} the gene falls in bin c (bin 0: shrunk to
+#   zero everywhere) and, for j < c, ``a - t_j = e + (t_{c-1} - t_j)`` with ``e = a - t_{c-1}``,
+#   both parts >= 0. Per bin we accumulate N = count, Q1 = sum e, Q2 = sum e^2, W = sum sign(d) z
+#   and R = sum e sign(d) z, and then for every threshold
+#     lin_k(t_j)  = m_k sum_{b>j} [R_b + (t_{b-1} - t_j) W_b]
+#     quad_k(t_j) = m_k^2/2 sum_{b>j} [Q2_b + 2 (t_{b-1} - t_j) Q1_b + (t_{b-1} - t_j)^2 N_b]
+#   (sums of non-negative multiples of each gene's term: no cancellation beyond the reference's
+#   own). A gene shrunk to zero at t_j is in no bin b > j and contributes exactly 0, as in pamr.
+# * a leave-one-out fold changes one class: its mean and within-class sum of squares come from
+#   Welford running statistics of the class members before and after the held-out sample, merged
+#   with Chan et al.'s formula, and the overall mean from the fold's class means (only sums of
+#   the remaining samples' terms: nothing is "downdated" by subtracting the held-out sample, which
+#   would cancel catastrophically when that sample dominates a gene); s0 (a percentile) is
+#   recomputed in every fold.
+
+_MAGIC = 2.0**52
+_MAGIC_BITS = int(np.array(_MAGIC).view(np.int64))
+
+
+def _as_index(f):
+    """Integer-valued floats in [0, 2^52) -> int64, exactly (avoids numpy's slow float->int cast)."""
+    return (f + _MAGIC).view(np.int64) - _MAGIC_BITS
+
+
+def _n_below(a, t, out=None, work=None):
+    """#{j: t_j < a} for every element of ``a`` (t sorted ascending and finite), as floats.
+
+    For a (nearly) equally spaced grid the count is ceil((a - t_0)/h), trusted only where that
+    quotient is not within 1e-6 of a grid index (the grid points themselves are checked to sit
+    within 1e-9 of their index, so the order of a and every t_j is unambiguous); the rest,
+    including exact ties a == t_j, goes through ``searchsorted`` (strict '<': a tie is not below).
+    ``out``/``work``: optional buffers shaped like ``a``.
+    """
+    T = len(t)
+    if out is None:
+        out = np.empty_like(a)
+    if T >= 2 and t[-1] > t[0]:
+        h = (t[-1] - t[0]) / (T - 1)
+        if np.all(np.abs((t - t[0]) / h - np.arange(T)) < 1e-9):
+            y = np.empty_like(a) if work is None else work
+            np.subtract(a, t[0], out=y)
+            np.divide(y, h, out=y)
+            np.ceil(y, out=out)
+            np.subtract(out, y, out=y)  # distance up to the next integer, in [0, 1)
+            amb = (y < 1e-6) | (y > 1.0 - 1e-6)
+            np.clip(out, 0.0, float(T), out=out)
+            if amb.any():
+                out[amb] = np.searchsorted(t, a[amb], side="left")
+            return out
+    out[...] = np.searchsorted(t, a, side="left")
+    return out
+
+
+def _class_stats(xs, codes, K):
+    """Class sizes, class means (K x p), within-class sums of squares (K x p) and column sums (p)
+    of a samples x genes array (two-pass, as the reference)."""
+    n, p = xs.shape
+    Y = np.zeros((n, K))
+    Y[np.arange(n), codes] = 1.0
+    nk = Y.sum(axis=0)
+    cen = (Y.T @ xs) / nk[:, None]
+    m2 = np.zeros((K, p))
+    r = np.empty(p)
+    for i in range(n):
+        np.subtract(xs[i], cen[codes[i]], out=r)
+        np.multiply(r, r, out=r)
+        m2[codes[i]] += r
+    return nk, cen, m2, xs.sum(axis=0)
+
+
+def _grid_reference(d, se_scale, z, thresholds, prior):
+    """Reference discriminants over a threshold grid: d K x p, z m x p -> (T x m x K, n surviving)."""
+    ds, nonzero = _shrunk(d.T, thresholds)
+    cs = ds * np.asarray(se_scale, float)[None, :, None]
+    lin = np.matmul(cs, z.T)  # T x K x m
+    quad = 0.5 * np.einsum("tkp,tkp->tk", cs, cs)
+    dd = lin - quad[:, :, None] + np.log(prior)[None, :, None]
+    return np.transpose(dd, (0, 2, 1)), nonzero
+
+
+def _grid(d, se_scale, z, thresholds, prior, counts=True, work=None):
+    """pamr's soft thresholding + ``diag.disc`` at every threshold, by binning genes between grid
+    points (see the notes above).
+
+    d: K x p standardized deviations; z: m x p standardized test samples ``(x - xbar)/(s + s0)``.
+    Returns (dd T x m x K, genes surviving per threshold or None). ``work``: optional list of five
+    K x p float buffers, reused across calls (leave-one-out folds) to avoid fresh allocations.
+    """
+    t = np.asarray(thresholds, dtype=float)
+    prior = np.asarray(prior, dtype=float)
+    se = np.asarray(se_scale, dtype=float)
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(d))):  # keep the reference's NaN/inf handling
+        dd, nonzero = _grid_reference(d, se, z, t, prior)
+        return dd, (nonzero if counts else None)
+    K, p = d.shape
+    m = z.shape[0]
+    T = len(t)
+    T1 = T + 1
+    order = None
+    if T > 1 and np.any(t[1:] < t[:-1]):
+        order = np.argsort(t, kind="stable")
+        t = t[order]
+    a, c, e, w, tmp = [np.empty((K, p)) for _ in range(5)] if work is None else work
+    np.abs(d, out=a)
+    _n_below(a, t, out=c, work=tmp)  # bin per gene and class: #{j: t_j < |d|} (integer-valued floats)
+    if t[0] < 0:
+        c[d == 0] = 0.0  # d == 0 survives a negative threshold but has sign 0: contributes nothing
+    # flat bin index k * (T + 1) + c, as int64 in tmp's memory
+    np.add(c, (np.arange(K, dtype=float) * T1 + _MAGIC)[:, None], out=tmp)
+    iq = tmp.view(np.int64).reshape(-1)
+    iq -= _MAGIC_BITS
+    tq = np.tile(np.concatenate(([0.0], t)), K)  # tq[k * (T + 1) + c] = t_{c-1}; bin 0 is dropped
+    np.take(tq, iq, out=e.reshape(-1))
+    np.subtract(a, e, out=e)  # e = |d| - t_{c-1} >= 0
+    size = K * T1
+    N = np.bincount(iq, minlength=size).astype(float).reshape(K, T1)[:, 1:]
+    Q1 = np.bincount(iq, weights=e.reshape(-1), minlength=size).reshape(K, T1)[:, 1:]
+    np.multiply(e, e, out=w)
+    Q2 = np.bincount(iq, weights=w.reshape(-1), minlength=size).reshape(K, T1)[:, 1:]
+    D = np.triu(t[None, :] - t[:, None])  # D[j, b] = t_b - t_j for b >= j
+    U = np.triu(np.ones((T, T)))
+    quad = (0.5 * se**2)[:, None] * (Q2 @ U.T + 2.0 * (Q1 @ D.T) + N @ (D * D).T)  # K x T
+    if m == 1:
+        np.sign(d, out=w)
+        w *= z
+        W = np.bincount(iq, weights=w.reshape(-1), minlength=size).reshape(K, 1, T1)[:, :, 1:]
+        w *= e
+        R = np.bincount(iq, weights=w.reshape(-1), minlength=size).reshape(K, 1, T1)[:, :, 1:]
+    elif m > 1:
+        ww = np.sign(d)[:, None, :] * z[None, :, :]  # K x m x p
+        il = (iq.reshape(K, 1, p) - (np.arange(K) * T1)[:, None, None]
+              + (np.arange(K * m) * T1).reshape(K, m, 1)).reshape(-1)  # (k * m + row) * (T + 1) + c
+        size = K * m * T1
+        W = np.bincount(il, weights=ww.reshape(-1), minlength=size).reshape(K, m, T1)[:, :, 1:]
+        ww *= e[:, None, :]
+        R = np.bincount(il, weights=ww.reshape(-1), minlength=size).reshape(K, m, T1)[:, :, 1:]
+    if m:
+        lin = se[:, None, None] * (R @ U.T + W @ D.T)  # K x m x T
+    else:
+        lin = np.zeros((K, 0, T))
+    dd = lin - quad[:, None, :] + np.log(prior)[:, None, None]
+    dd = np.transpose(dd, (2, 1, 0))  # T x m x K
+    nonzero = None
+    if counts:
+        cm = _n_below(a.max(axis=0), t)  # a gene survives where its largest |d| is above t
+        cnt = np.bincount(_as_index(cm), minlength=T1)
+        nonzero = np.cumsum(cnt[::-1])[::-1][1:]  # #{genes: cm > j}
+    if order is not None:
+        out = np.empty_like(dd)
+        out[order] = dd
+        dd = out
+        if nonzero is not None:
+            nz = np.empty_like(nonzero)
+            nz[order] = nonzero
+            nonzero = nz
+    return dd, nonzero
+
+
+def _calls(dd):
+    """Class calls (first class wins ties, pamr's strict '>') and safe.exp posteriors (class axis last)."""
+    yhat = dd.argmax(axis=-1)
+    e = _safe_exp(dd)
+    return yhat, e / e.sum(axis=-1, keepdims=True)
+
+
+def _nsc(xs, codes, K, xs_test, thresholds=None, n_threshold=30, prior=None, se_scale=None,
+         s0_percentile=50.0):
+    """One pamr ``nsc`` call on samples x genes arrays (fast path); returns the fitted pieces
+    (centroids and d as genes x classes), per-threshold test results (yhat T x m, prob T x m x K)
+    and the class statistics that :func:`_loo` reuses."""
+    n = xs.shape[0]
+    nk, cen, m2, total = _class_stats(xs, codes, K)
+    overall = total / n
+    s = np.sqrt(m2.sum(axis=0) / (n - K))
+    s0 = float(np.percentile(s, s0_percentile))  # R quantile type 7 == numpy "linear"
+    sd = s + s0
+    if prior is None:
+        prior = nk / n
+    if se_scale is None:
+        se_scale = np.sqrt(1.0 / nk - 1.0 / n)
+    prior = np.asarray(prior, float)
+    se_scale = np.asarray(se_scale, float)
+    d = (cen - overall[None, :]) / sd[None, :] / se_scale[:, None]
+    if thresholds is None:
+        thresholds = np.linspace(0.0, float(np.abs(d).max()), n_threshold)
+    thresholds = np.asarray(thresholds, dtype=float)
+    dd, nonzero = _grid(d, se_scale, (xs_test - overall[None, :]) / sd[None, :], thresholds, prior)
+    yhat, prob = _calls(dd)
+    return dict(centroids=np.ascontiguousarray(cen.T), overall=overall, sd=sd, s0=s0, nk=nk, prior=prior,
+                se_scale=se_scale, d=np.ascontiguousarray(d.T), thresholds=thresholds, nonzero=nonzero,
+                yhat=yhat, prob=prob, stats=(nk, cen, m2, total))
+
+
+def _welford(rows):
+    """Running (mean, M2) of rows[:l] for l = 0..len(rows)-1 (Welford's update)."""
+    q, p = rows.shape
+    mean = np.zeros((q, p))
+    m2 = np.zeros((q, p))
+    delta = np.empty(p)
+    for l in range(1, q):
+        np.subtract(rows[l - 1], mean[l - 1], out=delta)
+        np.add(mean[l - 1], delta / l, out=mean[l])
+        np.add(m2[l - 1], delta * (rows[l - 1] - mean[l]), out=m2[l])
+    return mean, m2
+
+
+def _loo(xs, codes, K, thresholds, prior, se_scale, s0_percentile, stats=None, return_dd=False):
+    """Leave-one-out over every sample with a fixed grid, priors and m_k (pamr.cv's refits).
+
+    Returns held-out calls (n x T) and posteriors (n x K x T), each fold as ``_nsc`` on the other
+    n - 1 samples gives them. ``stats``: :func:`_class_stats` of xs, if already known. Work
+    buffers are allocated once and reused by every fold. ``return_dd``: also return the held-out
+    discriminants (n x T x K), for tests.
+    """
+    n, p = xs.shape
+    nk, cen, m2, total = _class_stats(xs, codes, K) if stats is None else stats
+    thresholds = np.asarray(thresholds, float)
+    prior = np.asarray(prior, float)
+    se = np.asarray(se_scale, float)
+    T = len(thresholds)
+    yhat = np.zeros((n, T), dtype=int)
+    prob = np.ones((n, K, T))
+    dds = np.zeros((n, T, K)) if return_dd else None
+    work = [np.empty((K, p)) for _ in range(5)]
+    cf = cen.copy()  # fold centroids: only the held-out sample's class changes
+    d = np.empty((K, p))
+    z = np.empty((1, p))
+    ov, sd, mc, qc, delta = (np.empty(p) for _ in range(5))
+    for c in range(K):
+        members = np.flatnonzero(codes == c)
+        nc = len(members)
+        rows = xs[members]
+        pre_mean, pre_m2 = _welford(rows)  # members before position l
+        suf_mean, suf_m2 = _welford(rows[::-1])  # members after position l, indexed by their count
+        others = m2[np.arange(K) != c].sum(axis=0)  # other classes' sums of squares (no subtraction)
+        nk_f = nk.copy()
+        nk_f[c] -= 1
+        for l, j in enumerate(members):
+            na, nb = l, nc - 1 - l
+            # Chan et al. merge of the two parts; na == 0 or nb == 0 reduces to the other part exactly
+            np.subtract(suf_mean[nb], pre_mean[na], out=delta)
+            np.multiply(delta, nb / (na + nb), out=mc)
+            mc += pre_mean[na]
+            np.multiply(delta, delta, out=qc)
+            qc *= na * nb / (na + nb)
+            qc += pre_m2[na]
+            qc += suf_m2[nb]
+            cf[c] = mc
+            # overall mean from the fold's class means (not "total - x_j": that cancels when x_j
+            # dominates a gene)
+            np.dot(nk_f, cf, out=ov)
+            ov /= n - 1
+            np.add(others, qc, out=sd)
+            sd /= n - 1 - K
+            np.sqrt(sd, out=sd)
+            sd += float(np.percentile(sd, s0_percentile))  # s + s0
+            np.subtract(cf, ov, out=d)
+            d /= sd
+            d /= se[:, None]
+            np.subtract(xs[j], ov, out=z[0])
+            z /= sd
+            dd, _ = _grid(d, se, z, thresholds, prior, counts=False, work=work)
+            yh, pr = _calls(dd[:, 0, :])
+            yhat[j] = yh
+            prob[j] = pr.T
+            if return_dd:
+                dds[j] = dd[:, 0, :]
+        cf[c] = cen[c]
+    return (yhat, prob, dds) if return_dd else (yhat, prob)
+
+
+# ----------------------------------------------------------------------------------------
+# public API: training and prediction
+
+
+def train(X: pd.DataFrame, y, *, n_threshold: int = 30, thresholds=None, s0_percentile: float = 50.0,
+          prior=None, classes=None, remove_zeros: bool = True) -> PamFit:
+    """Fit nearest shrunken centroids like ``pamr.train`` (defaults are pamr's).
+
+    X: genes x samples log-expression. y: one class label per column (a Series indexed by sample
+    is aligned to the columns). ``prior``: class priors in ``classes`` order (default: class
+    proportions). ``classes``: class order (default: sorted labels, as R's ``factor``).
+    ``remove_zeros``: like pamr, drop grid points after the first one that keeps no gene.
+    """
+    x, codes, classes, genes, samples = _as_arrays(X, y, classes)
+    K = len(classes)
+    if prior is not None:
+        prior = np.asarray(prior, dtype=float)
+        if prior.shape != (K,) or np.any(prior <= 0):
+            raise InputError(f"prior must be {K} positive numbers, got {prior.tolist()}", where="prior")
+    if not 0 <= s0_percentile <= 100:
+        raise InputError(f"s0_percentile must be within 0..100, got {s0_percentile}", where="s0_percentile")
+    xs = np.ascontiguousarray(x.T)
+    r = _nsc(xs, codes, K, xs, thresholds=thresholds, n_threshold=n_threshold, prior=prior,
+             s0_percentile=s0_percentile)
+    errors = (r["yhat"] != codes[None, :]).sum(axis=1)
+    nt = len(r["thresholds"])
+    if remove_zeros:
+        zero = np.flatnonzero(r["nonzero"] == 0)
+        nt = int(zero[0]) + 1 if len(zero) else nt
+    return PamFit(genes=genes, classes=classes, centroids=r["centroids"], centroid_overall=r["overall"],
+                  sd=r["sd"], s0=r["s0"], se_scale=r["se_scale"], prior=r["prior"], d=r["d"],
+                  thresholds=r["thresholds"][:nt], n_genes=r["nonzero"][:nt], train_errors=errors[:nt],
+                  n_per_class=r["nk"].astype(int), s0_percentile=float(s0_percentile), samples=samples)
+
+
+def _shrunk_scaled(fit: PamFit, threshold: float) -> np.ndarray:
+    """c_ik = (xbar'_ik - xbar_i) / (s_i + s0) at one threshold (p x K)."""
+    ds, _ = _shrunk(fit.d, [threshold])
+    return ds[0].T * fit.se_scale[None, :]
+
+
+def _newx(fit: PamFit, X: pd.DataFrame) -> np.ndarray:
+    if not isinstance(X, pd.DataFrame):
+        raise InputError("expression must be a pandas DataFrame (genes x samples)", where="X")
+    missing = fit.genes.difference(X.index)
+    if len(missing):
+        raise InputError(f"{len(missing)} genes of the fit are missing, e.g. {missing[:5].tolist()}", where="X rows")
+    sub = X.loc[fit.genes]
+    if sub.index.has_duplicates:
+        raise InputError("duplicated gene ids among the fit's genes", where="X rows")
+    x = sub.to_numpy(dtype=float)
+    if not np.all(np.isfinite(x)):
+        r, c = np.argwhere(~np.isfinite(x))[0]
+        raise InputError(f"missing or infinite value (gene {sub.index[r]!r}, sample {sub.columns[c]!r})", where="X")
+    return x
+
+
+def _dd_one(fit: PamFit, X: pd.DataFrame, threshold: float, prior=None) -> np.ndarray:
+    prior = fit.prior if prior is None else np.asarray(prior, dtype=float)
+    cs = _shrunk_scaled(fit, threshold)
+    return _dd(_newx(fit, X), fit.centroid_overall, fit.sd, cs.T[None], prior)[0]
+
+
+def predict(fit: PamFit, X: pd.DataFrame, threshold: float, prior=None) -> pd.Series:
+    """Class calls at ``threshold`` (``pamr.predict(type="class")``), a Series indexed by sample."""
+    dd = _dd_one(fit, X, threshold, prior)
+    return pd.Series(np.asarray(fit.classes, dtype=object)[dd.argmax(axis=1)], index=X.columns, name="pred")
+
+
+def predict_proba(fit: PamFit, X: pd.DataFrame, threshold: float, prior=None) -> pd.DataFrame:
+    """Class probabilities at ``threshold`` (``pamr.predict(type="posterior")``, with safe.exp)."""
+    e = _safe_exp(_dd_one(fit, X, threshold, prior))
+    return pd.DataFrame(e / e.sum(axis=1, keepdims=True), index=X.columns, columns=list(fit.classes))
+
+
+def discriminants(fit: PamFit, X: pd.DataFrame, threshold: float, prior=None) -> pd.DataFrame:
+    """The paper's discriminant scores ``delta_k(x)`` (samples x classes) at ``threshold``.
+
+    ``delta_k(x) = sum_i (x_i - xbar'_ik)^2 / (s_i + s0)^2 - 2 log(pi_k)`` over the genes that
+    survive the threshold; the call is the class with the smallest ``delta_k``.
+    """
+    prior = fit.prior if prior is None else np.asarray(prior, dtype=float)
+    keep = surviving_mask(fit, threshold)
+    cen = shrunken_centroids(fit, threshold).to_numpy()[keep]
+    x = _newx(fit, X)[keep]
+    sd = fit.sd[keep]
+    z = (x[:, :, None] - cen[:, None, :]) / sd[:, None, None]
+    delta = (z**2).sum(axis=0) - 2.0 * np.log(prior)[None, :]
+    return pd.DataFrame(delta, index=X.columns, columns=list(fit.classes))
+
+
+def shrunken_centroids(fit: PamFit, threshold: float) -> pd.DataFrame:
+    """Shrunken centroids ``xbar'_ik`` (genes x classes) at ``threshold`` (``type="centroid"``)."""
+    cen = fit.centroid_overall[:, None] + _shrunk_scaled(fit, threshold) * fit.sd[:, None]
+    return pd.DataFrame(cen, index=fit.genes, columns=list(fit.classes))
+
+
+def surviving_mask(fit: PamFit, threshold: float) -> np.ndarray:
+    """Boolean mask over ``fit.genes``: a shrunken centroid differs from the overall one."""
+    return (np.abs(fit.d) - threshold > 0).any(axis=1)
+
+
+def surviving_genes(fit: PamFit, threshold: float) -> list:
+    """Genes that survive ``threshold``, ordered like ``pamr.listgenes`` (largest |score| first)."""
+    return gene_scores(fit, threshold).index.tolist()
+
+
+def gene_scores(fit: PamFit, threshold: float) -> pd.DataFrame:
+    """``pamr.listgenes``: per surviving gene ``(xbar'_ik - xbar_i)/(s_i+s0)`` for every class,
+    ordered by the largest absolute score (stable order for ties), unrounded."""
+    keep = surviving_mask(fit, threshold)
+    cs = _shrunk_scaled(fit, threshold)[keep]
+    df = pd.DataFrame(cs, index=fit.genes[keep], columns=[f"{c}-score" for c in fit.classes])
+    order = np.argsort(-np.abs(cs).max(axis=1), kind="stable")
+    df = df.iloc[order]
+    df.index.name = "id"
+    return df
+
+
+# ----------------------------------------------------------------------------------------
+# cross-validation
+
+
+def _folds(folds, n, rng=None):
+    if isinstance(folds, str):
+        if folds != "loo":
+            raise InputError(f"folds must be 'loo' or a list of sample-index lists, got {folds!r}", where="folds")
+        return [np.array([i]) for i in range(n)]
+    out = [np.asarray(f, dtype=int) for f in folds]
+    allidx = np.concatenate(out) if out else np.array([], int)
+    if sorted(allidx.tolist()) != list(range(n)):
+        raise InputError("folds must partition the samples 0..n-1 exactly once", where="folds")
+    return out
+
+
+def cv(X: pd.DataFrame, y, fit: PamFit | None = None, folds="loo", **train_args) -> CvResult:
+    """Cross-validate over the threshold grid like ``pamr.cv`` (default: one sample per fold).
+
+    Every fold refits on the remaining samples with the full fit's thresholds, priors and
+    ``m_k`` (pamr's ``se.scale``); centroids, ``s_i`` and ``s0`` are recomputed per fold. If
+    ``fit`` is None it is trained first with ``train_args``. ``n_genes`` are the full fit's.
+    """
+    if fit is None:
+        fit = train(X, y, **train_args)
+    x, codes, classes, genes, samples = _as_arrays(X, y, fit.classes)
+    if not genes.equals(fit.genes):
+        x = _newx(fit, X)
+    K = len(classes)
+    n = x.shape[1]
+    fl = _folds(folds, n)
+    T = len(fit.thresholds)
+    xs = np.ascontiguousarray(x.T)
+    for f in fl:
+        tr = np.setdiff1d(np.arange(n), f)
+        if np.bincount(codes[tr], minlength=K).min() < 2:
+            raise InputError("a training fold leaves a class with fewer than 2 samples", where="folds")
+    if all(len(f) == 1 for f in fl):  # leave-one-out: refit every fold from running statistics
+        yhat, prob = _loo(xs, codes, K, fit.thresholds, fit.prior, fit.se_scale, fit.s0_percentile)
+    else:
+        yhat = np.zeros((n, T), dtype=int)
+        prob = np.ones((n, K, T))
+        for f in fl:
+            tr = np.setdiff1d(np.arange(n), f)
+            r = _nsc(xs[tr], codes[tr], K, xs[f], thresholds=fit.thresholds, prior=fit.prior,
+                     se_scale=fit.se_scale, s0_percentile=fit.s0_percentile)
+            yhat[f, :] = r["yhat"].T
+            prob[f, :, :] = np.transpose(r["prob"], (1, 2, 0))
+    errors = (yhat != codes[:, None]).sum(axis=0)
+    cls = np.asarray(classes, dtype=object)
+    pred = pd.DataFrame(cls[yhat], index=samples, columns=range(T))
+    truth = pd.Series(cls[codes], index=samples, name="truth")
+    return CvResult(thresholds=fit.thresholds, n_genes=fit.n_genes, errors=errors, pred=pred, prob=prob,
+                    truth=truth, classes=classes, folds=fl)
+
+
+def choose_threshold(cvres: CvResult) -> tuple[int, float]:
+    """pamr convention: the largest threshold with the fewest CV errors -> (grid index, threshold)."""
+    best = cvres.errors.min()
+    idx = int(np.flatnonzero(cvres.errors == best).max())
+    return idx, float(cvres.thresholds[idx])
+
+
+def threshold_for_n_genes(fit: PamFit, n: int) -> float:
+    """A threshold that keeps exactly ``n`` genes (the midpoint of the interval that does).
+
+    Genes survive threshold t when ``max_k |d_ik| > t``; with the per-gene maxima sorted
+    decreasingly m_1 >= m_2 >= ..., exactly n genes survive for t in [m_(n+1), m_n).
+    Raises InputError if ties make exactly ``n`` impossible.
+    """
+    m = np.sort(np.abs(fit.d).max(axis=1))[::-1]
+    p = len(m)
+    if not 0 <= n <= p:
+        raise InputError(f"n must be within 0..{p}, got {n}", where="n")
+    if n == p:
+        return 0.0 if m[-1] > 0 else float("nan")
+    hi = m[n - 1] if n > 0 else m[0]
+    lo = m[n]
+    if n == 0:
+        return float(m[0])
+    if not hi > lo:
+        raise InputError(f"no threshold keeps exactly {n} genes (tied scores)", where="n")
+    return float((lo + hi) / 2.0)
+
+
+# ----------------------------------------------------------------------------------------
+# honesty: nested LOOCV, permutations, exact intervals, performance summary
+
+
+def _select_and_predict(xs, codes, K, xs_test, n_threshold, s0_percentile, prior):
+    """pamr workflow on one training set (samples x genes): fit, LOOCV over the grid, pick the
+    largest threshold with the fewest errors; return (chosen index, thresholds, n_genes, test calls
+    and probs per threshold, naive LOOCV errors per threshold)."""
+    full = _nsc(xs, codes, K, xs_test, n_threshold=n_threshold, prior=prior, s0_percentile=s0_percentile)
+    nz = full["nonzero"]
+    zero = np.flatnonzero(nz == 0)
+    nt = int(zero[0]) + 1 if len(zero) else len(nz)  # pamr.train remove.zeros
+    thr = full["thresholds"][:nt]
+    if np.bincount(codes, minlength=K).min() < 3:
+        raise InputError("an inner fold leaves a class with fewer than 2 samples", where="y")
+    yhat, _ = _loo(xs, codes, K, thr, full["prior"], full["se_scale"], s0_percentile, stats=full["stats"])
+    errors = (yhat != codes[:, None]).sum(axis=0)
+    idx = int(np.flatnonzero(errors == errors.min()).max())
+    return idx, thr, nz[:nt], full["yhat"][:nt], full["prob"][:nt], errors
+
+
+def nested_loocv(X: pd.DataFrame, y, *, n_threshold: int = 30, s0_percentile: float = 50.0, prior=None,
+                 classes=None) -> NestedResult:
+    """Honest LOOCV: for every held-out sample the whole pamr workflow (fit, inner LOOCV over
+    the threshold grid, choice of the largest threshold with the fewest inner errors, and so
+    the gene selection) runs on the other samples only; the held-out sample is then called.
+
+    ``prior``: fixed priors in class order, or None for the class proportions of each training part.
+    Returns per-sample calls, class probabilities, the chosen threshold and its gene count.
+    """
+    x, codes, classes, genes, samples = _as_arrays(X, y, classes)
+    xs = np.ascontiguousarray(x.T)
+    K = len(classes)
+    n = x.shape[1]
+    pr = None if prior is None else np.asarray(prior, dtype=float)
+    rows = []
+    for i in range(n):
+        tr = np.r_[0:i, i + 1:n]
+        if np.bincount(codes[tr], minlength=K).min() < 3:
+            raise InputError("nested LOOCV needs at least 4 samples per class", where="y")
+        idx, thr, nz, yhat, prob, _ = _select_and_predict(xs[tr], codes[tr], K, xs[[i]], n_threshold,
+                                                          s0_percentile, pr)
+        row = {"sample": samples[i], "truth": classes[codes[i]], "pred": classes[yhat[idx, 0]]}
+        for k, c in enumerate(classes):
+            row[f"prob_{c}"] = float(prob[idx, 0, k])
+        row["threshold"] = float(thr[idx])
+        row["n_genes"] = int(nz[idx])
+        rows.append(row)
+    df = pd.DataFrame(rows).set_index("sample")
+    k = int((df["pred"] == df["truth"]).sum())
+    return NestedResult(predictions=df, accuracy=k / n, n_correct=k, n=n)
+
+
+def _naive_accuracy(xs, codes, K, n_threshold, s0_percentile, prior):
+    idx, _, _, _, _, errors = _select_and_predict(xs, codes, K, xs[:0], n_threshold, s0_percentile, prior)
+    return 1.0 - errors[idx] / xs.shape[0]
+
+
+def _nested_accuracy(xs, codes, K, n_threshold, s0_percentile, prior):
+    n = xs.shape[0]
+    ok = 0
+    for i in range(n):
+        tr = np.r_[0:i, i + 1:n]
+        idx, _, _, yhat, _, _ = _select_and_predict(xs[tr], codes[tr], K, xs[[i]], n_threshold,
+                                                    s0_percentile, prior)
+        ok += int(yhat[idx, 0] == codes[i])
+    return ok / n
+
+
+def permutation_pvalue(X: pd.DataFrame, y, n_perm: int = 100, seed: int = 0, *, nested: bool = False,
+                       n_threshold: int = 30, s0_percentile: float = 50.0, prior=None, classes=None) -> dict:
+    """Permutation test of the LOOCV accuracy: labels are shuffled ``n_perm`` times (numpy
+    Generator from ``seed``) and the same procedure is rerun on each shuffle.
+
+    ``nested=False``: the statistic is pamr's LOOCV accuracy at the threshold chosen on those
+    same CV errors (optimistic); ``nested=True``: the nested LOOCV accuracy (slow: about n
+    pamr cross-validations per permutation). p = (1 + #{null >= observed}) / (1 + n_perm).
+    """
+    x, codes, classes, genes, samples = _as_arrays(X, y, classes)
+    if n_perm < 1:
+        raise InputError(f"n_perm must be >= 1, got {n_perm}", where="n_perm")
+    K = len(classes)
+    pr = None if prior is None else np.asarray(prior, dtype=float)
+    stat = _nested_accuracy if nested else _naive_accuracy
+    x = np.ascontiguousarray(x.T)  # samples x genes for the fast path
+    observed = stat(x, codes, K, n_threshold, s0_percentile, pr)
+    rng = np.random.default_rng(seed)
+    null = np.empty(n_perm)
+    for b in range(n_perm):
+        null[b] = stat(x, rng.permutation(codes), K, n_threshold, s0_percentile, pr)
+    p = (1 + int(np.sum(null >= observed - 1e-12))) / (n_perm + 1)
+    return {"observed": float(observed), "null": null, "p_value": float(p), "n_perm": int(n_perm),
+            "nested": bool(nested), "seed": int(seed)}
+
+
+def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) two-sided ``1 - alpha`` interval for a binomial proportion k/n."""
+    if n <= 0 or not 0 <= k <= n:
+        raise InputError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}", where="clopper_pearson")
+    lo = 0.0 if k == 0 else float(stats.beta.ppf(alpha / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(stats.beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return lo, hi
+
+
+def performance(truth, pred, positive: str = "CR", negative: str = "NR", alpha: float = 0.05) -> dict:
+    """Accuracy, sensitivity (calls of ``positive`` among true positives) and specificity (calls of
+    ``negative`` among true negatives), each with counts ("28/31") and Clopper-Pearson intervals,
+    plus the majority-class baseline accuracy."""
+    t = np.asarray(truth, dtype=object).astype(str)
+    p = np.asarray(pred, dtype=object).astype(str)
+    if t.shape != p.shape or t.ndim != 1 or len(t) == 0:
+        raise InputError(f"truth and pred must be equal-length 1-d, got {t.shape} and {p.shape}", where="performance")
+    n = len(t)
+
+    def part(mask):
+        m = int(mask.sum())
+        k = int((p[mask] == t[mask]).sum())
+        lo, hi = clopper_pearson(k, m, alpha) if m else (float("nan"), float("nan"))
+        return {"k": k, "n": m, "value": (k / m) if m else float("nan"), "ci": [lo, hi], "text": f"{k}/{m}"}
+
+    acc = part(np.ones(n, bool))
+    sens = part(t == positive)
+    spec = part(t == negative)
+    labels, counts = np.unique(t, return_counts=True)
+    j = int(np.argmax(counts))
+    levels = sorted(set(t.tolist()) | set(p.tolist()))
+    confusion = {a: {b: int(((t == a) & (p == b)).sum()) for b in levels} for a in sorted(set(t.tolist()))}
+    return {
+        "n": n,
+        "accuracy": acc["value"], "accuracy_k": acc["k"], "accuracy_text": acc["text"], "accuracy_ci": acc["ci"],
+        "sensitivity": sens["value"], "sensitivity_text": sens["text"], "sensitivity_ci": sens["ci"],
+        "specificity": spec["value"], "specificity_text": spec["text"], "specificity_ci": spec["ci"],
+        "majority_class": str(labels[j]), "majority_baseline": float(counts[j] / n),
+        "confusion": confusion, "positive": positive, "negative": negative,
+    }
