@@ -16,7 +16,7 @@ READY := $(VENV)/.ready-$(LOCKHASH)
 export OPENBLAS_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup book run test test-fast lint lock bench upstream upstream-slurm clean
+.PHONY: help setup book pdf run test test-fast lint lock bench upstream upstream-slurm clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ setup: $(READY) ## create .venv and install the pinned dependencies
 
 book: $(READY) ## execute every notebook (incremental) and build the HTML book into _build/html
 	@$(BIN)/python -m helpers run --profile $(PROFILE) $(SETARGS) --jobs $(JOBS) --book
+
+pdf: book ## the whole book as one PDF: _build/pdf/book.pdf (single-page HTML printed by headless Chromium)
+	@$(BIN)/python -m helpers pdf
 
 run: $(READY) ## execute one notebook (NB=03) and what depends on it
 	@test -n "$(NB)" || { echo "usage: make run NB=03 [PROFILE=test] [SET='key=value']"; exit 2; }
