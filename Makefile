@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 PROFILE ?= default
 NB ?=
 SET ?=
+PARAMS ?=
 CONFIG ?= workflow/config.yaml
 CORES ?= 2
 JOBS ?= 2
 SNAKEMAKE_ARGS ?=
-SETARGS := $(foreach s,$(SET),--set $(s))
+SETARGS := $(foreach s,$(SET),--set $(s)) $(if $(PARAMS),--params $(PARAMS))
 LOCKHASH := $(shell cat requirements/lock.txt requirements/upstream.txt pyproject.toml package.json 2>/dev/null | sha256sum | cut -c1-12)
 READY := $(VENV)/.ready-$(LOCKHASH)
 export OPENBLAS_NUM_THREADS := 1
@@ -20,7 +21,7 @@ export PYTHONHASHSEED := 0
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  variables: PROFILE=default|test|real  NB=03  SET='key=value 03_de.p_max=0.05'  JOBS=2  CONFIG=workflow/config.yaml"
+	@echo "  variables: PROFILE=default|test|real  NB=03  SET='key=value 03_de.p_max=0.05'  PARAMS=my.yml  JOBS=2  CONFIG=workflow/config.yaml"
 
 $(READY): requirements/lock.txt requirements/upstream.txt pyproject.toml package.json
 	@echo "setting up $(VENV) (pinned, hashed dependencies; first time only)"
@@ -40,9 +41,9 @@ book: $(READY) ## execute every notebook (incremental) and build the HTML book i
 pdf: book ## the whole book as one PDF: _build/pdf/book.pdf (single-page HTML printed by headless Chromium)
 	@$(BIN)/python -m helpers pdf
 
-run: $(READY) ## execute one notebook (NB=03) and what depends on it
+run: $(READY) ## re-execute one chapter (NB=03) and what depends on it, then rebuild the HTML
 	@test -n "$(NB)" || { echo "usage: make run NB=03 [PROFILE=test] [SET='key=value']"; exit 2; }
-	@$(BIN)/python -m helpers run --profile $(PROFILE) $(SETARGS) --jobs $(JOBS) --only $(NB) --force
+	@$(BIN)/python -m helpers run --profile $(PROFILE) $(SETARGS) --jobs $(JOBS) --only $(NB) --force --book
 
 test: $(READY) lint ## lint, then the whole test suite (unit, R-golden, notebooks, book, workflow)
 	@$(BIN)/python -m pytest -q
