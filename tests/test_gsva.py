@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.engine.errors import InputError
 from helpers.data.genesets import read_gmt
+from helpers.engine.errors import InputError
+from helpers.methods import gsva as gsva_module
 from helpers.methods.gsva import gsva, kcdf_log_odds, resolve_kcdf
-
 
 REF = Path(__file__).parent / "data" / "reference"
 OUT = REF / "r_outputs"
@@ -86,6 +86,162 @@ def test_logcpm_gaussian_matches_r(counts, sets):
     assert np.abs(full - stored).to_numpy().max() <= 5.1e-7  # our recomputation is R's log-CPM
     min_r, max_diff = _agreement(gsva(full, sets, kcdf="Gaussian"), ref)
     assert min_r >= 0.999999 and max_diff <= 1e-6
+
+
+# ------------------------------------------------------------------- ties (golden: gsva_ties/)
+# 300 genes x 12 samples built to tie (identical, permuted, shifted and two-level rows; see
+# scripts/gsva_ties.R). R ranks tied genes by the bits of their kernel log-odds, so matching R
+# here needs the log-odds bit for bit, not to rounding error.
+TIES = REF / "gsva_ties"
+
+
+def _read_exact(name):
+    # round_trip: Python's correctly rounded parser, so "%.17g" and "%.1f" come back bit-exact
+    return pd.read_csv(TIES / name, sep="\t", index_col=0, float_precision="round_trip")
+
+
+@pytest.fixture(scope="module")
+def ties():
+    logexpr = _read_exact("logexpr.tsv.gz")
+    assert np.array_equal(logexpr * 10, np.round(logexpr * 10))  # one decimal, as written by R
+    return {"logexpr": logexpr, "counts": _read_exact("counts.tsv.gz").astype(float),
+            "sets": dict(read_gmt(TIES / "sets.gmt"))}
+
+
+def _max_diff(mine: pd.DataFrame, ref: pd.DataFrame) -> float:
+    assert list(mine.index) == list(ref.index) and list(mine.columns) == list(ref.columns)
+    return float(np.abs(mine.to_numpy() - ref.to_numpy()).max())
+
+
+def test_normal_cdf_table_is_rs_bit_for_bit():
+    r_table = np.loadtxt(TIES / "pnorm_table.txt.gz")  # numpy's parser is correctly rounded
+    signed = gsva_module._signed_cdf_table()
+    assert np.array_equal(signed[10001:], r_table)
+    assert np.array_equal(signed[:10001], 1.0 - r_table)
+    # the check can fail: scipy's normal CDF differs from R's pnorm in the last bits
+    from scipy import special
+    assert np.sum(special.ndtr(10.0 * np.arange(10001) / 10000.0) != r_table) > 100
+
+
+def test_normal_cdf_accuracy_both_signs():
+    from scipy import special
+    x = np.concatenate([np.linspace(-40, 40, 4001), [0.0, 1e-300, -1e-300, 0.67448975, 8.2924, -37.5193]])
+    mine = np.array([gsva_module._normal_cdf(v) for v in x])
+    ref = special.ndtr(x)
+    assert np.max(np.abs(mine - ref)) < 2e-16
+    big = ref > 1e-300
+    assert np.max(np.abs(mine[big] - ref[big]) / ref[big]) < 1e-12  # measured 2.1e-13 (far tail)
+    assert np.all(np.diff(mine[:4001]) >= 0)  # monotone on the grid
+
+
+@pytest.mark.parametrize("kcdf,which", [("Gaussian", "logexpr"), ("Poisson", "counts")])
+def test_ties_bandwidth_and_log_odds(ties, kcdf, which):
+    ref = _read_exact(f"density_{kcdf.lower()}.tsv.gz")
+    x = ties[which].loc[ref.index].to_numpy()
+    mine = kcdf_log_odds(x, kcdf)
+    if kcdf == "Gaussian":
+        assert np.array_equal(mine, ref.to_numpy())  # bit-identical (measured: all 3,588 values)
+    else:
+        # scipy's Poisson CDF differs from R's ppois in the last bits (up to 5e-13 relative)
+        rel = np.abs(mine - ref.to_numpy()) / np.abs(ref.to_numpy())
+        assert rel.max() <= 1e-12  # measured 3.0e-13
+
+
+@pytest.mark.parametrize("mx_diff,golden", [(True, "gsva_gaussian"), (False, "gsva_gaussian_maxdev")])
+def test_ties_gaussian_matches_r(ties, mx_diff, golden):
+    mine = gsva(ties["logexpr"], ties["sets"], kcdf="Gaussian", mx_diff=mx_diff)
+    assert _max_diff(mine, _read_exact(f"{golden}.tsv.gz")) <= 1e-8  # measured 5.3e-15 / 2.7e-15
+
+
+def test_ties_other_summation_order_would_not_match_r(ties):
+    """The fixture tells summation orders apart: the same kernel terms added in reverse sample
+    order (or sorted, which would make ties in exact arithmetic bit-identical) give the same
+    numbers to rounding error but other bits, and R orders tied genes by those bits."""
+    ref_frame = _read_exact("density_gaussian.tsv.gz")
+    ref = ref_frame.to_numpy()
+    x = ties["logexpr"].loc[ref_frame.index].to_numpy()
+    bw = gsva_module._gsva_sd(x) / 4.0
+    v = (x[:, :, None] - x[:, None, :]) / bw[:, None, None]
+    k = np.minimum(np.abs(v) / 10.0 * 10000.0, 10000.0).astype(np.int64) + 10001 * (v >= 0)
+    terms = gsva_module._signed_cdf_table()[k]  # genes x test sample x density sample
+    ranks = gsva_module._rank_positions
+    for reordered in (terms[:, :, ::-1], np.sort(terms, axis=2)):
+        left = np.cumsum(reordered, axis=2)[:, :, -1] / x.shape[1]  # sequential, other order
+        other = -1.0 * gsva_module._c_log((1.0 - left) / left)
+        assert np.abs(other - ref).max() < 1e-12  # the same numbers to rounding...
+        assert np.sum(ranks(other) != ranks(ref)) > 100  # ...not R's order (measured 477, 434)
+    left = np.cumsum(terms, axis=2)[:, :, -1] / x.shape[1]  # GSVA's order: R's bits
+    assert np.array_equal(-1.0 * gsva_module._c_log((1.0 - left) / left), ref)
+
+
+def test_ties_break_by_gene_index():
+    # R's order(decreasing = TRUE) keeps tied genes in input order; -0.0 ties with 0.0
+    density = np.array([[1.0, 0.0], [2.0, -0.0], [1.0, 0.0], [2.0, 5.0], [1.0, 0.0]])
+    pos = gsva_module._rank_positions(density)
+    assert pos[:, 0].tolist() == [2, 0, 3, 1, 4]
+    assert pos[:, 1].tolist() == [1, 2, 3, 0, 4]
+
+
+def _near_tie_blocks_respected(mine: np.ndarray, ref: np.ndarray, rel: float) -> bool:
+    """True when, in every sample, genes whose R values differ by more than ``rel`` (relative)
+    come out in R's order; genes closer than that may be permuted among themselves."""
+    for j in range(ref.shape[1]):
+        order = np.argsort(-ref[:, j], kind="stable")
+        r, m = ref[order, j], mine[order, j]
+        gap = np.abs(np.diff(r)) > rel * np.maximum(np.abs(r[1:]), 1e-300)
+        block = np.concatenate([[0], np.cumsum(gap)])
+        lowest = pd.Series(m).groupby(block).min().to_numpy()
+        highest = pd.Series(m).groupby(block).max().to_numpy()
+        if np.any(highest[1:] >= lowest[:-1]):
+            return False
+    return True
+
+
+def test_ties_poisson_known_gap(ties):
+    """Poisson: everything but the kernel terms' last bits is R's; what that leaves is measured.
+
+    Given R's own log-odds, our ranking and walk give R's scores to rounding error; with our
+    log-odds (scipy's pdtr, not R's ppois) the genes R orders by rounding noise may swap, which
+    moves scores by a few 1e-3 on this tie-heavy fixture (measured 4.3e-3); every gene whose
+    R log-odds differ from its neighbours' by more than 1e-11 relative keeps R's order.
+    """
+    ref_density = _read_exact("density_poisson.tsv.gz")
+    ref = _read_exact("gsva_poisson.tsv.gz")
+    genes = {g: i for i, g in enumerate(ref_density.index)}
+    idx = [np.array(sorted({genes[g] for g in ties["sets"][s] if g in genes})) for s in ref.index]
+    from_r = gsva_module._scores_from_density(ref_density.to_numpy(), idx)
+    assert np.abs(from_r - ref.to_numpy()).max() <= 1e-12
+    mine = kcdf_log_odds(ties["counts"].loc[ref_density.index].to_numpy(), "Poisson")
+    assert _near_tie_blocks_respected(mine, ref_density.to_numpy(), rel=1e-11)
+    assert not _near_tie_blocks_respected(-mine, ref_density.to_numpy(), rel=1e-11)  # can say no
+    diff = _max_diff(gsva(ties["counts"], ties["sets"], kcdf="Poisson"), ref)
+    assert diff <= 1e-2  # measured 4.3e-3: the gap that R's ppois bits would close
+
+
+@pytest.mark.parametrize("kcdf,which", [("Gaussian", "logexpr"), ("Poisson", "counts")])
+def test_scores_do_not_depend_on_memory_layout_or_chunk(ties, kcdf, which):
+    expr = ties[which]
+    c_order = gsva(expr, ties["sets"], kcdf=kcdf)
+    values = expr.to_numpy()
+    f_order = pd.DataFrame(np.asfortranarray(values), index=expr.index, columns=expr.columns)
+    assert f_order.to_numpy().flags.f_contiguous
+    wide = np.zeros((values.shape[0], 2 * values.shape[1]))
+    wide[:, ::2] = values  # a strided, non-contiguous view of the same values
+    strided = pd.DataFrame(wide[:, ::2], index=expr.index, columns=expr.columns)
+    for other in (gsva(f_order, ties["sets"], kcdf=kcdf), gsva(strided, ties["sets"], kcdf=kcdf),
+                  gsva(expr, ties["sets"], kcdf=kcdf, chunk=7)):
+        assert np.array_equal(other.to_numpy(), c_order.to_numpy())  # bit-identical
+
+
+def test_gsva_sd_matches_exact_arithmetic():
+    import statistics
+    from fractions import Fraction
+    rng = np.random.default_rng(11)
+    x = np.round(rng.normal(5, 2, (400, 9)), 1) + rng.choice([0.0, 1e6], (400, 1))
+    mine = gsva_module._gsva_sd(x)
+    exact = np.array([float(statistics.stdev([Fraction(v) for v in row])) for row in x])
+    assert np.all(np.abs(mine - exact) <= 2 * np.spacing(exact))
+    assert np.array_equal(mine, gsva_module._gsva_sd(np.asfortranarray(x)))
 
 
 # ----------------------------------------------------------------- independent re-implementation
@@ -173,9 +329,11 @@ def test_scores_follow_planted_shift():
 
 
 def test_kcdf_log_odds_gaussian_symmetry():
-    x = np.array([[0.0, 1.0, 2.0, 3.0]])
+    x = np.array([[0.0, 1.0, 2.0, 3.0], [5.0, 5.0, 5.0, 5.0]])
     d = kcdf_log_odds(x, "Gaussian")
     assert d[0, 0] < d[0, 1] < d[0, 2] < d[0, 3]
+    np.testing.assert_allclose(d[0, :2], -d[0, :1:-1], atol=1e-15)  # symmetric values, log-odds
+    assert np.array_equal(d[1], np.zeros(4))  # a constant gene: every sample at F = 1/2
 
 
 @pytest.mark.parametrize("bad,msg", [

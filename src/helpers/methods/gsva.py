@@ -7,18 +7,37 @@ The algorithm, step by step, as GSVA 1.46 computes it:
 2. Per gene, estimate each sample's value on a kernel CDF built from all samples of that gene
    and turn it into log-odds ``-log((1 - F) / F)``:
 
-   * ``"Gaussian"`` (continuous log-expression): bandwidth ``sd(x) / 4`` (sample SD, n - 1),
-     and the normal CDF is read from GSVA's pre-computed table of 10,001 points on [0, 10]
-     (index = truncation of ``|v| / 10 * 10000``), exactly as GSVA's C code does, so the
-     scores agree with R to rounding error instead of to the table's 1e-3 resolution.
+   * ``"Gaussian"`` (continuous log-expression): bandwidth ``sd(x) / 4``, and the normal CDF
+     is read from GSVA's pre-computed table of 10,001 points on [0, 10] (index = truncation
+     of ``|v| / 10 * 10000``), exactly as GSVA's C code does.
    * ``"Poisson"`` (integer counts): ``F(y) = mean_i ppois(y, x_i + 0.5)`` (as R, a non-integer
      ``y`` is floored).
 3. Per sample, order genes by decreasing log-odds (ties keep input order, like R's ``order``)
-   and give the gene at 0-based position ``p`` the symmetric rank score ``|N/2 - p|``.
+   and give the gene at 0-based position ``p`` GSVA's rank score ``|(N - p) - N/2|``.
 4. Per gene set and sample, walk down that order: a set gene adds ``score^tau / sum(set
    scores^tau)``, any other gene subtracts ``1 / (N - size)``. With ``mx_diff=True`` the
    score is ``max positive + min negative`` deviation of the walk; with ``mx_diff=False``
    it is the deviation of larger magnitude.
+
+Ties. On real data many genes tie (array values at a floor, rounded values, low counts), and
+the order of tied genes moves scores by up to ~1/N. R's order of two genes is decided by the
+bits of their log-odds, so step 2 reproduces GSVA's C code operation by operation, not only to
+rounding error: the bandwidth is its two-pass ``sd`` accumulated in ``long double``; the
+kernel terms are added one sample at a time in sample order (GSVA's loop; numpy's pairwise
+``sum`` would round differently, and differently again for a Fortran-ordered input); the
+normal CDF table is R's ``pnorm`` (Cody's rational approximations, evaluated as R does, so
+all 10,001 entries equal R's bit for bit; ``scipy.special.ndtr`` differs in 393 of them); and
+the logarithm is the C library's (``np.log`` where it calls libm, else ``math.log``). Every
+step is elementwise over genes, so the result does not depend on the memory layout or on
+``chunk``. Then step 3 is a stable sort. (Making ties in exact arithmetic bit-identical, for
+example by adding the terms in sorted order, would *not* agree with R: GSVA's own sum leaves
+such genes a few bits apart and R orders them by those bits.)
+With the Gaussian kernel the log-odds are bit-identical to R's and the scores agree to
+rounding error even on data full of ties (golden folder ``gsva_ties``). With the Poisson
+kernel the terms come from ``scipy.special.pdtr``, which differs from R's ``ppois`` in the
+last bits (up to 5e-13 relative): log-odds agree to ~1e-12, but genes that R orders by
+rounding noise (equal in exact arithmetic, different in R's bits) may come out in another
+order, which moves scores by up to ~1/N on tie-heavy counts.
 
 ``kcdf="auto"`` is this project's addition (GSVA 1.46 has no "auto"): Poisson when every
 value is a non-negative integer (raw counts), Gaussian otherwise.
@@ -26,6 +45,7 @@ value is a non-negative integer (raw counts), Gaussian otherwise.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -38,11 +58,83 @@ _SIGMA_FACTOR = 4.0
 _PRECOMPUTE_RESOLUTION = 10000
 _MAX_PRECOMPUTE = 10.0
 _POISSON_BW = 0.5
-_CDF_TABLE = special.ndtr(_MAX_PRECOMPUTE * np.arange(_PRECOMPUTE_RESOLUTION + 1) / float(_PRECOMPUTE_RESOLUTION))
 
 __all__ = ["gsva", "kcdf_log_odds", "resolve_kcdf"]
 
+# ----------------------------------------------------------------------------- normal CDF table
+# Cody's rational Chebyshev approximations of the normal CDF (W. J. Cody, Math. Comp. 1969;
+# ACM TOMS Algorithm 715, 1993), which R's pnorm evaluates; the coefficients are Cody's.
+_CODY_A = (2.2352520354606839287, 161.02823106855587881, 1067.6894854603709582,
+           18154.981253343561249, 0.065682337918207449113)
+_CODY_B = (47.20258190468824187, 976.09855173777669322, 10260.932208618978205,
+           45507.789335026729956)
+_CODY_C = (0.39894151208813466764, 8.8831497943883759412, 93.506656132177855979,
+           597.27027639480026226, 2494.5375852903726711, 6848.1904505362823326,
+           11602.651437647350124, 9842.7148383839780218, 1.0765576773720192317e-8)
+_CODY_D = (22.266688044328115691, 235.38790178262499861, 1519.377599407554805,
+           6485.558298266760755, 18615.571640885098091, 34900.952721145977266,
+           38912.003286093271411, 19685.429676859990727)
+_CODY_P = (0.21589853405795699, 0.1274011611602473639, 0.022235277870649807,
+           0.001421619193227893466, 2.9112874951168792e-5, 0.02307344176494017303)
+_CODY_Q = (1.28426009614491121, 0.468238212480865118, 0.0659881378689285515,
+           0.00378239633202758244, 7.29751555083966205e-5)
+_SQRT_32 = 5.656854249492380195206754896838
+_INV_SQRT_2PI = 0.398942280401432677939946059934
 
+
+def _normal_cdf(x: float) -> float:
+    """Lower-tail standard normal CDF at ``x``, computed operation by operation as R's pnorm.
+
+    Three regions: ``|x| <= 0.67448975`` (a rational function of x^2), ``|x| <= sqrt(32)``
+    (a rational function of |x| times the Gaussian density, itself split as
+    ``exp(-z^2/2) * exp(-(x^2 - z^2)/2)`` with ``z = trunc(16 x) / 16`` for accuracy) and
+    beyond (an asymptotic rational function of 1/x^2); 1 or 0 past R's cut-offs.
+    """
+    y = abs(x)
+    if y <= 0.67448975:
+        xsq = x * x if y > 0.5 * np.finfo(float).eps else 0.0
+        num, den = _CODY_A[4] * xsq, xsq
+        for a, b in zip(_CODY_A[:3], _CODY_B[:3]):
+            num = (num + a) * xsq
+            den = (den + b) * xsq
+        return 0.5 + x * (num + _CODY_A[3]) / (den + _CODY_B[3])
+    if y <= _SQRT_32:
+        num, den = _CODY_C[8] * y, y
+        for c, d in zip(_CODY_C[:7], _CODY_D[:7]):
+            num = (num + c) * y
+            den = (den + d) * y
+        tail, z = (num + _CODY_C[7]) / (den + _CODY_D[7]), y
+    elif -37.5193 < x < 8.2924:
+        xsq = 1.0 / (x * x)
+        num, den = _CODY_P[5] * xsq, xsq
+        for p, q in zip(_CODY_P[:4], _CODY_Q[:4]):
+            num = (num + p) * xsq
+            den = (den + q) * xsq
+        tail = xsq * (num + _CODY_P[4]) / (den + _CODY_Q[4])
+        tail, z = (_INV_SQRT_2PI - tail) / y, x
+    else:
+        return 1.0 if x > 0 else 0.0
+    head = math.trunc(z * 16) / 16
+    rest = (z - head) * (z + head)
+    tail = math.exp(-head * head * 0.5) * math.exp(-rest * 0.5) * tail  # = upper tail for x > 0
+    return 1.0 - tail if x > 0 else tail
+
+
+@functools.lru_cache(maxsize=1)
+def _signed_cdf_table() -> np.ndarray:
+    """GSVA's ``precomputed_cdf`` (pnorm at ``10 * i / 10000``), preceded by ``1 - cdf``.
+
+    Entry ``k`` (k <= 10000) is ``1 - table[k]`` (used for v < 0), entry ``10001 + k`` is
+    ``table[k]`` (v >= 0), so one look-up replaces GSVA's branch with the same bits.
+    """
+    res = float(_PRECOMPUTE_RESOLUTION)
+    table = np.array([_normal_cdf(_MAX_PRECOMPUTE * i / res) for i in range(_PRECOMPUTE_RESOLUTION + 1)])
+    # beyond |v| = 10 GSVA returns exactly 0 or 1: the last entry gives the same values
+    assert table[-1] == 1.0
+    return np.concatenate([1.0 - table, table])
+
+
+# ------------------------------------------------------------------------- kernel statistics
 def resolve_kcdf(values: np.ndarray, kcdf: str) -> str:
     """Return "Gaussian" or "Poisson"; ``"auto"`` picks Poisson only for non-negative integer data."""
     if kcdf not in ("Gaussian", "Poisson", "auto"):
@@ -53,48 +145,102 @@ def resolve_kcdf(values: np.ndarray, kcdf: str) -> str:
     return "Poisson" if is_counts else "Gaussian"
 
 
-def _gaussian_cdf_table(v: np.ndarray) -> np.ndarray:
-    """GSVA's ``precomputedCdf``: table look-up of the standard normal CDF at ``v``."""
-    out = np.empty_like(v)
-    idx = np.abs(v) / _MAX_PRECOMPUTE * _PRECOMPUTE_RESOLUTION
-    inside = idx <= _PRECOMPUTE_RESOLUTION  # |v| <= 10
-    cdf = _CDF_TABLE[np.where(inside, idx, 0).astype(np.int64)]
-    out[:] = np.where(v < 0, 1.0 - cdf, cdf)
-    out[~inside & (v < 0)] = 0.0
-    out[~inside & (v > 0)] = 1.0
-    return out
+def _gsva_sd(x: np.ndarray) -> np.ndarray:
+    """Per-row sample SD as GSVA's C ``sd()``: two-pass mean and sum of squares in long double.
+
+    Sums run over the columns in order (one vectorised step per column), so each row's result
+    depends only on that row's values. (Where ``long double`` is plain double, as on some
+    platforms, R's C code gets the same simplification.)
+    """
+    ld = np.longdouble
+    n = x.shape[1]
+    total = np.zeros(x.shape[0], dtype=ld)
+    for i in range(n):
+        total += x[:, i].astype(ld)
+    mean = total / ld(n)
+    finite = np.isfinite(mean.astype(np.float64))
+    total[:] = 0
+    for i in range(n):
+        total += x[:, i].astype(ld) - mean  # correction pass, as R's cov.c
+    mean = np.where(finite, mean + total / ld(n), mean).astype(np.float64)
+    total[:] = 0
+    for i in range(n):
+        dev = x[:, i] - mean  # double, as in the C code
+        total += (dev * dev).astype(ld)
+    return np.sqrt((total / ld(n - 1)).astype(np.float64))
 
 
-def kcdf_log_odds(x: np.ndarray, kcdf: str, chunk: int = 200) -> np.ndarray:
+@functools.lru_cache(maxsize=1)
+def _numpy_log_is_libm() -> bool:
+    """Whether ``np.log`` gives the C library's ``log`` bits (it does where numpy calls libm).
+
+    Checked once on 20,000 fixed arguments over [1e-4, 1e4]; a different implementation (for
+    example a SIMD one) disagrees on a sizeable fraction of arguments, so it cannot pass.
+    """
+    probe = np.exp(np.random.default_rng(20220214).uniform(-9.2, 9.2, 20000))
+    libm = np.fromiter(map(math.log, probe.tolist()), dtype=np.float64, count=probe.size)
+    return bool(np.array_equal(np.log(probe), libm))
+
+
+def _c_log(r: np.ndarray) -> np.ndarray:
+    """Natural log with the C library's ``log`` bits (what R calls); log(0) = -inf."""
+    r = np.asarray(r, dtype=np.float64)
+    if _numpy_log_is_libm():
+        with np.errstate(divide="ignore"):
+            return np.log(r)
+    flat = r.ravel()
+    out = np.full(flat.shape, -np.inf)
+    pos = flat > 0
+    out[pos] = np.fromiter(map(math.log, flat[pos].tolist()), dtype=np.float64, count=int(pos.sum()))
+    return out.reshape(r.shape)
+
+
+def kcdf_log_odds(x: np.ndarray, kcdf: str, chunk: int = 4096) -> np.ndarray:
     """Kernel-CDF log-odds per gene (rows) and sample (columns), as GSVA's ``matrix_density_R``.
 
     ``x`` is genes x samples; ``kcdf`` is "Gaussian" or "Poisson". Returns an array of the same
-    shape (may hold +/-inf where the estimated CDF is exactly 1 or 0, as in R).
+    shape (may hold +/-inf where the estimated CDF is exactly 1 or 0, as in R). Every value is
+    computed with GSVA's operations in GSVA's order (see the module docstring), so it does not
+    depend on the memory layout of ``x`` or on ``chunk`` (genes per block, bounds memory).
     """
-    x = np.asarray(x, dtype=float)
+    x = np.ascontiguousarray(x, dtype=np.float64)
     n_genes, n = x.shape
     out = np.empty_like(x)
     if kcdf == "Gaussian":
-        bw = x.std(axis=1, ddof=1) / _SIGMA_FACTOR
-    for start in range(0, n_genes, chunk):
-        xs = x[start:start + chunk]
-        # diff[g, j, i] = y_j - x_i (test sample j against density sample i)
+        signed = _signed_cdf_table()
+        bw = _gsva_sd(x) / _SIGMA_FACTOR
+        # a constant gene (gsva() drops them first) would give 0/0; an infinite bandwidth
+        # turns every difference into v = 0 instead, so its log-odds are 0
+        bw[~(bw > 0)] = np.inf
+    step = max(1, int(chunk))
+    for start in range(0, n_genes, step):
+        xs = x[start:start + step]
+        left = np.zeros_like(xs)  # left[g, j] = sum_i K(y_j - x_i), summed over i in order
         if kcdf == "Gaussian":
-            diff = xs[:, :, None] - xs[:, None, :]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                v = diff / bw[start:start + chunk, None, None]
-            tail = _gaussian_cdf_table(v)
+            bws = bw[start:start + step, None]
+            for i in range(n):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    v = (xs - xs[:, i:i + 1]) / bws
+                k = np.minimum(np.abs(v) / _MAX_PRECOMPUTE * _PRECOMPUTE_RESOLUTION,
+                               float(_PRECOMPUTE_RESOLUTION)).astype(np.int64)  # C's (int) truncation
+                k += (_PRECOMPUTE_RESOLUTION + 1) * (v >= 0)
+                left += signed[k]
         else:
-            # R's ppois(q, lambda) uses floor(q + 1e-7)
-            tail = special.pdtr(np.floor(xs + 1e-7)[:, :, None], xs[:, None, :] + _POISSON_BW)
-        left = tail.sum(axis=2) / n
+            q = np.floor(xs + 1e-7)  # R's ppois(q, lambda) uses floor(q + 1e-7)
+            for i in range(n):
+                left += special.pdtr(q, xs[:, i:i + 1] + _POISSON_BW)
+        left /= n
         with np.errstate(divide="ignore"):
-            out[start:start + chunk] = -1.0 * np.log((1.0 - left) / left)
+            out[start:start + step] = -1.0 * _c_log((1.0 - left) / left)
     return out
 
 
 def _rank_positions(density: np.ndarray) -> np.ndarray:
-    """0-based position of each gene in each sample's decreasing order (stable, like R ``order``)."""
+    """0-based position of each gene in each sample's decreasing order.
+
+    R's ``order(decreasing=TRUE)`` keeps tied values in index order; a stable sort of the
+    negated values does the same (negation is exact, and -0.0 ties with 0.0 in both).
+    """
     n_genes, n_samples = density.shape
     order = np.argsort(-density, axis=0, kind="stable")
     pos = np.empty_like(order)
@@ -107,7 +253,8 @@ def _ks_scores(pos: np.ndarray, n_genes: int, tau: float, mx_diff: bool) -> np.n
     """Random-walk statistic for one gene set; ``pos`` = set genes x samples positions."""
     m = pos.shape[0]
     p = np.sort(pos, axis=0).astype(float)
-    w = np.abs(n_genes / 2.0 - p) ** tau  # rank score of the gene sitting at position p
+    # GSVA's rank score: abs(seq(from = N, to = 1) - N/2) at 1-based position p + 1
+    w = np.abs((n_genes - p) - n_genes / 2.0) ** tau
     total = w.sum(axis=0)
     k = np.arange(1, m + 1, dtype=float)[:, None]
     dec = 1.0 / (n_genes - m)
@@ -141,7 +288,7 @@ def _check_expr(expr) -> pd.DataFrame:
 
 def gsva(expr: pd.DataFrame, gene_sets: dict, kcdf: str = "Gaussian", min_size: int = 1,
          max_size: float = math.inf, mx_diff: bool = True, tau: float = 1.0,
-         chunk: int = 200) -> pd.DataFrame:
+         chunk: int = 4096) -> pd.DataFrame:
     """GSVA enrichment scores (method "gsva" of R GSVA 1.46), gene sets x samples.
 
     Parameters
@@ -161,13 +308,12 @@ def gsva(expr: pd.DataFrame, gene_sets: dict, kcdf: str = "Gaussian", min_size: 
     expr = _check_expr(expr)
     if not isinstance(gene_sets, dict) or not gene_sets:
         raise InputError("gene_sets must be a non-empty dict name -> list of genes", where="gsva")
-    values = expr.to_numpy(dtype=float)
+    values = np.ascontiguousarray(expr.to_numpy(dtype=float))  # one layout, whatever the input's
     kcdf = resolve_kcdf(values, kcdf)
     if kcdf == "Poisson" and (np.any(values < 0)):
         raise InputError("kcdf='Poisson' needs non-negative counts; found negative values", where="gsva")
 
-    sd = values.std(axis=1, ddof=1)
-    keep = ~(sd < 1e-10)
+    keep = ~(_gsva_sd(values) < 1e-10)
     values = values[keep]
     genes = expr.index[keep]
     if values.shape[0] < 2:
@@ -189,6 +335,13 @@ def gsva(expr: pd.DataFrame, gene_sets: dict, kcdf: str = "Gaussian", min_size: 
         raise InputError(f"no gene set has between {lo} and {max_size} genes in the data", where="gsva")
 
     density = kcdf_log_odds(values, kcdf, chunk=chunk)
-    pos = _rank_positions(density)
-    scores = np.vstack([_ks_scores(pos[idx], n_genes, tau, mx_diff) for idx in mapped.values()])
+    scores = _scores_from_density(density, list(mapped.values()), tau, mx_diff)
     return pd.DataFrame(scores, index=pd.Index(list(mapped), name="set"), columns=expr.columns)
+
+
+def _scores_from_density(density: np.ndarray, sets: list, tau: float = 1.0,
+                         mx_diff: bool = True) -> np.ndarray:
+    """Steps 3-4: sets x samples scores from genes x samples log-odds; ``sets`` = row indices."""
+    pos = _rank_positions(density)
+    n_genes = density.shape[0]
+    return np.vstack([_ks_scores(pos[idx], n_genes, tau, mx_diff) for idx in sets])
