@@ -17,7 +17,7 @@ READY := $(VENV)/.ready-$(LOCKHASH)
 export OPENBLAS_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup book pdf run test test-fast lint lock bench upstream upstream-slurm clean
+.PHONY: help setup book pdf run test test-fast test-slurm lint lock bench upstream upstream-slurm clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ lock: ## regenerate the hashed locks from pyproject.toml (keeps locked versions;
 
 test-fast: $(READY) ## the unit and golden tests only (no notebooks, book or workflow)
 	@$(BIN)/python -m pytest -q -m "not slow and not upstream"
+
+test-slurm: $(READY) ## the upstream workflow on a one-node SLURM cluster the test starts itself (root; 6-17 min)
+	@$(BIN)/python -m pytest -q tests/test_slurm.py
 
 bench: $(READY) ## benchmarks: writes benchmarks/results.json
 	@$(BIN)/python -m benchmarks.run
