@@ -13,6 +13,8 @@ from helpers.engine.errors import InputError
 
 FMT = Path(__file__).resolve().parent / "data" / "formats"
 TEST = {"dataset": "twin", "simulate_preset": "test", "seed": 7}
+#: The format fixtures are a few dozen genes and 2-4 samples per class: below the book's minimums.
+SMALL = {"min_genes": 1, "min_per_class": 2}
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +113,8 @@ def _raw_dir(tmp_path):
 
 def test_build_real_from_raw_files(tmp_path):
     raw = _raw_dir(tmp_path)
-    coh = C.build_cohort({"dataset": "real", "real": {"raw_dir": str(raw), "gse_response_col": "best_response"}})
+    coh = C.build_cohort({"dataset": "real", "real": {"raw_dir": str(raw), "gse_response_col": "best_response"}},
+                         **SMALL)
     assert coh.counts.shape[1] == 9
     assert coh.samples.groupby(["cohort", "response"]).size().to_dict() == {
         ("GSE153670", "CR"): 4, ("GSE153670", "NR"): 2, ("PRJCA000750", "CR"): 2, ("PRJCA000750", "NR"): 1}
@@ -139,11 +142,11 @@ def test_build_real_errors_name_the_problem(tmp_path):
 
 def test_build_custom_counts_and_logexpr(tmp_path):
     coh = C.build_cohort({"dataset": "custom", "custom": {"table": str(FMT / "counts_symbols_rstyle.csv"),
-                                                          "sample_sheet": str(FMT / "samples_titles.tsv")}})
+                                                          "sample_sheet": str(FMT / "samples_titles.tsv")}}, **SMALL)
     assert coh.counts.shape == (12, 6) and coh.samples.cohort.unique().tolist() == ["custom"]
     le = C.build_cohort({"dataset": "custom", "custom": {"table": str(FMT / "logexpr_array.csv"),
                                                          "sample_sheet": str(FMT / "samples_titles.tsv"),
-                                                         "kind": "logexpr"}})
+                                                         "kind": "logexpr"}}, **SMALL)
     assert le.kind == "logexpr" and le.counts.dtypes.unique().tolist() == [np.float64]
     C.save_cohort(le, tmp_path / "le")
     back = C.load_cohort(tmp_path / "le")
@@ -183,7 +186,90 @@ def test_build_real_gse_from_extracted_raw_tar(tmp_path):
         import gzip
 
         (d / f"GSM46500{i:02d}_{col}.txt.gz").write_bytes(gzip.compress(text.encode()))
-    coh = C.build_cohort({"dataset": "real", "real": {"raw_dir": str(raw), "gse_response_col": "best_response"}})
+    coh = C.build_cohort({"dataset": "real", "real": {"raw_dir": str(raw), "gse_response_col": "best_response"}},
+                         **SMALL)
     assert "GSM4650001_BM_pt01" in coh.counts.columns
     assert coh.samples.loc["GSM4650001_BM_pt01", "geo_accession"] == "GSM4650001"
     assert coh.samples.loc["GSM4650003_BM_pt03", "response"] == "NR"
+
+
+# ----------------------------------------------------------------------------- up-front checks (issue 16)
+
+def _custom(tmp_path, n_cr, n_nr, n_genes=1200, seed=0, response_col="response", labels=("CR", "NR")):
+    """A custom count cohort in tmp_path: n_genes x (n_cr + n_nr), Poisson counts with a wide
+    range of means; returns the build parameters."""
+    rng = np.random.default_rng(seed)
+    ids = [f"S{i:02d}" for i in range(n_cr + n_nr)]
+    mu = np.exp(rng.normal(4, 2, n_genes))
+    counts = pd.DataFrame(rng.poisson(mu[:, None] * np.ones(len(ids))), columns=ids,
+                          index=pd.Index([f"GENE{i}" for i in range(n_genes)], name="gene"))
+    counts.to_csv(tmp_path / "counts.tsv", sep="\t")
+    pd.DataFrame({"sample_id": ids, response_col: [labels[0]] * n_cr + [labels[1]] * n_nr}).to_csv(
+        tmp_path / "samples.tsv", sep="\t", index=False)
+    return {"dataset": "custom", "custom": {"table": str(tmp_path / "counts.tsv"),
+                                            "sample_sheet": str(tmp_path / "samples.tsv"),
+                                            "response_col": response_col}}
+
+
+def test_checks_nested_naive_and_too_few(tmp_path):
+    ok = C.build_cohort(_custom(tmp_path, 5, 4))
+    ch = ok.meta["checks"]
+    assert ch["loocv"] == "nested" and ch["nested_loocv"] and ch["note"] == ""
+    assert ch["n_per_class"] == {"CR": 5, "NR": 4} and ch["n_genes"] == 1200
+    t = C.checks_table(ch)
+    assert list(t.columns) == ["check", "required", "found", "result"] and (t["result"] != "").all()
+    naive = C.build_cohort(_custom(tmp_path, 6, 3))
+    ch = naive.meta["checks"]
+    assert ch["loocv"] == "naive" and not ch["nested_loocv"]
+    assert "NR has 3" in ch["note"] and "naive LOOCV only" in ch["note"]
+    with pytest.raises(InputError) as e:
+        C.build_cohort(_custom(tmp_path, 6, 2))
+    msg = str(e.value)
+    assert "samples.tsv: column 'response': class 'NR' has 2 sample(s)" in msg
+    assert "holds CR (6), NR (2)" in msg and "at least 3 per class" in msg and "\n" not in msg
+    # the minimum is a stated parameter: with 2 allowed, the same cohort passes, saying there is no LOOCV
+    ch = C.build_cohort(_custom(tmp_path, 6, 2), min_per_class=2).meta["checks"]
+    assert ch["loocv"] == "none" and "cannot cross-validate" in ch["note"]
+
+
+def test_checks_use_the_users_response_column_name(tmp_path):
+    with pytest.raises(InputError, match="column 'best_response': class 'NR' has 2"):
+        C.build_cohort(_custom(tmp_path, 6, 2, response_col="best_response"))
+
+
+def test_checks_enough_genes(tmp_path):
+    with pytest.raises(InputError, match=r"counts.tsv: only 999 genes after mapping IDs to symbols; at least 1000"):
+        C.build_cohort(_custom(tmp_path, 5, 4, n_genes=999))
+    assert C.build_cohort(_custom(tmp_path, 5, 4, n_genes=1000)).meta["checks"]["n_genes"] == 1000
+
+
+def test_checks_labels(tmp_path):
+    params = _custom(tmp_path, 5, 4)
+    with pytest.raises(InputError, match=r"samples.tsv: column 'response': the response labels \['NR', 'NR'\] are "
+                                         r"not distinct.*holds CR \(5\), NR \(4\)"):
+        C.build_cohort({**params, "labels": ["NR", "NR"]})
+    with pytest.raises(InputError, match="cr_label and nr_label are both 'NR'"):
+        C.build_cohort({**TEST, "labels": ["NR", "NR"]})
+    with pytest.raises(InputError, match=r"unknown response label 'CR'.*holds CR \(5\), NR \(4\)"):
+        C.build_cohort({**params, "labels": ["responder", "NR"]})
+
+
+def test_checks_empty_library(tmp_path):
+    """An all-zero sample is named with its file and column (before it reaches edgeR in chapter 03)."""
+    ids = ["A", "B", "C", "D", "E", "F", "G", "H"]
+    rng = np.random.default_rng(1)
+    sym = C.annotation.protein_coding_symbols()[:1100]
+    counts = pd.DataFrame(rng.poisson(50, (1100, 8)), index=pd.Index(sym, name="gene"), columns=ids)
+    counts["H"] = 0
+    counts.to_csv(tmp_path / "counts.tsv", sep="\t")
+    pd.DataFrame({"sample_id": ids, "response": ["CR"] * 4 + ["NR"] * 4}).to_csv(tmp_path / "s.tsv", sep="\t",
+                                                                                 index=False)
+    with pytest.raises(InputError, match="counts.tsv: column 'H': sample column 'H' has no reads"):
+        C.build_cohort({"dataset": "custom", "custom": {"table": str(tmp_path / "counts.tsv"),
+                                                        "sample_sheet": str(tmp_path / "s.tsv")}})
+
+
+def test_twin_passes_the_checks(twin):
+    ch = twin.meta["checks"]
+    assert ch["loocv"] == "nested" and ch["n_per_class"] == {"CR": 22, "NR": 9} and ch["n_genes"] == 2000
+    assert ch["library_size_min"] > 0

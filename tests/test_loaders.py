@@ -321,3 +321,162 @@ def test_series_matrix_bad_inputs(tmp_path):
     with pytest.raises(InputError, match="1 values for 2 samples") as e:
         L.read_series_matrix(p)
     assert "line 2" in _one_line(e)
+
+
+# ----------------------------------------------------------------------------- real-world layouts (issue 16)
+
+def _big_counts(tmp_path, n_genes=300, samples=("S1", "S2", "S3", "S4"), seed=0, name="big.tsv", header_prefix=""):
+    """A count table large enough for the scale rules (>= 1000 values), wide range of means."""
+    rng = np.random.default_rng(seed)
+    mu = np.exp(rng.normal(4, 2, n_genes))
+    c = rng.poisson(mu[:, None] * np.ones(len(samples)))
+    df = pd.DataFrame(c, index=pd.Index([f"G{i}" for i in range(n_genes)], name=header_prefix + "gene"),
+                      columns=list(samples))
+    p = tmp_path / name
+    df.to_csv(p, sep="\t")
+    return p, df
+
+
+def test_hash_prefixed_header_is_the_header(tmp_path):
+    p, df = _big_counts(tmp_path, header_prefix="#")
+    assert p.read_text().startswith("#gene\tS1")
+    got = L.read_count_matrix(p)
+    assert list(got.columns) == ["S1", "S2", "S3", "S4"] and got.shape == df.shape
+    s = tmp_path / "s.tsv"
+    s.write_text("#sample_id\tresponse\nS1\tCR\nS2\tNR\n")
+    assert L.read_sample_sheet(s).index.tolist() == ["S1", "S2"]
+    # a comment line without fields stays a comment (featureCounts)
+    s.write_text("# made by hand\nsample_id\tresponse\nS1\tCR\n")
+    assert L.read_sample_sheet(s).index.tolist() == ["S1"]
+    # a '#' line followed by a header row is a comment, however many fields it has
+    s.write_text("#note\tx\nsample_id\tresponse\nS1\tCR\n")
+    assert L.read_sample_sheet(s).index.tolist() == ["S1"]
+
+
+def test_excel_files_are_named(tmp_path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.append(["gene", "S1", "S2"])
+    wb.active.append(["TP53", 1, 2])
+    x = tmp_path / "counts.xlsx"
+    wb.save(x)
+    for reader in (L.read_count_matrix, L.read_logexpr, L.read_sample_sheet):
+        with pytest.raises(InputError, match=r"Excel workbook \(.xlsx\).*Tab delimited") as e:
+            reader(x)
+        assert "counts.xlsx" in _one_line(e)
+    xls = tmp_path / "old.xls"
+    xls.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100)
+    with pytest.raises(InputError, match=r"Excel 97-2003 workbook"):
+        L.read_count_matrix(xls)
+    import zipfile
+
+    z = tmp_path / "counts.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("counts.tsv", "gene\tS1\nTP53\t1\n")
+    with pytest.raises(InputError, match="zip archive"):
+        L.read_count_matrix(z)
+
+
+def test_utf16_text_is_read(tmp_path):
+    s = tmp_path / "s.txt"
+    s.write_bytes("sample_id\tresponse\nS1\tCR\nS2\tNR\n".encode("utf-16"))
+    assert L.read_sample_sheet(s).response.tolist() == ["CR", "NR"]
+
+
+def test_blank_excel_sheet(tmp_path):
+    s = tmp_path / "s.csv"
+    for text in (",,,\n,,,\n", ";;;\r\n", "\t\t\n\t\t\n", "# only a comment\n"):
+        s.write_text(text)
+        with pytest.raises(InputError) as e:
+            L.read_sample_sheet(s)
+        assert "s.csv" in _one_line(e)
+        assert e.type is InputError
+
+
+def test_excel_trailing_empty_columns_are_dropped(tmp_path):
+    s = tmp_path / "s.csv"
+    s.write_text("sample_id,response,,\nS1,CR,,\nS2,NR,,\n")
+    df = L.read_sample_sheet(s)
+    assert list(df.columns) == ["sample_id", "response"] and df.index.tolist() == ["S1", "S2"]
+    s.write_text("sample_id,response,,\nS1,CR,,\nS2,NR,x,\n")  # a value under an unnamed column: an error
+    with pytest.raises(InputError, match="line 3: value .x. in column 3, which has no name in the header"):
+        L.read_sample_sheet(s)
+
+
+def test_semicolon_csv_hint(tmp_path):
+    p = _write(tmp_path, "gene;S1;S2\nTP53;1;2\n")
+    with pytest.raises(InputError, match="semicolons"):
+        L.read_count_matrix(p)
+
+
+def test_count_too_large(tmp_path):
+    p = _write(tmp_path, _edit_cell(_matrix_text(), 4, 2, "99999999999999999999"))
+    with pytest.raises(InputError, match="too large to be a read count") as e:
+        L.read_count_matrix(p)
+    msg = _one_line(e)
+    assert "line 4" in msg and "'BM_pt02'" in msg and "negative" not in msg
+    p = _write(tmp_path, _edit_cell(_matrix_text(), 4, 2, str(2**53)), "ok.tsv")
+    assert L.read_count_matrix(p).iloc[2, 1] == 2**53
+
+
+def test_annotation_columns_only_after_the_id_or_as_text(tmp_path):
+    p, df = _big_counts(tmp_path, samples=("S1", "S2", "S3", "Length"))
+    got = L.read_count_matrix(p)
+    assert list(got.columns) == ["S1", "S2", "S3", "Length"] and got.attrs["dropped_columns"] == []
+    t = df.assign(gene_name=[f"name{i}" for i in range(len(df))])
+    t.to_csv(tmp_path / "t.tsv", sep="\t")
+    got = L.read_count_matrix(tmp_path / "t.tsv")
+    assert got.attrs["dropped_columns"] == ["gene_name"] and "gene_name" not in got.columns
+    lead = df[["Length", "S1", "S2", "S3"]]
+    lead.to_csv(tmp_path / "lead.tsv", sep="\t")
+    got = L.read_count_matrix(tmp_path / "lead.tsv")
+    assert got.attrs["dropped_columns"] == ["Length"]
+    sheet = pd.DataFrame({"sample_id": ["Length", "S1", "S2", "S3"], "response": ["CR", "CR", "NR", "NR"]})
+    sheet.to_csv(tmp_path / "s.tsv", sep="\t", index=False)
+    with pytest.raises(InputError, match="column 'Length', but it was dropped as an annotation column") as e:
+        L.validate_cohort(got, L.read_sample_sheet(tmp_path / "s.tsv"))
+    assert "lead.tsv" in _one_line(e)
+
+
+def test_scale_rules_in_the_readers(tmp_path):
+    p, df = _big_counts(tmp_path)
+    L.read_count_matrix(p)
+    with pytest.raises(InputError, match="kind: counts"):
+        L.read_logexpr(p)
+    rounded = np.round(np.log2(df + 1)).astype(int)
+    rounded.to_csv(tmp_path / "r.tsv", sep="\t")
+    with pytest.raises(InputError, match="integer-rounded log values.*set kind: logexpr") as e:
+        L.read_count_matrix(tmp_path / "r.tsv")
+    assert "r.tsv: largest value at line" in _one_line(e)
+    L.read_logexpr(tmp_path / "r.tsv")  # fine as log values
+    assert L.read_count_matrix(tmp_path / "r.tsv", check_scale=False).shape == df.shape
+    (df * 1000).to_csv(tmp_path / "k.tsv", sep="\t")
+    with pytest.raises(InputError, match="impossible on a log scale") as e:
+        L.read_logexpr(tmp_path / "k.tsv")
+    g = df.stack().idxmax()[0]
+    assert f"(gene {g!r})" in _one_line(e)
+
+
+def test_empty_library_and_constant_sample(tmp_path):
+    counts, sheet = _cohort()
+    c = counts.copy()
+    c["BM_pt03"] = 0
+    with pytest.raises(InputError, match="column 'BM_pt03': sample column 'BM_pt03' has no reads") as e:
+        L.validate_cohort(c, sheet)
+    assert "counts_symbols_rstyle.csv" in _one_line(e)
+    le = np.log2(counts + 1.0)
+    le.attrs["source"] = "le.tsv"
+    L.validate_cohort(le, sheet, counts_expected=False)
+    le["BM_pt02"] = 4.0
+    with pytest.raises(InputError, match="le.tsv: column 'BM_pt02': sample column 'BM_pt02' is constant"):
+        L.validate_cohort(le, sheet, counts_expected=False)
+
+
+def test_label_messages_list_the_labels_found():
+    counts, sheet = _cohort()
+    with pytest.raises(InputError, match=r"labels \['NR', 'NR'\] are not distinct.*holds CR \(4\), NR \(2\)"):
+        L.validate_cohort(counts, sheet, labels=("NR", "NR"))
+    with pytest.raises(InputError, match=r"unknown response label 'CR'.*holds CR \(4\), NR \(2\)"):
+        L.validate_cohort(counts, sheet, labels=("responder", "NR"))
+    assert L.label_counts(pd.Series(["b", "a", None, "a"])) == "<empty> (1), a (2), b (1)"

@@ -8,6 +8,21 @@
   combined on their shared genes (file names: ``data/raw/README.md``);
 - ``custom``: any genes x samples table (counts, or log-expression) plus a sample sheet.
 
+Every built cohort then passes :func:`cohort_checks`, which checks up front what the later
+chapters need and states what they will do (the rules, once):
+
+- each response label occurs, and every class has at least :data:`MIN_PER_CLASS` (3) samples:
+  PAM's leave-one-out CV (chapter 08) refits on n - 1 samples and needs at least 2 per class in
+  every training fold; fewer is a one-line error naming the sample sheet and its response column;
+- with at least :data:`NESTED_MIN_PER_CLASS` (4) per class chapter 08 also runs the nested
+  LOOCV (each inner training fold again needs 2 per class); with exactly 3 in a class it
+  reports the naive LOOCV only, with a note saying so (``checks["loocv"] == "naive"``);
+- at least :data:`MIN_GENES` (1,000) genes after harmonisation: GSEA, GO over-representation and
+  PAM's s0 (the median gene SD) assume a transcriptome-wide table, not a panel; fewer is an
+  error naming the table;
+- no empty library (counts) and no constant sample (log-expression): errors naming the file and
+  the sample column (:func:`helpers.data.loaders.validate_cohort`).
+
 ``save_cohort`` writes ``cohort.h5ad`` (AnnData: samples x genes, obs = sample sheet, var = genes)
 and, for people, ``counts.tsv.gz`` (genes x samples), ``samples.tsv``, ``truth.tsv`` (twin only)
 and ``meta.json``, each written to a temporary file and renamed, byte-identical on reruns.
@@ -249,6 +264,116 @@ def cohort_table(cohort: Cohort, response_col: str = "response", cohort_col: str
     return pd.DataFrame(rows)
 
 
+# ----------------------------------------------------------------------------- up-front checks
+
+#: Fewest samples per class chapter 01 accepts (a stated parameter of :func:`build_cohort`):
+#: below it chapter 08 could not cross-validate PAM at all.
+MIN_PER_CLASS = 3
+#: Fewest samples per class for any leave-one-out CV of PAM (2 per class in every training fold).
+LOOCV_MIN_PER_CLASS = 3
+#: Fewest samples per class for the nested LOOCV (2 per class in every inner training fold).
+NESTED_MIN_PER_CLASS = 4
+#: Fewest genes after harmonisation (a transcriptome-wide table, not a panel).
+MIN_GENES = 1000
+
+
+def _sources(cohort: Cohort) -> tuple[str, str]:
+    """(expression table(s), sample sheet(s)) the cohort came from, for messages."""
+    meta = cohort.meta or {}
+    files = [meta.get("files")] if meta.get("files") else [p.get("files") for p in meta.get("parts", [])]
+    files = [f for f in files if f]
+    if files:
+        return " + ".join(str(f[0]) for f in files), " + ".join(str(f[-1]) for f in files)
+    return (str(cohort.counts.attrs.get("source", "expression table")),
+            str(cohort.samples.attrs.get("source", "sample sheet")))
+
+
+def cohort_checks(cohort: Cohort, labels=("CR", "NR"), *, min_genes: int = MIN_GENES,
+                  min_per_class: int = MIN_PER_CLASS, response_col: str = "response",
+                  response_name: str | None = None) -> dict:
+    """Check up front what the later chapters need (module docstring) and say what they will do.
+
+    Raises :class:`InputError` (one line naming the file, the column and the fix) when a label
+    does not occur, a class has fewer than ``min_per_class`` samples, fewer than ``min_genes``
+    genes are left, or a library is empty. Otherwise returns a JSON-able dict: ``n_per_class``,
+    ``n_genes``, ``kind``, ``loocv`` ('nested', 'naive', or 'none' when ``min_per_class`` was
+    lowered below 3), ``nested_loocv`` (bool), ``note`` (why chapter 08 does less; '' when it
+    does everything), the minimums, library sizes (counts) and
+    ``rows`` (check, required, found, result) for the chapter to print (:func:`checks_table`).
+    ``response_name`` is the column's name in the user's sheet, for messages (default ``response_col``).
+    """
+    table_src, sheet_src = _sources(cohort)
+    labels = list(labels)
+    s = cohort.samples
+    if response_col not in s.columns:
+        raise InputError(f"response column {response_col!r} not found", path=sheet_src)
+    resp = s[response_col]
+    found = loaders.label_counts(resp)
+    response_col = response_name or response_col  # from here on only used in messages
+    if len(set(labels)) != len(labels):
+        raise InputError(f"the response labels {labels} are not distinct (cr_label and nr_label must name the two "
+                         f"groups; column {response_col!r} holds {found})", path=sheet_src,
+                         where=f"column {response_col!r}")
+    n_per = {lab: int((resp == lab).sum()) for lab in labels}
+    rows = []
+    for lab, n in n_per.items():
+        if n == 0:
+            raise InputError(f"no sample has the label {lab!r} (column {response_col!r} holds {found}); set "
+                             "cr_label/nr_label to the labels used, or map them with label_map", path=sheet_src,
+                             where=f"column {response_col!r}")
+        if n < min_per_class:
+            raise InputError(f"class {lab!r} has {n} sample(s) (column {response_col!r} holds {found}); at least "
+                             f"{min_per_class} per class are needed: PAM's leave-one-out CV (chapter 08) keeps >= 2 "
+                             "per class in every training fold; add samples, or map other labels onto it with label_map",
+                             path=sheet_src, where=f"column {response_col!r}")
+        rows.append({"check": f"samples in class {lab}", "required": f">= {min_per_class}", "found": str(n),
+                     "result": "ok"})
+    smallest = min(n_per.values())
+    nested = smallest >= NESTED_MIN_PER_CLASS
+    loocv = "nested" if nested else ("naive" if smallest >= LOOCV_MIN_PER_CLASS else "none")
+    small = ", ".join(f"{lab} has {n}" for lab, n in n_per.items() if n < NESTED_MIN_PER_CLASS)
+    note = {"nested": "",
+            "naive": f"nested LOOCV needs >= {NESTED_MIN_PER_CLASS} samples per class (each inner training fold keeps "
+                     f">= 2); {small}, so chapter 08 reports the naive LOOCV only (threshold chosen on the same errors "
+                     "it reports: optimistic)",
+            "none": f"leave-one-out CV needs >= {LOOCV_MIN_PER_CLASS} samples per class (each training fold keeps "
+                    f">= 2); {small}, so chapter 08 cannot cross-validate PAM"}[loocv]
+    rows.append({"check": "LOOCV of PAM (chapter 08)",
+                 "required": f">= {NESTED_MIN_PER_CLASS} per class (nested), >= {LOOCV_MIN_PER_CLASS} (naive)",
+                 "found": f"{smallest} in the smallest class",
+                 "result": {"nested": "nested and naive LOOCV", "naive": "naive LOOCV only (see note)",
+                            "none": "no LOOCV (see note)"}[loocv]})
+    n_genes = int(cohort.counts.shape[0])
+    if n_genes < min_genes:
+        joined = " and joining the datasets on their shared genes" if "combine_report" in (cohort.meta or {}) else ""
+        raise InputError(f"only {n_genes} genes after mapping IDs to symbols{joined}; at least {min_genes} are needed "
+                         "(GSEA, GO and PAM's s0 assume a transcriptome-wide table, not a gene panel); check id_type "
+                         "and the annotation report of chapter 01", path=table_src)
+    rows.append({"check": "genes after harmonisation", "required": f">= {min_genes}", "found": str(n_genes),
+                 "result": "ok"})
+    out = {"labels": labels, "n_samples": int(len(s)), "n_per_class": n_per, "n_genes": n_genes, "kind": cohort.kind,
+           "min_per_class": int(min_per_class), "nested_min_per_class": NESTED_MIN_PER_CLASS,
+           "min_genes": int(min_genes), "loocv": loocv, "nested_loocv": bool(nested),
+           "note": note}
+    if cohort.kind == "counts":
+        lib = cohort.counts.sum(axis=0)
+        if (lib == 0).any():
+            c = lib.index[lib.to_numpy() == 0][0]
+            raise InputError(f"sample column {c!r} has no reads: every count is 0; remove the sample from the table "
+                             "and the sample sheet", path=table_src, where=f"column {c!r}")
+        out["library_size_min"] = int(lib.min())
+        out["library_size_median"] = float(lib.median())
+        rows.append({"check": "reads per library", "required": "> 0", "found": f"{int(lib.min())} in the smallest",
+                     "result": "ok"})
+    out["rows"] = rows
+    return out
+
+
+def checks_table(checks: dict) -> pd.DataFrame:
+    """The checks of :func:`cohort_checks` as a table (check, required, found, result)."""
+    return pd.DataFrame(checks["rows"], columns=["check", "required", "found", "result"])
+
+
 # ----------------------------------------------------------------------------- build
 
 DEFAULT_BUILD = {
@@ -332,10 +457,22 @@ def _harmonize(counts, kind, p, source):
     return out, rep
 
 
-def build_cohort(params: dict | None = None) -> Cohort:
+def build_cohort(params: dict | None = None, *, min_genes: int = MIN_GENES,
+                 min_per_class: int = MIN_PER_CLASS) -> Cohort:
     """Build the cohort named by ``params['dataset']`` ('twin', 'real' or 'custom'), validated and
     with gene IDs harmonized to symbols. ``params`` is merged over :data:`DEFAULT_BUILD`.
-    Nothing is written; call :func:`save_cohort`."""
+    The result has passed :func:`cohort_checks` (with these minimums), whose answer is in
+    ``cohort.meta["checks"]``. Nothing is written; call :func:`save_cohort`."""
+    p = _merge_params(params)
+    labels = list(p["labels"])
+    coh = _build_dataset(p, labels)
+    response_name = p["custom"]["response_col"] if p["dataset"] == "custom" else "response"
+    coh.meta["checks"] = cohort_checks(coh, labels, min_genes=min_genes, min_per_class=min_per_class,
+                                       response_name=response_name)
+    return coh
+
+
+def _merge_params(params: dict | None) -> dict:
     p = copy.deepcopy(DEFAULT_BUILD)
     for k, v in (params or {}).items():
         if k not in p:
@@ -348,9 +485,18 @@ def build_cohort(params: dict | None = None) -> Cohort:
             p[k].update(v)
         else:
             p[k] = v
-    labels = list(p["labels"])
+    return p
+
+
+def _build_dataset(p: dict, labels: list) -> Cohort:
     ds = p["dataset"]
+    if len(labels) != 2:
+        raise InputError(f"expected two response labels (cr_label, nr_label), got {labels}", path="params",
+                         where="labels")
     if ds == "twin":
+        if labels[0] == labels[1]:  # the twin would label every sample alike
+            raise InputError(f"cr_label and nr_label are both {labels[0]!r}; they must name the two response "
+                             "groups", path="params", where="global.cr_label, global.nr_label")
         sp = twin.preset(p["simulate_preset"])
         sp = twin.merge_params(sp, p["simulate"])
         sp["labels"] = labels
@@ -440,14 +586,19 @@ def _build_custom(p, labels) -> Cohort:
     kind = c["kind"]
     if kind not in ("counts", "logexpr"):
         raise InputError(f"custom.kind must be counts or logexpr, not {kind!r}", path="params", where="custom.kind")
-    table = loaders.read_count_matrix(c["table"]) if kind == "counts" else loaders.read_logexpr(c["table"])
+    # arrays measure many genes with several probes: duplicated symbols in a log-expression table
+    # are expected and collapsed by harmonisation (highest mean); in a count table they are an error
+    table = (loaders.read_count_matrix(c["table"]) if kind == "counts"
+             else loaders.read_logexpr(c["table"], allow_duplicate_genes=True))
+    dropped = list(table.attrs.get("dropped_columns", []))
     sheet = loaders.read_sample_sheet(c["sample_sheet"], response_col=c["response_col"],
                                       sample_col=c["sample_col"], label_map=c["label_map"] or None)
     if "cohort" not in sheet.columns:
         sheet["cohort"] = c["cohort_name"]
     table, rep = _harmonize(table, kind, p, str(c["table"]))
-    table.attrs["source"] = str(c["table"])
-    table, sheet = loaders.validate_cohort(table, sheet, labels=labels, counts_expected=(kind == "counts"))
+    table.attrs.update(source=str(c["table"]), dropped_columns=dropped)
+    table, sheet = loaders.validate_cohort(table, sheet, labels=labels, counts_expected=(kind == "counts"),
+                                           response_col=c["response_col"])
     meta = {"dataset": "custom", "kind": kind, "name": c["cohort_name"], "harmonize": rep,
-            "files": [str(c["table"]), str(c["sample_sheet"])], "seed": int(p["seed"])}
+            "dropped_columns": dropped, "files": [str(c["table"]), str(c["sample_sheet"])], "seed": int(p["seed"])}
     return Cohort(counts=table, samples=sheet, meta=meta)
