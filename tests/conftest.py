@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,24 @@ def copy_project(dest: Path) -> Path:
     return copy_checkout(dest, ROOT)
 
 
+def project_env(dest: Path) -> dict:
+    """The environment that points the runner (and helpers) at the project copy ``dest``."""
+    return dict(os.environ, HELPERS_ROOT=str(dest), HELPERS_RESULTS=str(dest / "results"),
+                HELPERS_EXECUTED=str(dest / "executed"))
+
+
 @pytest.fixture
 def ref():
     return REF
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    """The whole project run on the `test` profile in a fresh copy, with its book built:
+    ``(copy, runner stdout)``. Shared by the notebook, regression, browser and PDF tests, so a
+    test session runs the book once."""
+    dest = copy_project(tmp_path_factory.mktemp("clone"))
+    p = subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "test", "--book"], cwd=dest,
+                       env=project_env(dest), capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    return dest, p.stdout

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from helpers.data.genesets import GeneSets, read_gmt
-from helpers.methods.ora import COLUMNS, bh_adjust, dotplot, ora
+from helpers.methods.ora import COLUMNS, bh_adjust, ora
 
 REF = Path(__file__).parent / "data" / "reference"
 FOLDERS = ("counts_nobatch", "counts_batch", "logexpr_trend")
@@ -75,25 +75,3 @@ def test_golden_ora_against_r(folder, direction, fixture_sets):
         assert got[col].tolist() == ref[col].tolist(), col
     for col in ("fold", "pvalue", "p.adjust"):
         np.testing.assert_allclose(got[col].to_numpy(float), ref[col].to_numpy(float), rtol=RTOL, atol=0)
-
-
-def test_dotplot_returns_figure(fixture_sets):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    lim = pd.read_csv(REF / "r_outputs" / "counts_nobatch" / "limma.tsv.gz", sep="\t", index_col=0)
-    de = lim.index[(lim["P.Value"] <= 0.01) & (lim["logFC"].abs() >= log2(1.5))]
-    tab = ora(de, lim.index, fixture_sets)
-    fig = dotplot(tab, top=5, title="all DEGs")
-    ax = fig.axes[0]
-    assert len(ax.collections[0].get_offsets()) == 5
-    labels = [t.get_text().replace("\n", " ") for t in ax.get_yticklabels()]
-    top5 = tab.head(5)
-    assert set(labels) == set(top5["description"])
-    ratios = np.asarray(ax.collections[0].get_offsets())[:, 0]
-    assert np.all(np.diff(ratios) >= 0)  # largest GeneRatio at the top
-    plt.close(fig)
-    fig, ax = plt.subplots()
-    assert dotplot(tab.iloc[:0], ax=ax) is fig
-    plt.close(fig)

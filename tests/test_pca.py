@@ -1,4 +1,4 @@
-"""PCA against R's prcomp (golden), log-CPM against edgeR, batch diagnostics, the plot.
+"""PCA against R's prcomp (golden), log-CPM against edgeR, batch diagnostics (the plot: test_viz.py).
 
 Reference: R 4.2.2, limma 3.54.1, edgeR 3.40.2 (tests/data/reference/README.md). R's files are
 rounded to 6 decimals, hence the tolerances.
@@ -96,19 +96,3 @@ def test_batch_diagnostics_detect_a_planted_batch():
 
     p = f_oneway(*[scores.loc[samples.cohort == g, "PC2"] for g in ("A", "B")]).pvalue
     assert d.loc["cohort", "p_PC2"] == pytest.approx(p, rel=1e-8)
-
-
-def test_pca_plot_returns_figure(tmp_path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    E = _read(OUT / "counts_batch" / "voom_E.tsv.gz")
-    samples = pd.read_csv(REF / "fixture" / "samples.csv").set_index("sample_id", drop=False)
-    samples = samples.rename(columns={"batch": "cohort"})
-    scores, var, _ = P.pca(E)
-    fig = P.pca_plot(scores, var, samples)
-    ax = fig.axes[0]
-    assert "PC1 (" in ax.get_xlabel() and "% of variance" in ax.get_ylabel()
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert set(labels) == {"CR, A", "NR, A", "CR, B", "NR, B"}
-    fig.savefig(tmp_path / "f.svg")

@@ -28,11 +28,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers.methods.edger import calc_norm_factors, cpm, filter_by_expr
 from helpers.engine.errors import InputError
+from helpers.methods.edger import calc_norm_factors, cpm, filter_by_expr
 from helpers.methods.limma import ebayes, lm_fit, top_table, voom
 
-__all__ = ["METHODS", "make_design", "run_de", "run_de_logexpr", "call_degs", "deg_counts"]
+__all__ = ["METHODS", "make_design", "run_de", "run_de_logexpr", "run_cohort_de", "de_tables", "call_degs",
+           "deg_counts", "multiverse", "multiverse_count", "method_overlap", "recovery", "recovery_table",
+           "planted_truth"]
 
 METHODS = ("limma-voom", "limma-trend", "deseq2")
 RESPONSE_COEF = "response"
@@ -295,3 +297,91 @@ def deg_counts(table: pd.DataFrame, p_max: float = 0.01, lfc_min: float = float(
     d = table["direction"].astype(str)
     n_up, n_down = int((d == "up").sum()), int((d == "down").sum())
     return {"n_de": n_up + n_down, "n_up": n_up, "n_down": n_down, "n_tested": int(len(table))}
+
+
+# --------------------------------------------------------------------------------------------
+# a cohort's DE, the multiverse of DE calls, and recovery of a planted truth
+# --------------------------------------------------------------------------------------------
+def run_cohort_de(cohort, method: str = "limma-voom", covariate: str | None = None, cr: str = "CR",
+                  nr: str = "NR") -> pd.DataFrame:
+    """DE of a loaded cohort (:func:`helpers.data.cohort.load_cohort`): counts go to
+    :func:`run_de` with ``method``; a log-expression cohort (arrays) to limma-trend
+    (:func:`run_de_logexpr`), whatever ``method`` says (count models do not apply)."""
+    if getattr(cohort, "kind", "counts") == "logexpr":
+        return run_de_logexpr(cohort.counts, cohort.samples, covariate=covariate, cr=cr, nr=nr)
+    return run_de(cohort.counts, cohort.samples, method=method, covariate=covariate, cr=cr, nr=nr)
+
+
+def de_tables(cohort, method: str, others=(), covariate: str | None = None, cr: str = "CR", nr: str = "NR",
+              first: pd.DataFrame | None = None) -> dict:
+    """``{method: table}`` for the chosen method (``first`` if already computed) and, on a count
+    cohort, for every method of ``others`` too (a log-expression cohort has one method only)."""
+    tables = {method: first if first is not None else run_cohort_de(cohort, method, covariate, cr, nr)}
+    if getattr(cohort, "kind", "counts") == "counts":
+        for m in others:
+            if m not in tables:
+                tables[m] = run_cohort_de(cohort, m, covariate, cr, nr)
+    return tables
+
+
+def multiverse(tables: dict, fc_values, p_max: float, paper: dict | None = None) -> pd.DataFrame:
+    """DEG counts for every DE method (``tables``: name -> DE table) x fold-change cut-off x
+    nominal p vs FDR. ``paper`` (n_de, n_up, n_down) is added as a last row for comparison."""
+    rows = []
+    for method, t in tables.items():
+        for fc in fc_values:
+            for use_fdr in (False, True):
+                c = deg_counts(call_degs(t, p_max=p_max, lfc_min=float(np.log2(fc)), use_fdr=use_fdr))
+                rows.append({"method": method, "fold_change_min": fc, "p_type": "FDR" if use_fdr else "nominal p",
+                             "p_max": p_max, "n_de": c["n_de"], "n_up": c["n_up"], "n_down": c["n_down"],
+                             "n_tested": c["n_tested"]})
+    out = pd.DataFrame(rows)
+    if paper:
+        out = pd.concat([out, pd.DataFrame([{"method": "paper (Shao et al. 2022)", "fold_change_min": 1.5,
+                                             "p_type": "nominal p", "p_max": 0.01, **paper}])], ignore_index=True)
+    return out
+
+
+def multiverse_count(mv: pd.DataFrame, method: str, fc: float, p_type: str = "nominal p") -> int | None:
+    """The DEG count of one cell of a :func:`multiverse` table (None if that cell was not run)."""
+    sel = mv[(mv["method"] == method) & np.isclose(mv["fold_change_min"].astype(float), fc) & (mv["p_type"] == p_type)]
+    return int(sel["n_de"].iloc[0]) if len(sel) else None
+
+
+def method_overlap(tables: dict, p_max: float, lfc_min: float, use_fdr: bool = False) -> pd.DataFrame:
+    """Jaccard index of the DEG sets of every pair of methods (``tables``: name -> DE table)
+    under one DEG rule; two empty sets count as 0 (nothing shared)."""
+    called = {m: set(call_degs(t, p_max=p_max, lfc_min=lfc_min, use_fdr=use_fdr).query("direction != 'ns'").index)
+              for m, t in tables.items()}
+    names = list(called)
+    return pd.DataFrame([[len(called[a] & called[b]) / max(1, len(called[a] | called[b])) for b in names]
+                         for a in names], index=pd.Index(names, name="method"), columns=names)
+
+
+def recovery(table: pd.DataFrame, truth: pd.DataFrame, min_abs_lfc: float = 0.0) -> dict:
+    """Precision and recall of a DEG call (a table with ``direction``) against a planted truth
+    (``gene``, ``log2fc_cr_vs_nr``; genes with ``|log2fc| > min_abs_lfc`` are planted; the
+    direction must match for a true positive)."""
+    t = truth.set_index("gene")["log2fc_cr_vs_nr"].reindex(table.index).fillna(0.0)
+    planted = np.sign(t.where(t.abs() > min_abs_lfc, 0.0))
+    called = table["direction"].astype(str).map({"up": 1, "down": -1, "ns": 0}).astype(int)
+    tp = int(((called != 0) & (called == planted)).sum())
+    n_called = int((called != 0).sum())
+    n_planted = int((planted != 0).sum())
+    return {"true_positives": tp, "n_called": n_called, "n_planted_tested": n_planted,
+            "precision": tp / n_called if n_called else float("nan"),
+            "recall": tp / n_planted if n_planted else float("nan")}
+
+
+def recovery_table(tables: dict, truth: pd.DataFrame, p_max: float, lfc_min: float, use_fdr: bool = False) -> pd.DataFrame:
+    """:func:`recovery` of every method's DEG call under one rule, one row per method."""
+    rec = {m: recovery(call_degs(t, p_max=p_max, lfc_min=lfc_min, use_fdr=use_fdr), truth) for m, t in tables.items()}
+    cols = ["n_called", "true_positives", "n_planted_tested", "precision", "recall"]
+    out = pd.DataFrame(rec).T[cols].rename_axis("method")
+    return out.astype({c: int for c in cols[:3]}).astype({"precision": float, "recall": float})
+
+
+def planted_truth(cohort) -> pd.DataFrame | None:
+    """The twin's planted per-gene effects (``gene``, ``log2fc_cr_vs_nr``), or None for real data."""
+    truth = getattr(cohort, "truth", None)
+    return truth if truth is not None and "log2fc_cr_vs_nr" in truth.columns else None

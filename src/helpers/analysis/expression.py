@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers.methods.edger import calc_norm_factors, cpm, filter_by_expr
 from helpers.engine.errors import InputError
+from helpers.methods.edger import calc_norm_factors, cpm, filter_by_expr
 
 SCALES = ("logcpm", "voom", "log2_counts")
 

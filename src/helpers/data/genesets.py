@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import gzip
 import io
-import zlib
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from helpers.engine.errors import InputError
-from helpers.engine.io import atomic_path
+from helpers.engine.io import atomic_path, read_input
 from helpers.engine.paths import GENESETS
 
 #: Short names of the collections that ship with the project -> file name in data/genesets/.
@@ -63,12 +62,7 @@ def _read_text(path: Path) -> str:
         raise InputError("gene-set file not found", path=path)
     if path.is_dir():
         raise InputError("is a directory, expected a GMT file", path=path)
-    raw = path.read_bytes()
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InputError(f"truncated or corrupt gzip data ({exc})", path=path) from None
+    raw = read_input(path).data  # gunzipped if compressed, capped (helpers.engine.io.MAX_INPUT_BYTES)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -13,9 +13,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from helpers.engine import paths
+from helpers.engine.config import load_yaml
 from helpers.engine.errors import InputError
 
 REGISTRY = paths.ROOT / "config" / "book.yml"
@@ -47,12 +46,7 @@ def _seq(v, key, where):
 def load(path: Path | None = None) -> dict:
     """The registry as ``{"steps": [Step...], "parts": [...], "root": str}``, validated."""
     path = Path(path or REGISTRY)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("chapter registry not found", path=path) from None
-    except yaml.YAMLError as e:
-        raise InputError(f"not valid YAML ({getattr(e, 'problem', e)})", path=path) from None
+    data = load_yaml(path, "chapter registry")  # the parameters' loader: YAML 1.2, no aliases or duplicated keys
     if not isinstance(data, dict) or not isinstance(data.get("chapters"), list):
         raise InputError("expected a mapping with a 'chapters' list", path=path)
     parts = data.get("parts") or []

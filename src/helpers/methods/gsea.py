@@ -41,7 +41,7 @@ import pandas as pd
 from helpers.engine.errors import InputError
 from helpers.methods.ora import bh_adjust
 
-__all__ = ["prerank", "enrichment_score", "enrichment_curve", "gsea_barplot"]
+__all__ = ["prerank", "enrichment_score", "enrichment_curve"]
 
 
 # --------------------------------------------------------------------------- input checks
@@ -255,7 +255,7 @@ def prerank(ranking: pd.Series, gene_sets: dict, min_size: int = 15, max_size: i
     return res.sort_values(["pval", "pathway"], kind="stable").reset_index(drop=True)
 
 
-# --------------------------------------------------------------------------- plotting helpers
+# --------------------------------------------------------------------------- the running sum (for figures)
 
 def enrichment_curve(ranking: pd.Series, gene_set, gsea_param: float = 1.0) -> pd.DataFrame:
     """The GSEA running sum of one gene set along the ranking, for plotting.
@@ -280,40 +280,3 @@ def enrichment_curve(ranking: pd.Series, gene_set, gsea_param: float = 1.0) -> p
                         "hit": hit, "running_sum": running})
     out.attrs["ES"] = _es_from_walk(*_walk(weights, pos, n))
     return out
-
-
-def gsea_barplot(res: pd.DataFrame, top: int = 10, labels: dict | None = None,
-                 up_label: str = "CR", down_label: str = "NR"):
-    """Bar chart of NES like Fig. 3A of the paper; returns the matplotlib Figure.
-
-    The ``top`` sets with NES > 0 (higher in ``up_label``, e.g. CR) are drawn above a dashed
-    line and the ``top`` sets with NES < 0 (higher in ``down_label``, e.g. NR) below it; within
-    each half the most significant (smallest pval, then largest |NES|) come first. ``labels``
-    optionally maps pathway id -> display name.
-    """
-    import matplotlib.pyplot as plt
-
-    need = {"pathway", "NES", "pval"}
-    if not isinstance(res, pd.DataFrame) or not need <= set(res.columns):
-        raise InputError(f"result table needs columns {sorted(need)}", where="gsea_barplot")
-    key = res.assign(absnes=res["NES"].abs())
-    up = key[key["NES"] > 0].sort_values(["pval", "absnes"], ascending=[True, False]).head(top)
-    down = key[key["NES"] < 0].sort_values(["pval", "absnes"], ascending=[True, False]).head(top)
-    rows = pd.concat([up, down])
-    names = [labels.get(p, p) if labels else p for p in rows["pathway"]]
-    y = np.arange(len(rows))[::-1].astype(float)
-    y[len(up):] -= 1.0  # a gap for the dashed line
-    fig, ax = plt.subplots(figsize=(8, 0.35 * (len(rows) + 1) + 1.2))
-    from helpers.viz.style import CR_COLOR, NR_COLOR  # the book's colours: up in the first class / in the second
-
-    colors = [CR_COLOR if v > 0 else NR_COLOR for v in rows["NES"]]
-    ax.barh(y, rows["NES"], color=colors, height=0.7)
-    ax.set_yticks(y)
-    ax.set_yticklabels(names, fontsize=8)
-    ax.axvline(0, color="black", linewidth=0.8)
-    if len(up) and len(down):
-        ax.axhline(y[len(up) - 1] - 1.0, color="0.3", linestyle="--", linewidth=1.2)
-    ax.set_xlabel("Normalized enrichment score (NES)")
-    ax.set_title(f"GSEA: higher in {up_label} (top) / higher in {down_label} (bottom)", fontsize=10)
-    fig.tight_layout()
-    return fig

@@ -16,9 +16,8 @@ p.adjust, genes`` (``genes`` = the query genes in the set, sorted, '/'-joined).
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
-import numpy as np
 import pandas as pd
 from scipy.stats import hypergeom
 
@@ -80,58 +79,3 @@ def ora(query: Iterable[str], tested: Iterable[str], sets: Mapping[str, Iterable
     df["p.adjust"] = bh_adjust(df["pvalue"].to_numpy())
     df = df.sort_values(["pvalue", "set"], kind="mergesort").reset_index(drop=True)
     return df[COLUMNS]
-
-
-def gene_ratio(table: pd.DataFrame) -> pd.Series:
-    """GeneRatio k/n as a float."""
-    return table["k"] / table["n_query"]
-
-
-def dotplot(ora_table: pd.DataFrame, top: int = 10, ax=None, title: str | None = None,
-            wrap: int = 45):
-    """clusterProfiler-style dot plot of an :func:`ora` table; returns the matplotlib Figure.
-
-    The ``top`` sets with the smallest p-values are shown; x = GeneRatio, dot size = gene
-    count ``k``, colour = adjusted p (red = small, blue = large, as clusterProfiler), terms
-    on the y axis ordered by GeneRatio (largest at the top). Long descriptions are wrapped
-    at ``wrap`` characters.
-    """
-    import textwrap
-
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import LinearSegmentedColormap
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 0.42 * max(min(top, len(ora_table)), 3) + 1.2))
-    else:
-        fig = ax.figure
-    if len(ora_table) == 0:
-        ax.text(0.5, 0.5, "no enriched sets", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        return fig
-    tab = ora_table.sort_values(["pvalue", "set"], kind="mergesort").head(top).copy()
-    tab["ratio"] = gene_ratio(tab)
-    tab = tab.sort_values(["ratio", "pvalue"], ascending=[True, False], kind="mergesort")
-    labels = [textwrap.fill(d if d else s, wrap) for d, s in zip(tab["description"], tab["set"])]
-    y = np.arange(len(tab))
-    kmax = max(int(tab["k"].max()), 1)
-    sizes = 30 + 270 * tab["k"].to_numpy() / kmax
-    cmap = LinearSegmentedColormap.from_list("red_blue", ["#e41a1c", "#377eb8"])
-    sc = ax.scatter(tab["ratio"], y, s=sizes, c=tab["p.adjust"], cmap=cmap,
-                    edgecolors="none", zorder=3)
-    ax.set_yticks(y, labels)
-    ax.set_xlabel("GeneRatio")
-    ax.grid(True, color="0.9", zorder=0)
-    lo, hi = float(tab["ratio"].min()), float(tab["ratio"].max())
-    pad = 0.1 * (hi - lo) if hi > lo else 0.1 * hi
-    ax.set_xlim(lo - pad, hi + pad)
-    ax.set_ylim(-0.7, len(tab) - 0.3)
-    cb = fig.colorbar(sc, ax=ax, fraction=0.05, pad=0.02)
-    cb.set_label("p.adjust")
-    ks = sorted({int(v) for v in np.unique(np.linspace(tab["k"].min(), kmax, 3).round())})
-    handles = [ax.scatter([], [], s=30 + 270 * kk / kmax, color="0.4") for kk in ks]
-    ax.legend(handles, [str(kk) for kk in ks], title="Count", loc="best",
-              frameon=False, fontsize="small", title_fontsize="small", borderaxespad=0.3)
-    if title:
-        ax.set_title(title)
-    return fig

@@ -1,4 +1,5 @@
-"""PCA of samples on log-expression, batch diagnostics in numbers, and the Fig. 1B plot.
+"""PCA of samples on log-expression and batch diagnostics in numbers (the Fig. 1B plot is
+:func:`helpers.viz.figures.pca_scatter`).
 
 :func:`pca` matches R's ``prcomp(t(E), center = TRUE, scale. = FALSE)``: scores are ``x`` and the
 variance ratio is ``sdev^2 / sum(sdev^2)`` (over all components), up to the sign of each
@@ -126,45 +127,3 @@ def batch_diagnostics(scores: pd.DataFrame, samples: pd.DataFrame, factors=("coh
         row["silhouette"] = _silhouette(scores[pcs].to_numpy(dtype=float), g)
         rows.append(row)
     return pd.DataFrame(rows).set_index("factor")
-
-
-def pca_plot(scores: pd.DataFrame, var: pd.Series, samples: pd.DataFrame, color_col: str = "response",
-             marker_col: str = "cohort", pcs=("PC1", "PC2"), colors: dict | None = None,
-             title: str | None = None, ax=None):
-    """Scatter of two PCs: colour by ``color_col`` (response), marker by ``marker_col`` (cohort),
-    variance explained on the axes. Returns the matplotlib Figure."""
-    import matplotlib.pyplot as plt
-
-    samples = samples.loc[scores.index]
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5.2, 4.2))
-    else:
-        fig = ax.figure
-    default_colors = {"CR": "#1b7837", "NR": "#c2185b"}
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
-    markers = ["o", "^", "s", "D", "v", "P", "X"]
-    clevels = sorted(samples[color_col].astype(str).unique())
-    mlevels = sorted(samples[marker_col].astype(str).unique()) if marker_col in samples.columns else [None]
-    cmap = {}
-    for i, lv in enumerate(clevels):
-        cmap[lv] = (colors or {}).get(lv, default_colors.get(lv, palette[i % len(palette)]))
-    x, y = pcs
-    for mi, ml in enumerate(mlevels):
-        for cl in clevels:
-            sel = samples[color_col].astype(str) == cl
-            if ml is not None:
-                sel &= samples[marker_col].astype(str) == ml
-            if not sel.any():
-                continue
-            label = cl if ml is None else f"{cl}, {ml}"
-            ax.scatter(scores.loc[sel, x], scores.loc[sel, y], c=cmap[cl], marker=markers[mi % len(markers)],
-                       s=42, edgecolors="black", linewidths=0.4, alpha=0.9, label=label)
-    ax.set_xlabel(f"{x} ({100 * var[x]:.1f}% of variance)")
-    ax.set_ylabel(f"{y} ({100 * var[y]:.1f}% of variance)")
-    ax.axhline(0, color="0.85", lw=0.6, zorder=0)
-    ax.axvline(0, color="0.85", lw=0.6, zorder=0)
-    ax.legend(frameon=False, fontsize=8, loc="best")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return fig

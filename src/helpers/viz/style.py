@@ -37,4 +37,5 @@ def use_style() -> None:
         "svg.hashsalt": "car-t-book",  # stable element ids: same figure, same SVG bytes
         "svg.fonttype": "none",
         "path.simplify": True,
+        "text.parse_math": False,  # labels come from data (gene, sample, pathway names): a "$" is a "$"
     })

@@ -1,0 +1,153 @@
+"""What the classifier chapters do (Fig. 4, Table 1): train pamr-style nearest shrunken
+centroids and choose the threshold (:func:`select`), report the frozen model as the paper's
+Table 1 (:func:`signature_table`, built from the same :class:`helpers.analysis.model.Model` that
+``pam_model.json`` holds), and report performance as counts ``k/n`` beside the paper's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from helpers.analysis.model import Model, score
+from helpers.engine.errors import InputError
+from helpers.engine.report import md_code, md_text, tex_label
+from helpers.methods import pam
+
+METRICS = ("accuracy", "sensitivity", "specificity")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A trained fit, its cross-validation over the threshold grid, the chosen threshold, the
+    leave-one-out calls at that threshold and the genes it keeps."""
+
+    fit: pam.PamFit
+    curve: pd.DataFrame  # threshold, n_genes, cv_errors, cv_error_rate, train_errors
+    threshold: float
+    loo: pd.DataFrame  # per sample: pred (and class probabilities)
+    genes: list
+
+
+def select(X: pd.DataFrame, y, *, n_threshold: int = 30, s0_percentile: float = 50.0, prior=None,
+           classes=None, target_n_genes: int | None = None) -> Selection:
+    """pamr's workflow: train over a threshold grid, LOOCV every threshold (``pamr.cv``), take the
+    largest threshold with the fewest CV errors, or, with ``target_n_genes``, the threshold that
+    keeps that many genes (then LOOCV is rerun at that one threshold)."""
+    fit = pam.train(X, y, n_threshold=n_threshold, s0_percentile=s0_percentile, prior=prior, classes=classes)
+    cvres = pam.cv(X, y, fit)
+    curve = cvres.table().assign(train_errors=fit.train_errors)
+    idx, thr = pam.choose_threshold(cvres)
+    if target_n_genes is not None:
+        thr = pam.threshold_for_n_genes(fit, int(target_n_genes))
+        at = pam.cv(X, y, fit=None, thresholds=[thr], prior=prior, classes=classes, s0_percentile=s0_percentile)
+        loo = at.predictions(0)
+    else:
+        loo = cvres.predictions(idx)
+    return Selection(fit=fit, curve=curve, threshold=float(thr), loo=loo, genes=pam.surviving_genes(fit, thr))
+
+
+def signature_table(model: Model, sort_by_difference: bool = False) -> pd.DataFrame:
+    """Table 1 of a frozen model: per gene the shrunken centroid of every class and ``s_i + s0``
+    (``Model.sd``, which is ``PamFit.sd``: s0 is already in it). With ``sort_by_difference`` the
+    genes with the largest |centroid difference| between the first two classes come first (ties
+    by name), as the paper's Table 1."""
+    t = model.centroids.add_prefix("centroid_").assign(sd_si_plus_s0=model.sd).rename_axis("gene").reset_index()
+    if sort_by_difference:
+        a, b = (f"centroid_{c}" for c in model.classes[:2])
+        t = (t.assign(_diff=(t[a] - t[b]).abs()).sort_values(["_diff", "gene"], ascending=[False, True], kind="mergesort")
+             .drop(columns="_diff").reset_index(drop=True))
+    return t
+
+
+def priors_text(model: Model) -> str:
+    """ "CR 0.710, NR 0.290; expression scale: `...`." for the model page."""
+    return (", ".join(f"{md_text(c)} {model.priors[c]:.3f}" for c in model.classes)
+            + f"; expression scale: {md_code(model.scale)}.")
+
+
+def overlap(genes, reference) -> tuple[int, str]:
+    """How many of ``reference`` (the paper's 14) are among ``genes``, and a sentence naming them."""
+    shared = sorted(set(genes) & set(reference))
+    return len(shared), ("shared: " + ", ".join(shared)) if shared else "no gene in common"
+
+
+def performance_numbers(perf: dict, prefix: str, baseline: bool = True) -> dict:
+    """The numbers a chapter records for a :func:`helpers.methods.pam.performance` result:
+    ``<prefix>_<metric>`` as the count ``k/n`` (what the scorecard compares), ``..._value`` the
+    proportion and ``..._ci`` its exact 95% interval, for accuracy, sensitivity and specificity,
+    plus (``baseline``) the majority-class baseline."""
+    out = {}
+    for m in METRICS:
+        lo, hi = perf[f"{m}_ci"]
+        out[f"{prefix}_{m}"] = perf[f"{m}_text"]
+        out[f"{prefix}_{m}_value"] = round(float(perf[m]), 4)
+        out[f"{prefix}_{m}_ci"] = f"{100 * lo:.1f}-{100 * hi:.1f}%"
+    if baseline:
+        out["majority_baseline"] = round(float(perf["majority_baseline"]), 4)
+        out["majority_baseline_text"] = f"{int(round(perf['majority_baseline'] * perf['n']))}/{perf['n']}"
+    return out
+
+
+def _pct(kn: str) -> str:
+    k, n = (int(v) for v in kn.split("/"))
+    return f"{100 * k / n:.1f}% ({kn})" if n else kn
+
+
+def paper_comparison(perf: dict, paper: dict) -> pd.DataFrame:
+    """Accuracy, sensitivity and specificity of this run beside the paper's (``paper``: metric ->
+    "k/n", from claims.yml), with this run's exact 95% intervals."""
+    rows = []
+    for m in METRICS:
+        if m not in paper:
+            raise InputError(f"no published value for {m!r}", where="paper_comparison")
+        lo, hi = perf[f"{m}_ci"]
+        rows.append({"measure": m, "paper": _pct(paper[m]), "this run": _pct(perf[f"{m}_text"]),
+                     "95% CI (this run)": f"{100 * lo:.1f}-{100 * hi:.1f}%"})
+    return pd.DataFrame(rows).set_index("measure")
+
+
+def honesty_table(perf: dict, nested_perf: dict | None) -> pd.DataFrame:
+    """Naive LOOCV (threshold chosen on the same errors), nested LOOCV (if run) and the
+    majority-class baseline: correct calls and accuracy."""
+    rows = [{"evaluation": "naive LOOCV (threshold chosen on the same errors)", "correct": perf["accuracy_text"],
+             "accuracy": perf["accuracy"]}]
+    if nested_perf is not None:
+        rows.append({"evaluation": "nested LOOCV (threshold chosen inside each fold)",
+                     "correct": nested_perf["accuracy_text"], "accuracy": nested_perf["accuracy"]})
+    k = int(round(perf["majority_baseline"] * perf["n"]))
+    rows.append({"evaluation": f"majority class (everyone {perf['majority_class']})", "correct": f"{k}/{perf['n']}",
+                 "accuracy": perf["majority_baseline"]})
+    return pd.DataFrame(rows)
+
+
+def percent_view(table: pd.DataFrame, column: str = "accuracy") -> pd.DataFrame:
+    """``table`` with a proportion column shown as a percentage text (for display)."""
+    return table.assign(**{column: (100 * table[column]).round(1).astype(str) + "%"})
+
+
+def fig4_markdown(genes, perf: dict, cr: str = "CR", nr: str = "NR") -> str:
+    """The paper's Fig. 4 box (gene list, performance, equation) for this run, as Markdown."""
+    def part(m):
+        return f"{m.capitalize()}: {100 * perf[m]:.1f}% ({perf[f'{m}_text']})"
+
+    # values are text (helpers.engine.report.md_text); a label enters the math only if it is plain
+    tc, tn, mc, mn = tex_label(cr), tex_label(nr), md_text(cr), md_text(nr)
+    rule = (f"$\\delta_{{{tc}}}(x^*) < \\delta_{{{tn}}}(x^*)$" if tc and tn else
+            f"$\\delta_k(x^*)$ is smaller for $k$ = {mc} than for $k$ = {mn}")
+    eq = (f"$\\delta_k(x^*) = \\sum_i (x_i^* - \\bar{{x}}'_{{ik}})^2 / (s_i + s_0)^2 - 2 \\log \\pi_k$ for "
+          f"$k \\in$ {{{mc}, {mn}}}; a patient is called {mc} if {rule}")
+    return ("\n| | |\n|---|---|\n"
+            f"| **Gene list** | Model ({len(genes)} genes): {', '.join(md_text(g) for g in genes)} |\n"
+            f"| **Performance** | {' · '.join(part(m) for m in METRICS)} |\n"
+            f"| **Equation** | {eq} |\n")
+
+
+def score_cohort(model: Model, X: pd.DataFrame, samples: pd.DataFrame, response_col: str = "response") -> pd.DataFrame:
+    """:func:`helpers.analysis.model.score` of every sample, with its recorded response."""
+    return score(model, X).merge(samples[[response_col]], left_on="sample", right_index=True)
+
+
+def confusion(scores: pd.DataFrame, truth: str = "response", call: str = "call") -> pd.DataFrame:
+    """Recorded response x call counts."""
+    return pd.crosstab(scores[truth], scores[call]).rename_axis(index="recorded", columns="called")

@@ -1,0 +1,141 @@
+"""What the enrichment chapters do with the methods: GO over-representation of the up and down
+DEGs (Fig. 2D, S1; :mod:`helpers.methods.ora`), preranked GSEA of every gene (Fig. 3A;
+:mod:`helpers.methods.gsea`) and the per-pathway rows of the paper's named sets (GSEA, GSVA)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from helpers.data import genesets as gs
+from helpers.engine.errors import InputError
+from helpers.methods import ora
+
+RANKING_COLUMNS = {"logFC": "logFC", "t": "stat", "stat": "stat"}
+
+
+def collection_name(coll: str) -> str:
+    """The shipped collection's short name, or "custom" for a GMT path."""
+    return coll if coll in gs.COLLECTIONS else "custom"
+
+
+def ora_by_direction(de_table: pd.DataFrame, collections, min_size: int = 10, max_size: int = 500) -> dict:
+    """clusterProfiler-style ORA of the up and of the down DEGs (``direction`` column) against
+    the tested genes, per collection: ``{(collection name, "up"|"down"): ORA table}``."""
+    if "direction" not in de_table.columns:
+        raise InputError("missing column 'direction'", where="DE table")
+    tested = list(de_table.index)
+    direction = de_table["direction"].astype(str)
+    genes = {d: list(de_table.index[direction == d]) for d in ("up", "down")}
+    out = {}
+    for coll in collections:
+        sets = gs.load_collection(coll)
+        gs.overlap_check(sets, tested)
+        for d in ("up", "down"):
+            out[(collection_name(coll), d)] = ora.ora(genes[d], tested, sets, descriptions=sets.descriptions,
+                                                      min_size=min_size, max_size=max_size)
+    return out
+
+
+def ora_summary(results: dict, p_cutoff: float = 0.05) -> pd.DataFrame:
+    """One row per (collection, direction): sets tested, sets at p < ``p_cutoff``, sets at
+    BH-adjusted p < 0.05, and the top term."""
+    return pd.DataFrame([{"collection": c, "genes": d, "sets_tested": len(t),
+                          f"sets_p<{p_cutoff:g}": int((t["pvalue"] < p_cutoff).sum()),
+                          "sets_padj<0.05": int((t["p.adjust"] < 0.05).sum()),
+                          "top_term": (t["description"].iloc[0] if len(t) else "")}
+                         for (c, d), t in results.items()])
+
+
+def claim_collection(results: dict) -> str:
+    """The collection the T-cell claims read: GO BP if it ran, else the first one."""
+    return "go_bp" if ("go_bp", "up") in results else next(iter(results))[0]
+
+
+def side_by_side(up: pd.DataFrame, down: pd.DataFrame, column: str = "description") -> pd.DataFrame:
+    """Two term lists next to each other (shorter one padded with blanks)."""
+    return pd.DataFrame({"top terms, up": up[column].reset_index(drop=True),
+                         "top terms, down": down[column].reset_index(drop=True)}).fillna("")
+
+
+def merged_sets(collections, genes) -> tuple[dict, dict]:
+    """The gene sets of several collections in one dict, and their descriptions (later
+    collections win on a shared name); each collection must overlap ``genes``."""
+    sets, descriptions = {}, {}
+    for coll in collections:
+        s = gs.load_collection(coll)
+        gs.overlap_check(s, genes)
+        sets.update(s)
+        descriptions.update(s.descriptions)
+    return sets, descriptions
+
+
+def ranking(de_table: pd.DataFrame, metric: str = "logFC") -> pd.Series:
+    """The GSEA ranking of the genes of a DE table: log2 fold change (the paper) or the
+    moderated t / Wald statistic (``t``)."""
+    if metric not in RANKING_COLUMNS:
+        raise InputError(f"unknown ranking metric {metric!r}; use one of logFC, t", where="ranking_metric")
+    return de_table[RANKING_COLUMNS[metric]].astype(float)
+
+
+def gsea_counts(res: pd.DataFrame, fdr: float = 0.05) -> dict:
+    """Sets tested and significant (BH-adjusted p < ``fdr``), split by the sign of the NES."""
+    sig = res["padj"] < fdr
+    return {"n_sets": int(len(res)), "n_sig": int(sig.sum()), "n_sig_up": int((sig & (res["NES"] > 0)).sum()),
+            "n_sig_down": int((sig & (res["NES"] < 0)).sum())}
+
+
+def gsea_claim_rows(res: pd.DataFrame, claim_sets: dict) -> pd.DataFrame:
+    """The GSEA result of each set named for a claim (``claim_sets``: claim -> set id); a set
+    that was not tested (size filter or absent) gets a row saying so and no NES."""
+    rows = []
+    for claim, pid in claim_sets.items():
+        r = res[res["pathway"] == pid]
+        if len(r):
+            r = r.iloc[0]
+            rows.append({"claim": claim, "set": pid, "description": r.get("description", ""), "size": int(r["size"]),
+                         "NES": float(r["NES"]), "pval": float(r["pval"]), "padj": float(r["padj"])})
+        else:
+            rows.append({"claim": claim, "set": pid, "description": "not tested (size filter or absent)",
+                         "size": np.nan, "NES": np.nan, "pval": np.nan, "padj": np.nan})
+    return pd.DataFrame(rows)
+
+
+def gsva_claim_rows(test: pd.DataFrame, claim_sets: dict) -> pd.DataFrame:
+    """The limma comparison of the GSVA scores (CR - NR) for each set named for a claim; NaN
+    for a set that was not scored."""
+    rows = []
+    for claim, pid in claim_sets.items():
+        if pid in test.index:
+            r = test.loc[pid]
+            rows.append({"claim": claim, "set": pid, "logFC (CR-NR)": float(r["logFC"]), "p": float(r["P.Value"]),
+                         "FDR": float(r["adj.P.Val"])})
+        else:
+            rows.append({"claim": claim, "set": pid, "logFC (CR-NR)": np.nan, "p": np.nan, "FDR": np.nan})
+    return pd.DataFrame(rows)
+
+
+def pathway_sources(collection: str) -> pd.DataFrame | None:
+    """The curated T-cell pathways' sources (``data/genesets/tcell_pathways_sources.tsv``) when
+    ``collection`` is the shipped ``tcell``; None otherwise."""
+    from helpers.engine.paths import GENESETS
+
+    src = GENESETS / "tcell_pathways_sources.tsv"
+    if collection != "tcell" or not src.exists():
+        return None
+    return pd.read_csv(src, sep="\t")[["set", "n_genes", "description", "source"]]
+
+
+def claim_numbers(rows: pd.DataFrame, column: str, key: str, digits: int = 3, significant: int | None = None) -> dict:
+    """The value of ``column`` for each claim row (:func:`gsea_claim_rows`, :func:`gsva_claim_rows`)
+    under the key ``key.format(claim=...)``, rounded to ``digits`` decimals (or to ``significant``
+    significant digits); a set that was not tested is recorded as "not measured: ..." (the
+    scorecard shows the reason)."""
+    out = {}
+    for _, r in rows.iterrows():
+        v = r[column]
+        if pd.isna(v):
+            out[key.format(claim=r["claim"])] = f"not measured: set {r['set']} not tested (size filter or absent)"
+        else:
+            out[key.format(claim=r["claim"])] = float(f"{float(v):.{significant}g}") if significant else round(float(v), digits)
+    return out
