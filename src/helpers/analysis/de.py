@@ -36,7 +36,7 @@ __all__ = ["METHODS", "make_design", "run_de", "run_de_logexpr", "run_cohort_de"
            "deg_counts", "multiverse", "multiverse_count", "method_overlap", "recovery", "recovery_table",
            "planted_truth"]
 
-METHODS = ("limma-voom", "limma-trend", "deseq2")
+METHODS = ("limma-voom", "limma-trend", "deseq2", "deseq2-pydeseq2")
 RESPONSE_COEF = "response"
 LIMMA_COLUMNS = ["logFC", "AveExpr", "stat", "P.Value", "adj.P.Val", "B"]
 
@@ -157,7 +157,9 @@ def run_de(
     """Differential expression CR vs NR on a genes x samples count table.
 
     ``method``: ``"limma-voom"`` (TMM + voom + lmFit + eBayes), ``"limma-trend"`` (TMM log-CPM
-    with prior count 2 + lmFit + eBayes(trend=TRUE)) or ``"deseq2"`` (pydeseq2 Wald test).
+    with prior count 2 + lmFit + eBayes(trend=TRUE)), ``"deseq2"`` (the project's port of R's
+    DESeq2 1.38 Wald test, :mod:`helpers.methods.deseq2`) or ``"deseq2-pydeseq2"`` (the same test
+    through pydeseq2 0.5, kept as a cross-check; about 15x slower and less close to R).
     ``samples`` is indexed by sample id, has ``response`` (values ``cr``/``nr``) and, if given,
     the ``covariate`` column; it must list exactly the samples of ``counts`` (any order).
     Returns the common schema described in the module docstring, genes in input order;
@@ -166,7 +168,7 @@ def run_de(
     """
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}", where="method")
-    y = _check_counts(counts, integer=(method == "deseq2"))
+    y = _check_counts(counts, integer=method.startswith("deseq2"))
     s = _check_samples(samples, counts.columns, covariate, cr, nr, what="counts")
     X = make_design(s, covariate, cr, nr)
     nonzero = y.sum(axis=1) > 0
@@ -186,10 +188,18 @@ def run_de(
         "n_zero_genes_dropped": int((~nonzero).sum()),
         "filter": "filterByExpr" if filter else "none",
     }
-    if method == "deseq2":
-        from helpers.methods.pydeseq2 import run_deseq2
+    if method.startswith("deseq2"):
+        if method == "deseq2":
+            from helpers.methods.deseq2 import DESeq2Error, run_deseq2
 
-        res = run_deseq2(kept, s, covariate=covariate, cr=cr, nr=nr)
+            try:
+                res = run_deseq2(kept, s, covariate=covariate, cr=cr, nr=nr)
+            except DESeq2Error as exc:
+                raise InputError(f"DESeq2: {exc}", where="counts") from None
+        else:
+            from helpers.methods.pydeseq2 import run_deseq2
+
+            res = run_deseq2(kept, s, covariate=covariate, cr=cr, nr=nr)
         with np.errstate(divide="ignore"):
             ave = np.log2(res["baseMean"].to_numpy())
         out = pd.DataFrame(
