@@ -32,7 +32,9 @@ def simulate_counts(n_genes: int = 20000, n_samples: int = 31, seed: int = 0):
     shape = 1.0 / disp[:, None]
     counts = rng.poisson(rng.gamma(shape, mu / shape))
     genes = [f"G{i:05d}" for i in range(n_genes)]
-    samples = pd.DataFrame({"response": response}, index=pd.Index([f"S{j:02d}" for j in range(n_samples)], name="sample_id"))
+    samples = pd.DataFrame(
+        {"response": response}, index=pd.Index([f"S{j:02d}" for j in range(n_samples)], name="sample_id")
+    )
     return pd.DataFrame(counts, index=genes, columns=samples.index), samples
 
 

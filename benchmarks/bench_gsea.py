@@ -65,9 +65,16 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def bench(n_genes: int = 20000, n_sets: int = 6000, n_perm: int = 1000, max_perm: int = 10000,
-          n_signal: int = 0, seed: int = 0, collection: str | None = None,
-          trace: bool = True) -> dict:
+def bench(
+    n_genes: int = 20000,
+    n_sets: int = 6000,
+    n_perm: int = 1000,
+    max_perm: int = 10000,
+    n_signal: int = 0,
+    seed: int = 0,
+    collection: str | None = None,
+    trace: bool = True,
+) -> dict:
     """Run prerank once on synthetic data; return wall time (s), peak RSS (MB) and a result summary.
 
     Peak RSS is the whole process's high-water mark (Python, numpy, pandas included); the
@@ -92,14 +99,22 @@ def bench(n_genes: int = 20000, n_sets: int = 6000, n_perm: int = 1000, max_perm
         traced = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
     return {
-        "collection": collection or "synthetic", "n_genes": len(ranking), "n_sets": len(sets), "n_sets_tested": int(len(res)),
-        "n_distinct_sizes": int(res["size"].nunique()), "n_perm": n_perm, "max_perm": max_perm,
-        "n_signal": n_signal, "n_sets_refined": int((res["n_perm"] > n_perm).sum()),
+        "collection": collection or "synthetic",
+        "n_genes": len(ranking),
+        "n_sets": len(sets),
+        "n_sets_tested": int(len(res)),
+        "n_distinct_sizes": int(res["size"].nunique()),
+        "n_perm": n_perm,
+        "max_perm": max_perm,
+        "n_signal": n_signal,
+        "n_sets_refined": int((res["n_perm"] > n_perm).sum()),
         "n_padj_0.05": int((res["padj"] < 0.05).sum()),
-        "wall_seconds": round(wall, 2), "peak_rss_mb": round(rss_after, 1),
+        "wall_seconds": round(wall, 2),
+        "peak_rss_mb": round(rss_after, 1),
         "peak_rss_before_mb": round(rss_before, 1),
         "tracemalloc_peak_mb": None if traced is None else round(traced, 1),
-        "python": sys.version.split()[0], "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
     }
 
 

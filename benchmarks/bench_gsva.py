@@ -46,8 +46,14 @@ def main(argv=None) -> dict:
         t0 = time.perf_counter()
         out = gsva(expr, sets, kcdf=args.kcdf, min_size=10, max_size=500)
         secs.append(time.perf_counter() - t0)
-    result = {"kcdf": args.kcdf, "genes": expr.shape[0], "samples": expr.shape[1], "sets": out.shape[0],
-              "best_s": round(min(secs), 3), "median_s": round(statistics.median(secs), 3)}
+    result = {
+        "kcdf": args.kcdf,
+        "genes": expr.shape[0],
+        "samples": expr.shape[1],
+        "sets": out.shape[0],
+        "best_s": round(min(secs), 3),
+        "median_s": round(statistics.median(secs), 3),
+    }
     print(json.dumps(result))
     return result
 

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,8 +33,13 @@ sys.path.insert(0, str(ROOT / "src"))
 from helpers.engine.io import write_json  # noqa: E402
 from helpers.engine.runner import copy_checkout  # noqa: E402
 
-GOALS = {"cold_seconds": 120, "warm_seconds": 10, "one_param_seconds": 25, "scale_310_seconds": 300,
-         "peak_rss_mb": 4096}
+GOALS = {
+    "cold_seconds": 120,
+    "warm_seconds": 10,
+    "one_param_seconds": 25,
+    "scale_310_seconds": 300,
+    "peak_rss_mb": 4096,
+}
 
 
 def clone(dest: Path) -> Path:
@@ -42,10 +47,18 @@ def clone(dest: Path) -> Path:
 
 
 def run(dest: Path, *args) -> tuple[float, dict, str]:
-    env = dict(os.environ, HELPERS_ROOT=str(dest), HELPERS_RESULTS=str(dest / "results"),
-               HELPERS_EXECUTED=str(dest / "book" / "executed"), OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0")
+    env = dict(
+        os.environ,
+        HELPERS_ROOT=str(dest),
+        HELPERS_RESULTS=str(dest / "results"),
+        HELPERS_EXECUTED=str(dest / "book" / "executed"),
+        OPENBLAS_NUM_THREADS="1",
+        PYTHONHASHSEED="0",
+    )
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "helpers", "run", *args], cwd=dest, env=env, capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "helpers", "run", *args], cwd=dest, env=env, capture_output=True, text=True
+    )
     secs = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(f"run {' '.join(args)} failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
@@ -57,24 +70,34 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scales", default="1,4,10", help="n_scale values for the scale runs")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
-    ap.add_argument("--scale-only", action="store_true",
-                    help="keep the cold/warm/one-parameter results in --out and redo only the scale runs")
+    ap.add_argument(
+        "--scale-only",
+        action="store_true",
+        help="keep the cold/warm/one-parameter results in --out and redo only the scale runs",
+    )
     args = ap.parse_args(argv)
     if args.scale_only:
         return _scale_only(args)
-    out = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": {
-        "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "goals": GOALS}
+    out = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "goals": GOALS,
+    }
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         dest = clone(Path(tmp) / "cold")
         secs, log, _ = run(dest, "--book")
-        out["cold"] = {"seconds": round(secs, 1), "notebook_seconds": log["seconds"],
-                       "notebook_peak_rss_mb": log.get("peak_rss_mb", {})}
+        out["cold"] = {
+            "seconds": round(secs, 1),
+            "notebook_seconds": log["seconds"],
+            "notebook_peak_rss_mb": log.get("peak_rss_mb", {}),
+        }
         print(f"cold full run + book: {secs:.1f} s", flush=True)
         write_json(out, args.out)  # partial results survive an interrupted benchmark
         secs, log, stdout = run(dest)
-        out["warm"] = {"seconds": round(secs, 1),
-                       "executed": sum(1 for l in stdout.splitlines() if l.startswith("[") and "skipped" not in l)}
+        out["warm"] = {
+            "seconds": round(secs, 1),
+            "executed": sum(1 for l in stdout.splitlines() if l.startswith("[") and "skipped" not in l),
+        }
         print(f"warm rerun (nothing changed): {secs:.1f} s", flush=True)
         write_json(out, args.out)
         secs, log, stdout = run(dest, "--set", "07_gsva.min_size=6", "--book")
@@ -92,8 +115,15 @@ def _scales(out: dict, args, tmp: Path) -> None:
     for k in [int(x) for x in args.scales.split(",") if x]:
         d = clone(tmp / f"scale{k}")
         secs, log, _ = run(d, "--set", f"01_cohort.simulate={{n_scale: {k}}}")
-        out["scale"].append({"n_scale": k, "n_samples": 31 * k, "seconds": round(secs, 1),
-                             "notebook_seconds": log["seconds"], "notebook_peak_rss_mb": log.get("peak_rss_mb", {})})
+        out["scale"].append(
+            {
+                "n_scale": k,
+                "n_samples": 31 * k,
+                "seconds": round(secs, 1),
+                "notebook_seconds": log["seconds"],
+                "notebook_peak_rss_mb": log.get("peak_rss_mb", {}),
+            }
+        )
         print(f"scale {31 * k} samples: {secs:.1f} s", flush=True)
         write_json(out, args.out)
         shutil.rmtree(d, ignore_errors=True)

@@ -54,8 +54,9 @@ LEFT JOIN genetype t ON t._id = g._id
 
 def _package_version(package: str) -> str:
     try:
-        out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True, check=True
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.CalledProcessError):
         return "unknown (dpkg-query not available)"
@@ -98,13 +99,17 @@ def read_programs(sqlite_path: Path) -> list[tuple[str, str, str]]:
     rows = set()
     try:
         for program, go in PROGRAMS.items():
-            q = ("SELECT DISTINCT i.symbol FROM go_bp_all g JOIN gene_info i ON i._id = g._id "
-                 "JOIN genetype t ON t._id = g._id WHERE g.go_id = ? AND t.gene_type = 'protein-coding'")
+            q = (
+                "SELECT DISTINCT i.symbol FROM go_bp_all g JOIN gene_info i ON i._id = g._id "
+                "JOIN genetype t ON t._id = g._id WHERE g.go_id = ? AND t.gene_type = 'protein-coding'"
+            )
             rows |= {(program, go, sym) for (sym,) in con.execute(q, (go,))}
-        q = ("SELECT i.symbol FROM gene_info i JOIN genetype t ON t._id = i._id "
-             "WHERE t.gene_type = 'protein-coding'")
-        rows |= {("interleukin", "symbol ~ " + INTERLEUKIN_RE, sym) for (sym,) in con.execute(q)
-                 if re.match(INTERLEUKIN_RE, sym)}
+        q = "SELECT i.symbol FROM gene_info i JOIN genetype t ON t._id = i._id WHERE t.gene_type = 'protein-coding'"
+        rows |= {
+            ("interleukin", "symbol ~ " + INTERLEUKIN_RE, sym)
+            for (sym,) in con.execute(q)
+            if re.match(INTERLEUKIN_RE, sym)
+        }
     finally:
         con.close()
     gmt = Path(__file__).resolve().parents[1] / "data" / "genesets" / "tcell_pathways.gmt"
@@ -146,8 +151,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def provenance_text(rows, aliases, programs, meta, sqlite_path, version, sha_table, sha_alias, sha_sqlite,
-                    command) -> str:
+def provenance_text(
+    rows, aliases, programs, meta, sqlite_path, version, sha_table, sha_alias, sha_sqlite, command
+) -> str:
     n_genes = len({r[0] for r in rows})
     n_prog = len(programs)
     sizes = {}
@@ -169,10 +175,10 @@ annotation package org.Hs.eg.db as shipped by Debian; nothing is fetched at run 
 | Debian package | `{DEBIAN_PACKAGE}` {version} |
 | SQLite file | `{sqlite_path}` |
 | SQLite sha256 | `{sha_sqlite}` |
-| Entrez Gene source | {meta.get('EGSOURCENAME', '?')} {meta.get('EGSOURCEDATE', '?')} ({meta.get('EGSOURCEURL', '?')}) |
-| Ensembl source (ENSEMBLPROT/TRANS maps) | {meta.get('ENSOURCENAME', '?')} {meta.get('ENSOURCEDATE', '?')} ({meta.get('ENSOURCEURL', '?')}) |
-| Gene -> Ensembl gene map | the package's `ENSEMBL` map (table `ensembl`), sourced from Entrez Gene {meta.get('EGSOURCEDATE', '?')} |
-| organism | {meta.get('ORGANISM', '?')} (taxon {meta.get('TAXID', '?')}) |
+| Entrez Gene source | {meta.get("EGSOURCENAME", "?")} {meta.get("EGSOURCEDATE", "?")} ({meta.get("EGSOURCEURL", "?")}) |
+| Ensembl source (ENSEMBLPROT/TRANS maps) | {meta.get("ENSOURCENAME", "?")} {meta.get("ENSOURCEDATE", "?")} ({meta.get("ENSOURCEURL", "?")}) |
+| Gene -> Ensembl gene map | the package's `ENSEMBL` map (table `ensembl`), sourced from Entrez Gene {meta.get("EGSOURCEDATE", "?")} |
+| organism | {meta.get("ORGANISM", "?")} (taxon {meta.get("TAXID", "?")}) |
 | `genes.tsv.gz` sha256 | `{sha_table}` |
 | `aliases.tsv.gz` sha256 | `{sha_alias}` ({len(aliases)} alias-gene pairs, map `ALIAS2EG` minus official symbols) |
 | `programs.tsv` | {n_prog} program-gene rows for the simulated twin: {prog_sizes} |
@@ -191,7 +197,7 @@ genes; `helpers.data.annotation` only uses aliases that point to exactly one gen
 official symbol themselves.
 
 `programs.tsv` columns: `program`, `source` (GO ID, or the symbol pattern), `symbol`. GO terms
-are taken with all descendant terms (GO release {meta.get('GOSOURCEDATE', '?')} as recorded in the package),
+are taken with all descendant terms (GO release {meta.get("GOSOURCEDATE", "?")} as recorded in the package),
 any evidence code, protein-coding genes only.
 
 Licence: org.Hs.eg.db is distributed under the Artistic-2.0 licence; the underlying data come from
@@ -221,13 +227,22 @@ def main(argv=None) -> int:
     _atomic_write(outdir / "aliases.tsv.gz", alias_data)
     sha_sqlite = hashlib.sha256(sqlite_path.read_bytes()).hexdigest()
     command = "python scripts/build_annotation.py" + (
-        f" --sqlite {sqlite_path}" if str(sqlite_path) != DEFAULT_SQLITE else "")
-    text = provenance_text(rows, aliases, programs, meta, sqlite_path, _package_version(DEBIAN_PACKAGE),
-                           hashlib.sha256(data).hexdigest(), hashlib.sha256(alias_data).hexdigest(),
-                           sha_sqlite, command)
+        f" --sqlite {sqlite_path}" if str(sqlite_path) != DEFAULT_SQLITE else ""
+    )
+    text = provenance_text(
+        rows,
+        aliases,
+        programs,
+        meta,
+        sqlite_path,
+        _package_version(DEBIAN_PACKAGE),
+        hashlib.sha256(data).hexdigest(),
+        hashlib.sha256(alias_data).hexdigest(),
+        sha_sqlite,
+        command,
+    )
     _atomic_write(outdir / "PROVENANCE.md", text.encode("utf-8"))
-    print(f"wrote {outdir / 'genes.tsv.gz'} ({len(rows)} rows), aliases.tsv.gz ({len(aliases)} rows)"
-          " and PROVENANCE.md")
+    print(f"wrote {outdir / 'genes.tsv.gz'} ({len(rows)} rows), aliases.tsv.gz ({len(aliases)} rows) and PROVENANCE.md")
     return 0
 
 

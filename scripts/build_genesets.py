@@ -63,8 +63,7 @@ def debian_versions() -> dict[str, str]:
     out = {}
     for pkg in DEBIAN_PACKAGES:
         try:
-            res = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg],
-                                 capture_output=True, text=True, check=True)
+            res = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True, check=True)
             out[pkg] = res.stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             out[pkg] = "unknown"
@@ -79,8 +78,7 @@ def term_names(go: sqlite3.Connection, ont: str) -> dict[str, str]:
 def propagated_sets(org: sqlite3.Connection, key: str) -> dict[str, set[str]]:
     """GO id -> symbols from org.Hs.eg.db's ``go_<key>_all`` (GOALL; all evidence codes)."""
     sets: dict[str, set[str]] = collections.defaultdict(set)
-    query = (f"SELECT a.go_id, g.symbol FROM go_{key}_all a "
-             "JOIN gene_info g ON g._id = a._id")
+    query = f"SELECT a.go_id, g.symbol FROM go_{key}_all a JOIN gene_info g ON g._id = a._id"
     for go_id, symbol in org.execute(query):
         sets[go_id].add(symbol)
     return sets
@@ -89,8 +87,7 @@ def propagated_sets(org: sqlite3.Connection, key: str) -> dict[str, set[str]]:
 def check_propagation(org, go, key: str, sets: dict[str, set[str]]) -> int:
     """Recompute GOALL from direct annotation + GO.db offspring; return the number of differing terms."""
     direct: dict[str, set[str]] = collections.defaultdict(set)
-    for go_id, symbol in org.execute(f"SELECT a.go_id, g.symbol FROM go_{key} a "
-                                     "JOIN gene_info g ON g._id = a._id"):
+    for go_id, symbol in org.execute(f"SELECT a.go_id, g.symbol FROM go_{key} a JOIN gene_info g ON g._id = a._id"):
         direct[go_id].add(symbol)
     rid = dict(go.execute("SELECT _id, go_id FROM go_term"))
     offspring: dict[str, set[str]] = collections.defaultdict(set)
@@ -119,20 +116,26 @@ def build(out_dir: Path, org_path: Path, go_path: Path, check: bool, command: st
         "script": "scripts/build_genesets.py",
         "debian_packages": debian_versions(),
         "sources": {
-            "org.Hs.eg.db": {"file": str(org_path), "sha256": sha256(org_path),
-                             "entrez_gene_date": org_meta.get("EGSOURCEDATE"),
-                             "go_date": org_meta.get("GOSOURCEDATE"),
-                             "go_annotation_entrez_date": org_meta.get("GOEGSOURCEDATE"),
-                             "go_url": org_meta.get("GOSOURCEURL")},
-            "GO.db": {"file": str(go_path), "sha256": sha256(go_path),
-                      "go_date": go_meta.get("GOSOURCEDATE"),
-                      "go_url": go_meta.get("GOSOURCEURL")},
+            "org.Hs.eg.db": {
+                "file": str(org_path),
+                "sha256": sha256(org_path),
+                "entrez_gene_date": org_meta.get("EGSOURCEDATE"),
+                "go_date": org_meta.get("GOSOURCEDATE"),
+                "go_annotation_entrez_date": org_meta.get("GOEGSOURCEDATE"),
+                "go_url": org_meta.get("GOSOURCEURL"),
+            },
+            "GO.db": {
+                "file": str(go_path),
+                "sha256": sha256(go_path),
+                "go_date": go_meta.get("GOSOURCEDATE"),
+                "go_url": go_meta.get("GOSOURCEURL"),
+            },
         },
         "membership": "org.Hs.eg.db GOALL (go_{bp,cc,mf}_all): annotation propagated to all ancestor "
-                      "terms via is_a/part_of/regulates relations; all evidence codes",
+        "terms via is_a/part_of/regulates relations; all evidence codes",
         "identifiers": "HGNC-style gene symbols from org.Hs.eg.db gene_info.symbol",
         "size_filter": "none (every term with >= 1 gene); ORA applies its own size rule after "
-                       "cutting sets to the tested genes",
+        "cutting sets to the tested genes",
         "collections": {},
     }
     for key, ont in ONTOLOGIES.items():
@@ -142,19 +145,26 @@ def build(out_dir: Path, org_path: Path, go_path: Path, check: bool, command: st
         entry = {}
         if check:
             entry["propagation_mismatches_vs_GO.db_offspring"] = check_propagation(org, go, key, sets)
-        ordered = GeneSets({t: sorted(sets[t]) for t in sorted(sets)},
-                           {t: names.get(t, "") for t in sets})
+        ordered = GeneSets({t: sorted(sets[t]) for t in sorted(sets)}, {t: names.get(t, "") for t in sets})
         path = out_dir / f"go_{key}.gmt.gz"
         write_gmt(ordered, path)
         sizes = sorted(len(g) for g in ordered.values())
-        entry.update({
-            "file": path.name, "ontology": ont, "n_sets": len(ordered),
-            "n_genes": len(ordered.genes()), "n_memberships": sum(sizes),
-            "size_min": sizes[0], "size_median": sizes[len(sizes) // 2], "size_max": sizes[-1],
-            "n_sets_size_10_500": sum(10 <= s <= 500 for s in sizes),
-            "terms_without_name_in_GO.db": missing,
-            "bytes": path.stat().st_size, "sha256": sha256(path),
-        })
+        entry.update(
+            {
+                "file": path.name,
+                "ontology": ont,
+                "n_sets": len(ordered),
+                "n_genes": len(ordered.genes()),
+                "n_memberships": sum(sizes),
+                "size_min": sizes[0],
+                "size_median": sizes[len(sizes) // 2],
+                "size_max": sizes[-1],
+                "n_sets_size_10_500": sum(10 <= s <= 500 for s in sizes),
+                "terms_without_name_in_GO.db": missing,
+                "bytes": path.stat().st_size,
+                "sha256": sha256(path),
+            }
+        )
         prov["collections"][f"go_{key}"] = entry
     org.close()
     go.close()
@@ -199,17 +209,27 @@ def provenance_markdown(prov: dict) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, c in prov["collections"].items():
-        lines.append(f"| {name} | `{c['file']}` | {c['n_sets']} | {c['n_genes']} | {c['n_sets_size_10_500']} | "
-                     f"{c['size_min']}/{c['size_median']}/{c['size_max']} | {c['bytes']} | `{c['sha256']}` |")
+        lines.append(
+            f"| {name} | `{c['file']}` | {c['n_sets']} | {c['n_genes']} | {c['n_sets_size_10_500']} | "
+            f"{c['size_min']}/{c['size_median']}/{c['size_max']} | {c['bytes']} | `{c['sha256']}` |"
+        )
     checks = {n: c.get("propagation_mismatches_vs_GO.db_offspring") for n, c in prov["collections"].items()}
     if all(v is not None for v in checks.values()):
-        lines += ["", "Propagation check (GOALL vs direct annotation + GO.db offspring), terms differing: "
-                  + ", ".join(f"{n} {v}" for n, v in checks.items()) + "."]
+        lines += [
+            "",
+            "Propagation check (GOALL vs direct annotation + GO.db offspring), terms differing: "
+            + ", ".join(f"{n} {v}" for n, v in checks.items())
+            + ".",
+        ]
     lines += ["", "Command:", "", "```", prov["command"], "```", ""]
     if prov.get("hand_curated"):
-        lines += ["## Hand-curated T-cell pathways", "",
-                  "`tcell_pathways.gmt` is written by hand; every set's source (GO term id or",
-                  "publication) is in `tcell_pathways_sources.tsv`. sha256 at the time of this build:", ""]
+        lines += [
+            "## Hand-curated T-cell pathways",
+            "",
+            "`tcell_pathways.gmt` is written by hand; every set's source (GO term id or",
+            "publication) is in `tcell_pathways_sources.tsv`. sha256 at the time of this build:",
+            "",
+        ]
         lines += [f"- `{f}`: `{h}`" for f, h in prov["hand_curated"].items()]
         lines.append("")
     return "\n".join(lines)
@@ -220,11 +240,15 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "genesets")
     parser.add_argument("--org-sqlite", type=Path, default=ORG_SQLITE)
     parser.add_argument("--go-sqlite", type=Path, default=GO_SQLITE)
-    parser.add_argument("--check-propagation", action="store_true",
-                        help="verify GOALL against direct annotation + GO.db offspring tables")
+    parser.add_argument(
+        "--check-propagation",
+        action="store_true",
+        help="verify GOALL against direct annotation + GO.db offspring tables",
+    )
     args = parser.parse_args(argv)
     command = "python scripts/build_genesets.py" + "".join(
-        f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+        f" {a}" for a in (argv if argv is not None else sys.argv[1:])
+    )
     prov = build(args.out, args.org_sqlite, args.go_sqlite, args.check_propagation, command)
     for name, c in prov["collections"].items():
         print(f"{name}: {c['n_sets']} sets, {c['n_genes']} genes, {c['bytes']} bytes")

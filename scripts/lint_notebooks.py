@@ -17,8 +17,24 @@ from pathlib import Path
 import jupytext
 
 ROOT = Path(__file__).resolve().parents[1]
-DRAWING = {"subplots", "figure", "plot", "scatter", "bar", "barh", "hist", "imshow", "axhline", "axvline",
-           "annotate", "legend", "set_xlabel", "set_ylabel", "set_title", "text"}
+DRAWING = {
+    "subplots",
+    "figure",
+    "plot",
+    "scatter",
+    "bar",
+    "barh",
+    "hist",
+    "imshow",
+    "axhline",
+    "axvline",
+    "annotate",
+    "legend",
+    "set_xlabel",
+    "set_ylabel",
+    "set_title",
+    "text",
+}
 IGNORE = "E402,F704,E501"  # imports after the parameters cell; top-level await is not used but harmless
 
 
@@ -33,7 +49,9 @@ def house_rules(name: str, code: str) -> list[str]:
             base = node.func.value
             base_name = base.id if isinstance(base, ast.Name) else None
             if node.func.attr in DRAWING and base_name in {"plt", "ax", "axes", "fig"}:
-                out.append(f"{name}:{node.lineno}: draws with {base_name}.{node.func.attr}(): figures live in helpers.viz")
+                out.append(
+                    f"{name}:{node.lineno}: draws with {base_name}.{node.func.attr}(): figures live in helpers.viz"
+                )
     return out
 
 
@@ -48,11 +66,25 @@ def main(argv=None) -> int:
             script.write_text(text)
             scripts.append(script)
             findings += house_rules(nb.name, text)
-        proc = subprocess.run([str(Path(sys.executable).parent / "ruff"), "check", "--no-cache", "--quiet",
-                               "--extend-ignore", IGNORE, "--config", str(ROOT / "pyproject.toml"), *map(str, scripts)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "ruff"),
+                "check",
+                "--no-cache",
+                "--quiet",
+                "--extend-ignore",
+                IGNORE,
+                "--config",
+                str(ROOT / "pyproject.toml"),
+                *map(str, scripts),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
-            findings.append(proc.stdout.replace(tmp + "/", "notebooks/").replace(".py:", ".md (as py:percent):").strip())
+            findings.append(
+                proc.stdout.replace(tmp + "/", "notebooks/").replace(".py:", ".md (as py:percent):").strip()
+            )
     for f in findings:
         print(f)
     return 1 if findings else 0

@@ -40,8 +40,15 @@ from helpers.data import annotation, genesets  # noqa: E402
 OUT = ROOT / "tests" / "data" / "formats"
 SIGNATURE = mdl.published_model().genes
 #: The signature genes the array cohort has, and the names it uses for them.
-ARRAY_SIGNATURE = {"IGF2BP1": "IGF2BP1", "GREB1": "GREB1", "ADAMTS7": "ADAMTS7", "TYRO3": "TYRO3",
-                   "NKAIN4": "C20orf58", "TRIM9": "RNF91", "CCDC155": "CCDC155"}
+ARRAY_SIGNATURE = {
+    "IGF2BP1": "IGF2BP1",
+    "GREB1": "GREB1",
+    "ADAMTS7": "ADAMTS7",
+    "TYRO3": "TYRO3",
+    "NKAIN4": "C20orf58",
+    "TRIM9": "RNF91",
+    "CCDC155": "CCDC155",
+}
 
 
 def _write_gz(text: str, path: Path) -> None:
@@ -111,13 +118,23 @@ def make_array(seed: int = 16, out: Path = OUT) -> dict:
     x = np.vstack([x, x[dup] - rng.uniform(0.5, 2.0, (12, 1)) + rng.normal(0, 0.2, (12, len(samples)))])
     table = pd.DataFrame(np.round(x, 3), index=pd.Index(symbols, name="Gene Symbol"), columns=samples)
     _write_gz(table.to_csv(sep="\t", lineterminator="\n", float_format="%.3f"), out / "array_logexpr.tsv.gz")
-    sheet = pd.DataFrame({"sample_id": samples, "response": response,
-                          "age": rng.integers(4, 70, len(samples)),
-                          "sex": rng.choice(["F", "M"], len(samples))})
+    sheet = pd.DataFrame(
+        {
+            "sample_id": samples,
+            "response": response,
+            "age": rng.integers(4, 70, len(samples)),
+            "sex": rng.choice(["F", "M"], len(samples)),
+        }
+    )
     sheet.to_csv(out / "array_samples.tsv", sep="\t", index=False, lineterminator="\n")
-    return {"rows": len(symbols), "genes": len(set(symbols)), "samples": len(samples), "renamed": len(renamed),
-            "duplicated": len(dup), "signature": ", ".join(f"{g} as {s}" if g != s else g
-                                                          for g, s in ARRAY_SIGNATURE.items())}
+    return {
+        "rows": len(symbols),
+        "genes": len(set(symbols)),
+        "samples": len(samples),
+        "renamed": len(renamed),
+        "duplicated": len(dup),
+        "signature": ", ".join(f"{g} as {s}" if g != s else g for g, s in ARRAY_SIGNATURE.items()),
+    }
 
 
 def _null_cohort(seed: int):
@@ -154,8 +171,11 @@ def _null_wins(table: Path, sheet: Path) -> tuple[bool, dict]:
     cv = pam.cv(X, y, fit).table()
     null = cv.loc[cv["n_genes"] == 0, "cv_errors"]
     some = cv.loc[cv["n_genes"] > 0, "cv_errors"]
-    facts = {"null_errors": int(null.min()) if len(null) else None, "best_errors_with_genes": int(some.min()),
-             "genes_after_filter": int(X.shape[0])}
+    facts = {
+        "null_errors": int(null.min()) if len(null) else None,
+        "best_errors_with_genes": int(some.min()),
+        "genes_after_filter": int(X.shape[0]),
+    }
     return bool(len(null) and some.min() >= null.min()), facts
 
 
@@ -166,15 +186,32 @@ def make_null(seed: int = 16, tries: int = 200, out: Path = OUT) -> dict:
         n = len(ids)
         start = rng.integers(10_000, 200_000_000, n)
         length = rng.integers(300, 12_000, n)
-        ann = pd.DataFrame({"Geneid": ids, "Chr": [f"chr{c}" for c in rng.integers(1, 23, n)], "Start": start,
-                            "End": start + length * 3, "Strand": rng.choice(["+", "-"], n), "Length": length})
+        ann = pd.DataFrame(
+            {
+                "Geneid": ids,
+                "Chr": [f"chr{c}" for c in rng.integers(1, 23, n)],
+                "Start": start,
+                "End": start + length * 3,
+                "Strand": rng.choice(["+", "-"], n),
+                "Length": length,
+            }
+        )
         body = pd.concat([ann, pd.DataFrame(counts, columns=samples)], axis=1)
-        head = ('# Program:featureCounts v2.0.3; Command:"featureCounts" "-T" "8" "-p" "-a" '
-                '"gencode.v38.annotation.gtf" "-o" "counts.txt" ' + " ".join(f'"{x}.bam"' for x in samples) + "\n")
-        _write_gz(head + body.to_csv(sep="\t", index=False, lineterminator="\n"), out / "null_counts_featurecounts.tsv.gz")
-        pd.DataFrame({"sample_id": samples, "response": response,
-                      "age": rng.integers(4, 70, len(samples)), "sex": rng.choice(["F", "M"], len(samples))}
-                     ).to_csv(out / "null_samples.tsv", sep="\t", index=False, lineterminator="\n")
+        head = (
+            '# Program:featureCounts v2.0.3; Command:"featureCounts" "-T" "8" "-p" "-a" '
+            '"gencode.v38.annotation.gtf" "-o" "counts.txt" ' + " ".join(f'"{x}.bam"' for x in samples) + "\n"
+        )
+        _write_gz(
+            head + body.to_csv(sep="\t", index=False, lineterminator="\n"), out / "null_counts_featurecounts.tsv.gz"
+        )
+        pd.DataFrame(
+            {
+                "sample_id": samples,
+                "response": response,
+                "age": rng.integers(4, 70, len(samples)),
+                "sex": rng.choice(["F", "M"], len(samples)),
+            }
+        ).to_csv(out / "null_samples.tsv", sep="\t", index=False, lineterminator="\n")
         ok, facts = _null_wins(out / "null_counts_featurecounts.tsv.gz", out / "null_samples.tsv")
         if ok:
             return {"seed": s, "genes": n, "samples": len(samples), **facts}
@@ -188,12 +225,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     a = make_array(args.seed, args.out)
-    print(f"array_logexpr.tsv.gz: {a['rows']} rows, {a['genes']} distinct symbols ({a['duplicated']} duplicated "
-          f"probes, {a['renamed']} under previous symbols), {a['samples']} samples; signature: {a['signature']}")
+    print(
+        f"array_logexpr.tsv.gz: {a['rows']} rows, {a['genes']} distinct symbols ({a['duplicated']} duplicated "
+        f"probes, {a['renamed']} under previous symbols), {a['samples']} samples; signature: {a['signature']}"
+    )
     b = make_null(args.seed, out=args.out)
-    print(f"null_counts_featurecounts.tsv.gz: seed {b['seed']}, {b['genes']} genes x {b['samples']} samples; "
-          f"{b['genes_after_filter']} genes after filterByExpr; LOOCV errors: null {b['null_errors']}, best with "
-          f"genes {b['best_errors_with_genes']}")
+    print(
+        f"null_counts_featurecounts.tsv.gz: seed {b['seed']}, {b['genes']} genes x {b['samples']} samples; "
+        f"{b['genes_after_filter']} genes after filterByExpr; LOOCV errors: null {b['null_errors']}, best with "
+        f"genes {b['best_errors_with_genes']}"
+    )
     for f in ("array_logexpr.tsv.gz", "array_samples.tsv", "null_counts_featurecounts.tsv.gz", "null_samples.tsv"):
         print(f"  {f}: {(args.out / f).stat().st_size} bytes")
     return 0

@@ -15,8 +15,15 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium_path() -> str | None:
@@ -53,8 +60,10 @@ def check_pages(html_root: Path, pages: list[str], width: int = 1280, height: in
         for rel in pages:
             page = ctx.new_page()
             found: list = []
-            page.on("console", lambda m, found=found: found.append(f"console {m.type}: {m.text}")
-                    if m.type == "error" else None)
+            page.on(
+                "console",
+                lambda m, found=found: found.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+            )
             page.on("pageerror", lambda e, found=found: found.append(f"page error: {e}"))
 
             def on_request(req, found=found):
@@ -62,20 +71,24 @@ def check_pages(html_root: Path, pages: list[str], width: int = 1280, height: in
                 if not (url.startswith(base) or url.startswith("data:") or url.startswith("blob:")):
                     found.append(f"request outside the book: {url}")
                     return
+
             page.on("request", on_request)
             page.on("requestfailed", lambda r, found=found: found.append(f"failed request: {r.url}"))
             resp = page.goto(f"{base}/{rel}", wait_until="networkidle")
             if resp is None or resp.status != 200:
                 found.append(f"HTTP {resp.status if resp else 'no response'}")
             broken = page.evaluate(
-                "() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
+                "() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
+            )
             found += [f"image not loaded: {s}" for s in broken]
             body = page.inner_text("body")
             if "{glue" in body:
                 found.append("literal {glue text on the page")
             tables = page.evaluate("() => document.querySelectorAll('table.helpers-interactive').length")
-            ready = page.evaluate("() => document.querySelectorAll('table.helpers-interactive.dataTable, "
-                                  "div.dt-container table.helpers-interactive').length")
+            ready = page.evaluate(
+                "() => document.querySelectorAll('table.helpers-interactive.dataTable, "
+                "div.dt-container table.helpers-interactive').length"
+            )
             if tables and ready < tables:
                 found.append(f"{tables - ready} of {tables} interactive tables not initialised")
             problems[rel] = found

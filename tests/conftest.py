@@ -22,8 +22,12 @@ def copy_project(dest: Path) -> Path:
 
 def project_env(dest: Path) -> dict:
     """The environment that points the runner (and helpers) at the project copy ``dest``."""
-    return dict(os.environ, HELPERS_ROOT=str(dest), HELPERS_RESULTS=str(dest / "results"),
-                HELPERS_EXECUTED=str(dest / "executed"))
+    return dict(
+        os.environ,
+        HELPERS_ROOT=str(dest),
+        HELPERS_RESULTS=str(dest / "results"),
+        HELPERS_EXECUTED=str(dest / "executed"),
+    )
 
 
 @pytest.fixture
@@ -37,7 +41,12 @@ def built_book(tmp_path_factory):
     ``(copy, runner stdout)``. Shared by the notebook, regression, browser and PDF tests, so a
     test session runs the book once."""
     dest = copy_project(tmp_path_factory.mktemp("clone"))
-    p = subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "test", "--book"], cwd=dest,
-                       env=project_env(dest), capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "helpers", "run", "--profile", "test", "--book"],
+        cwd=dest,
+        env=project_env(dest),
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     return dest, p.stdout

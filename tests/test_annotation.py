@@ -36,11 +36,16 @@ def test_shipped_files_are_deterministic_gzip():
     assert "2022-Sep12" in prov and "r-bioc-org.hs.eg.db" in prov
 
 
-@pytest.mark.skipif(not Path("/usr/lib/R/site-library/org.Hs.eg.db/extdata/org.Hs.eg.sqlite").exists(),
-                    reason="Debian r-bioc-org.hs.eg.db not installed")
+@pytest.mark.skipif(
+    not Path("/usr/lib/R/site-library/org.Hs.eg.db/extdata/org.Hs.eg.sqlite").exists(),
+    reason="Debian r-bioc-org.hs.eg.db not installed",
+)
 def test_build_script_reproduces_shipped_table(tmp_path):
-    subprocess.run([sys.executable, str(ROOT / "scripts/build_annotation.py"), "--outdir", str(tmp_path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts/build_annotation.py"), "--outdir", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
     for f in ("genes.tsv.gz", "aliases.tsv.gz", "programs.tsv"):
         assert (tmp_path / f).read_bytes() == (ROOT / "data/annotation" / f).read_bytes(), f
 
@@ -56,10 +61,13 @@ def test_strip_version_and_detect():
 def test_harmonize_ensembl_counts_sums_duplicates_and_reports():
     counts = pd.DataFrame(
         {"a": [10, 1, 2, 5, 7], "b": [20, 3, 4, 6, 8]},
-        index=["ENSG00000141510.17",  # TP53
-               "ENSG00000162849.16", "ENSG00000281216.2",  # both KIF26B -> summed
-               "ENSG00000999999.1",  # unknown -> dropped
-               "ENSG00000105642"],  # KCNN1, no version
+        index=[
+            "ENSG00000141510.17",  # TP53
+            "ENSG00000162849.16",
+            "ENSG00000281216.2",  # both KIF26B -> summed
+            "ENSG00000999999.1",  # unknown -> dropped
+            "ENSG00000105642",
+        ],  # KCNN1, no version
     )
     out, rep = A.harmonize_ids(counts)
     assert rep["id_type"] == "ensembl"
@@ -72,8 +80,9 @@ def test_harmonize_ensembl_counts_sums_duplicates_and_reports():
 
 
 def test_harmonize_logexpr_keeps_highest_mean_row():
-    le = pd.DataFrame({"a": [1.0, 5.0, 2.0], "b": [1.0, 7.0, 2.0]},
-                      index=["ENSG00000162849", "ENSG00000281216", "ENSG00000141510"])
+    le = pd.DataFrame(
+        {"a": [1.0, 5.0, 2.0], "b": [1.0, 7.0, 2.0]}, index=["ENSG00000162849", "ENSG00000281216", "ENSG00000141510"]
+    )
     out, rep = A.harmonize_ids(le, kind="logexpr")
     assert out.loc["KIF26B"].tolist() == [5.0, 7.0]
     assert rep["duplicate_rule"] == "highest mean"
@@ -89,9 +98,14 @@ def test_harmonize_symbols_updates_aliases_and_keeps_unknown():
 
 
 def test_ambiguous_ensembl_rule_prefers_protein_coding_then_smallest_entrez():
-    ann = pd.DataFrame({"entrez_id": ["20", "10", "30"], "symbol": ["B", "A", "C"],
-                        "ensembl_id": ["ENSG00000000001", "ENSG00000000001", "ENSG00000000001"],
-                        "gene_type": ["protein-coding", "ncRNA", "protein-coding"]})
+    ann = pd.DataFrame(
+        {
+            "entrez_id": ["20", "10", "30"],
+            "symbol": ["B", "A", "C"],
+            "ensembl_id": ["ENSG00000000001", "ENSG00000000001", "ENSG00000000001"],
+            "gene_type": ["protein-coding", "ncRNA", "protein-coding"],
+        }
+    )
     out, rep = A.harmonize_ids(pd.DataFrame({"x": [1]}, index=["ENSG00000000001.3"]), annotation=ann)
     assert list(out.index) == ["B"] and rep["n_ambiguous_ensembl"] == 1
 

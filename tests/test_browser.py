@@ -5,7 +5,6 @@ no literal ``{glue`` text; on a desktop and on a 390-px phone screen."""
 import os
 
 import pytest
-
 from browser import check_pages, chromium_path
 
 pytestmark = pytest.mark.slow
@@ -21,8 +20,9 @@ def _need_browser():
 
 
 def _pages(html):
-    pages = sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
-                   if not p.relative_to(html).parts[0].startswith("_"))
+    pages = sorted(
+        p.relative_to(html).as_posix() for p in html.rglob("*.html") if not p.relative_to(html).parts[0].startswith("_")
+    )
     return [p for p in pages if p not in ("genindex.html", "search.html")]
 
 
@@ -51,9 +51,16 @@ def test_the_checker_sees_a_broken_page(tmp_path):
         "<html><body><img src='missing.png'><img src='http://203.0.113.9/x.png'>"
         "<script>throw new Error('boom')</script><p>{glue:text}`n`</p>"
         "<table class='helpers-interactive'><thead><tr><th>a</th></tr></thead><tbody><tr><td>1</td></tr></tbody></table>"
-        "</body></html>")
+        "</body></html>"
+    )
     found = " | ".join(check_pages(tmp_path, ["bad.html"])["bad.html"])
-    for needle in ("image not loaded", "request outside the book", "boom", "{glue", "interactive tables not initialised"):
+    for needle in (
+        "image not loaded",
+        "request outside the book",
+        "boom",
+        "{glue",
+        "interactive tables not initialised",
+    ):
         assert needle in found, found
 
 
@@ -68,9 +75,11 @@ def test_tables_js_sorts_and_searches(tmp_path):
     js = Path(__file__).resolve().parents[1] / "book" / "_static" / "tables.js"
     (tmp_path / "tables.js").write_text(js.read_text())
     rows = "".join(f"<tr><td>{g}</td><td>{v}</td></tr>" for g, v in [("KCNK3", "10"), ("HAP1", "9"), ("TYRO3", "-2.5")])
-    (tmp_path / "t.html").write_text("<html><body><table class='helpers-interactive'><thead><tr><th>gene</th>"
-                                     f"<th>logFC</th></tr></thead><tbody>{rows}</tbody></table>"
-                                     "<script src='tables.js'></script></body></html>")
+    (tmp_path / "t.html").write_text(
+        "<html><body><table class='helpers-interactive'><thead><tr><th>gene</th>"
+        f"<th>logFC</th></tr></thead><tbody>{rows}</tbody></table>"
+        "<script src='tables.js'></script></body></html>"
+    )
     with serve(tmp_path) as base, sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=chromium_path(), headless=True, args=["--no-sandbox"])
         page = b.new_page()
@@ -80,7 +89,9 @@ def test_tables_js_sorts_and_searches(tmp_path):
         col = page.evaluate("Array.from(document.querySelectorAll('tbody tr td:nth-child(2)')).map(c => c.textContent)")
         assert col == ["-2.5", "9", "10"]  # numbers, not text order ("10" < "9")
         page.fill("input.helpers-table-search", "hap")
-        visible = page.evaluate("Array.from(document.querySelectorAll('tbody tr')).filter(r => r.style.display !== 'none').length")
+        visible = page.evaluate(
+            "Array.from(document.querySelectorAll('tbody tr')).filter(r => r.style.display !== 'none').length"
+        )
         assert visible == 1
         b.close()
 
@@ -97,8 +108,9 @@ def test_interactive_volcano_hover(tmp_path):
     from helpers.viz.interactive import install_plotly, volcano_html
 
     genes = ["KCNK3", "<img src=x onerror=alert(1)>", "HAP1"]
-    t = pd.DataFrame({"logFC": [2.0, -1.5, 0.1], "P.Value": [1e-6, 1e-4, 0.5],
-                      "direction": ["up", "down", "ns"]}, index=genes)
+    t = pd.DataFrame(
+        {"logFC": [2.0, -1.5, 0.1], "P.Value": [1e-6, 1e-4, 0.5], "direction": ["up", "down", "ns"]}, index=genes
+    )
     install_plotly(tmp_path / "_static")
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / "v.html").write_text("<html><body>" + volcano_html(t, 0.01, np.log2(1.5)) + "</body></html>")

@@ -16,6 +16,7 @@ from helpers.engine.paths import PAPER
 
 # --------------------------------------------------------------------------- Verdict
 
+
 def test_verdict_value_and_not_measured_needs_reason():
     assert claims.Verdict(True, "x").value is True
     assert claims.Verdict(False, "x").value is False
@@ -27,12 +28,16 @@ def test_verdict_value_and_not_measured_needs_reason():
 
 # --------------------------------------------------------------------------- no grouping (Fig. 1B)
 
-@pytest.mark.parametrize("r2, sil, holds", [
-    (0.05, -0.1, True),
-    (0.25, -0.1, False),   # explains too much of PC1-PC2
-    (0.05, 0.30, False),   # visible clusters
-    (0.20, 0.0, False),    # the bound itself is not "less than"
-])
+
+@pytest.mark.parametrize(
+    "r2, sil, holds",
+    [
+        (0.05, -0.1, True),
+        (0.25, -0.1, False),  # explains too much of PC1-PC2
+        (0.05, 0.30, False),  # visible clusters
+        (0.20, 0.0, False),  # the bound itself is not "less than"
+    ],
+)
 def test_no_grouping(r2, sil, holds):
     v = claims.no_grouping(r2, sil, max_r2=0.2, max_silhouette=0.25)
     assert v.holds is holds
@@ -44,6 +49,7 @@ def test_no_grouping_single_level_is_not_measured():
 
 
 # --------------------------------------------------------------------------- permutation null
+
 
 def test_permutation_pvalue_is_seeded_and_never_zero():
     labels = np.array(["CR"] * 22 + ["NR"] * 9)
@@ -100,12 +106,27 @@ def test_pca_separation_yes_no_and_false_positive_rate():
 
 # --------------------------------------------------------------------------- T-cell terms (Fig. 2D, S1)
 
-TCELL = ["T cell activation", "positive regulation of T cell proliferation", "alpha-beta T cell differentiation",
-         "T-helper 17 cell lineage commitment", "thymocyte aggregation", "regulation of T-cell receptor signaling",
-         "gamma-delta T cell activation", "CD4-positive, alpha-beta T cell differentiation"]
-NOT_TCELL = ["lymphocyte activation", "B cell activation", "natural killer cell mediated cytotoxicity",
-             "leukocyte migration", "regulation of lymphocyte proliferation", "ATP metabolic process",
-             "T-tubule organization", "mitotic cell cycle checkpoint signaling", "NK cell activation"]
+TCELL = [
+    "T cell activation",
+    "positive regulation of T cell proliferation",
+    "alpha-beta T cell differentiation",
+    "T-helper 17 cell lineage commitment",
+    "thymocyte aggregation",
+    "regulation of T-cell receptor signaling",
+    "gamma-delta T cell activation",
+    "CD4-positive, alpha-beta T cell differentiation",
+]
+NOT_TCELL = [
+    "lymphocyte activation",
+    "B cell activation",
+    "natural killer cell mediated cytotoxicity",
+    "leukocyte migration",
+    "regulation of lymphocyte proliferation",
+    "ATP metabolic process",
+    "T-tubule organization",
+    "mitotic cell cycle checkpoint signaling",
+    "NK cell activation",
+]
 
 
 def test_tcell_pattern_names_t_cells_only():
@@ -119,8 +140,13 @@ def test_tcell_pattern_names_t_cells_only():
 
 def _ora(descriptions, p=None):
     n = len(descriptions)
-    return pd.DataFrame({"set": [f"GO:{i:07d}" for i in range(n)], "description": descriptions,
-                         "pvalue": p if p is not None else np.linspace(1e-6, 1e-2, n)})
+    return pd.DataFrame(
+        {
+            "set": [f"GO:{i:07d}" for i in range(n)],
+            "description": descriptions,
+            "pvalue": p if p is not None else np.linspace(1e-6, 1e-2, n),
+        }
+    )
 
 
 def test_top_terms_cuts_at_p_and_n():
@@ -160,6 +186,7 @@ def test_no_tcell_link():
 
 # --------------------------------------------------------------------------- down / up ratio (Fig. 2A)
 
+
 def test_down_up_band_from_the_papers_counts():
     low, high = claims.down_up_band(57, 302, 0.95)
     assert low == pytest.approx(3.98, abs=0.01) and high == pytest.approx(7.16, abs=0.01)
@@ -171,15 +198,18 @@ def test_down_up_band_from_the_papers_counts():
         claims.down_up_band(0, 302)
 
 
-@pytest.mark.parametrize("n_up, n_down, holds", [
-    (57, 302, True),    # the paper itself
-    (50, 250, True),    # 5:1
-    (60, 240, True),    # 4:1
-    (40, 100, False),   # 2.5:1 would pass a "more than twice" rule, not "about five to one"
-    (4, 30, False),     # 7.5:1: more than "about five"
-    (0, 30, False),     # no up gene at all
-    (51, 43, False),    # more up than down
-])
+@pytest.mark.parametrize(
+    "n_up, n_down, holds",
+    [
+        (57, 302, True),  # the paper itself
+        (50, 250, True),  # 5:1
+        (60, 240, True),  # 4:1
+        (40, 100, False),  # 2.5:1 would pass a "more than twice" rule, not "about five to one"
+        (4, 30, False),  # 7.5:1: more than "about five"
+        (0, 30, False),  # no up gene at all
+        (51, 43, False),  # more up than down
+    ],
+)
 def test_down_up_ratio(n_up, n_down, holds):
     assert claims.down_up_ratio(n_up, n_down, 57, 302, 0.95).holds is holds
 
@@ -189,6 +219,7 @@ def test_down_up_ratio_not_measured_without_degs():
 
 
 # --------------------------------------------------------------------------- claims.yml <-> rules <-> params
+
 
 class _Page:
     def __init__(self):

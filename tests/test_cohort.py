@@ -85,11 +85,16 @@ def test_cohort_table(twin):
 
 
 def test_combine_inner_join_reports_dropped():
-    a = C.Cohort(pd.DataFrame({"s1": [1, 2, 3]}, index=["A", "B", "C"]),
-                 pd.DataFrame({"sample_id": ["s1"], "response": ["CR"]}, index=["s1"]), {"kind": "counts"})
-    b = C.Cohort(pd.DataFrame({"s2": [4, 5]}, index=["C", "A"]),
-                 pd.DataFrame({"sample_id": ["s2"], "response": ["NR"], "age": [40]}, index=["s2"]),
-                 {"kind": "counts"})
+    a = C.Cohort(
+        pd.DataFrame({"s1": [1, 2, 3]}, index=["A", "B", "C"]),
+        pd.DataFrame({"sample_id": ["s1"], "response": ["CR"]}, index=["s1"]),
+        {"kind": "counts"},
+    )
+    b = C.Cohort(
+        pd.DataFrame({"s2": [4, 5]}, index=["C", "A"]),
+        pd.DataFrame({"sample_id": ["s2"], "response": ["NR"], "age": [40]}, index=["s2"]),
+        {"kind": "counts"},
+    )
     comb, rep = C.combine_cohorts([a, b], names=["x", "y"])
     assert list(comb.counts.index) == ["A", "C"] and comb.counts.loc["C"].tolist() == [3, 4]
     assert rep == {"n_shared_genes": 2, "dropped": {"x": 1, "y": 0}}
@@ -113,11 +118,16 @@ def _raw_dir(tmp_path):
 
 def test_build_real_from_raw_files(tmp_path):
     raw = _raw_dir(tmp_path)
-    coh = C.build_cohort({"dataset": "real", "real": {"raw_dir": str(raw), "gse_response_col": "best_response"}},
-                         **SMALL)
+    coh = C.build_cohort(
+        {"dataset": "real", "real": {"raw_dir": str(raw), "gse_response_col": "best_response"}}, **SMALL
+    )
     assert coh.counts.shape[1] == 9
     assert coh.samples.groupby(["cohort", "response"]).size().to_dict() == {
-        ("GSE153670", "CR"): 4, ("GSE153670", "NR"): 2, ("PRJCA000750", "CR"): 2, ("PRJCA000750", "NR"): 1}
+        ("GSE153670", "CR"): 4,
+        ("GSE153670", "NR"): 2,
+        ("PRJCA000750", "CR"): 2,
+        ("PRJCA000750", "NR"): 1,
+    }
     # GEO matrix columns are titles; the sheet keeps the GSM accession beside them
     assert coh.samples.loc["BM_pt01", "geo_accession"] == "GSM4650001"
     # symbols; KIF26B's two Ensembl IDs summed in GSE, unmapped ID dropped; inner join on 28 shared genes
@@ -141,12 +151,28 @@ def test_build_real_errors_name_the_problem(tmp_path):
 
 
 def test_build_custom_counts_and_logexpr(tmp_path):
-    coh = C.build_cohort({"dataset": "custom", "custom": {"table": str(FMT / "counts_symbols_rstyle.csv"),
-                                                          "sample_sheet": str(FMT / "samples_titles.tsv")}}, **SMALL)
+    coh = C.build_cohort(
+        {
+            "dataset": "custom",
+            "custom": {
+                "table": str(FMT / "counts_symbols_rstyle.csv"),
+                "sample_sheet": str(FMT / "samples_titles.tsv"),
+            },
+        },
+        **SMALL,
+    )
     assert coh.counts.shape == (12, 6) and coh.samples.cohort.unique().tolist() == ["custom"]
-    le = C.build_cohort({"dataset": "custom", "custom": {"table": str(FMT / "logexpr_array.csv"),
-                                                         "sample_sheet": str(FMT / "samples_titles.tsv"),
-                                                         "kind": "logexpr"}}, **SMALL)
+    le = C.build_cohort(
+        {
+            "dataset": "custom",
+            "custom": {
+                "table": str(FMT / "logexpr_array.csv"),
+                "sample_sheet": str(FMT / "samples_titles.tsv"),
+                "kind": "logexpr",
+            },
+        },
+        **SMALL,
+    )
     assert le.kind == "logexpr" and le.counts.dtypes.unique().tolist() == [np.float64]
     C.save_cohort(le, tmp_path / "le")
     back = C.load_cohort(tmp_path / "le")
@@ -160,8 +186,15 @@ def test_build_fails_before_anything_is_written(tmp_path):
     bad.write_text("sample_id\tresponse\n" + "".join(f"BM_pt0{i}\tCR\n" for i in range(1, 7)))
     out = tmp_path / "out"
     with pytest.raises(InputError, match="class 'NR' has 0 sample"):
-        C.save_cohort(C.build_cohort({"dataset": "custom", "custom": {
-            "table": str(FMT / "counts_symbols_rstyle.csv"), "sample_sheet": str(bad)}}), out)
+        C.save_cohort(
+            C.build_cohort(
+                {
+                    "dataset": "custom",
+                    "custom": {"table": str(FMT / "counts_symbols_rstyle.csv"), "sample_sheet": str(bad)},
+                }
+            ),
+            out,
+        )
     assert not out.exists()
 
 
@@ -186,8 +219,9 @@ def test_build_real_gse_from_extracted_raw_tar(tmp_path):
         import gzip
 
         (d / f"GSM46500{i:02d}_{col}.txt.gz").write_bytes(gzip.compress(text.encode()))
-    coh = C.build_cohort({"dataset": "real", "real": {"raw_dir": str(raw), "gse_response_col": "best_response"}},
-                         **SMALL)
+    coh = C.build_cohort(
+        {"dataset": "real", "real": {"raw_dir": str(raw), "gse_response_col": "best_response"}}, **SMALL
+    )
     assert "GSM4650001_BM_pt01" in coh.counts.columns
     assert coh.samples.loc["GSM4650001_BM_pt01", "geo_accession"] == "GSM4650001"
     assert coh.samples.loc["GSM4650003_BM_pt03", "response"] == "NR"
@@ -195,20 +229,30 @@ def test_build_real_gse_from_extracted_raw_tar(tmp_path):
 
 # ----------------------------------------------------------------------------- up-front checks (issue 16)
 
+
 def _custom(tmp_path, n_cr, n_nr, n_genes=1200, seed=0, response_col="response", labels=("CR", "NR")):
     """A custom count cohort in tmp_path: n_genes x (n_cr + n_nr), Poisson counts with a wide
     range of means; returns the build parameters."""
     rng = np.random.default_rng(seed)
     ids = [f"S{i:02d}" for i in range(n_cr + n_nr)]
     mu = np.exp(rng.normal(4, 2, n_genes))
-    counts = pd.DataFrame(rng.poisson(mu[:, None] * np.ones(len(ids))), columns=ids,
-                          index=pd.Index([f"GENE{i}" for i in range(n_genes)], name="gene"))
+    counts = pd.DataFrame(
+        rng.poisson(mu[:, None] * np.ones(len(ids))),
+        columns=ids,
+        index=pd.Index([f"GENE{i}" for i in range(n_genes)], name="gene"),
+    )
     counts.to_csv(tmp_path / "counts.tsv", sep="\t")
     pd.DataFrame({"sample_id": ids, response_col: [labels[0]] * n_cr + [labels[1]] * n_nr}).to_csv(
-        tmp_path / "samples.tsv", sep="\t", index=False)
-    return {"dataset": "custom", "custom": {"table": str(tmp_path / "counts.tsv"),
-                                            "sample_sheet": str(tmp_path / "samples.tsv"),
-                                            "response_col": response_col}}
+        tmp_path / "samples.tsv", sep="\t", index=False
+    )
+    return {
+        "dataset": "custom",
+        "custom": {
+            "table": str(tmp_path / "counts.tsv"),
+            "sample_sheet": str(tmp_path / "samples.tsv"),
+            "response_col": response_col,
+        },
+    }
 
 
 def test_checks_nested_naive_and_too_few(tmp_path):
@@ -245,8 +289,11 @@ def test_checks_enough_genes(tmp_path):
 
 def test_checks_labels(tmp_path):
     params = _custom(tmp_path, 5, 4)
-    with pytest.raises(InputError, match=r"samples.tsv: column 'response': the response labels \['NR', 'NR'\] are "
-                                         r"not distinct.*holds CR \(5\), NR \(4\)"):
+    with pytest.raises(
+        InputError,
+        match=r"samples.tsv: column 'response': the response labels \['NR', 'NR'\] are "
+        r"not distinct.*holds CR \(5\), NR \(4\)",
+    ):
         C.build_cohort({**params, "labels": ["NR", "NR"]})
     with pytest.raises(InputError, match="cr_label and nr_label are both 'NR'"):
         C.build_cohort({**TEST, "labels": ["NR", "NR"]})
@@ -262,11 +309,16 @@ def test_checks_empty_library(tmp_path):
     counts = pd.DataFrame(rng.poisson(50, (1100, 8)), index=pd.Index(sym, name="gene"), columns=ids)
     counts["H"] = 0
     counts.to_csv(tmp_path / "counts.tsv", sep="\t")
-    pd.DataFrame({"sample_id": ids, "response": ["CR"] * 4 + ["NR"] * 4}).to_csv(tmp_path / "s.tsv", sep="\t",
-                                                                                 index=False)
+    pd.DataFrame({"sample_id": ids, "response": ["CR"] * 4 + ["NR"] * 4}).to_csv(
+        tmp_path / "s.tsv", sep="\t", index=False
+    )
     with pytest.raises(InputError, match="counts.tsv: column 'H': sample column 'H' has no reads"):
-        C.build_cohort({"dataset": "custom", "custom": {"table": str(tmp_path / "counts.tsv"),
-                                                        "sample_sheet": str(tmp_path / "s.tsv")}})
+        C.build_cohort(
+            {
+                "dataset": "custom",
+                "custom": {"table": str(tmp_path / "counts.tsv"), "sample_sheet": str(tmp_path / "s.tsv")},
+            }
+        )
 
 
 def test_twin_passes_the_checks(twin):

@@ -90,13 +90,23 @@ def test_zero_genes_removed_with_and_without_filter():
 
 def test_call_degs_rules():
     tab = pd.DataFrame(
-        {"logFC": [1.0, -1.0, 0.1, 2.0, 1.0, np.log2(1.5)], "P.Value": [0.001, 0.01, 1e-9, 0.02, np.nan, 0.001],
-         "adj.P.Val": [0.2, 0.01, 1e-8, 0.04, np.nan, 0.001]},
+        {
+            "logFC": [1.0, -1.0, 0.1, 2.0, 1.0, np.log2(1.5)],
+            "P.Value": [0.001, 0.01, 1e-9, 0.02, np.nan, 0.001],
+            "adj.P.Val": [0.2, 0.01, 1e-8, 0.04, np.nan, 0.001],
+        },
         index=list("abcdef"),
     )
     assert call_degs(tab)["direction"].astype(str).tolist() == ["up", "down", "ns", "ns", "ns", "up"]
     assert call_degs(tab, use_fdr=True)["direction"].astype(str).tolist() == ["ns", "down", "ns", "ns", "ns", "up"]
-    assert call_degs(tab, p_max=0.05, lfc_min=0)["direction"].astype(str).tolist() == ["up", "down", "up", "up", "ns", "up"]
+    assert call_degs(tab, p_max=0.05, lfc_min=0)["direction"].astype(str).tolist() == [
+        "up",
+        "down",
+        "up",
+        "up",
+        "ns",
+        "up",
+    ]
     assert deg_counts(tab) == {"n_de": 3, "n_up": 2, "n_down": 1, "n_tested": 6}
     with pytest.raises(InputError):
         call_degs(tab.drop(columns="P.Value"))
@@ -119,7 +129,9 @@ def small():
     counts = pd.DataFrame(
         rng.poisson(50, size=(30, 6)), index=[f"g{i}" for i in range(30)], columns=[f"S{j}" for j in range(6)]
     )
-    samples = pd.DataFrame({"response": ["CR", "CR", "CR", "NR", "NR", "NR"], "cohort": list("AABABB")}, index=counts.columns)
+    samples = pd.DataFrame(
+        {"response": ["CR", "CR", "CR", "NR", "NR", "NR"], "cohort": list("AABABB")}, index=counts.columns
+    )
     return counts, samples
 
 
@@ -157,7 +169,11 @@ def test_sample_mismatch(small):
 def test_bad_response_and_columns(small):
     counts, samples = small
     _raises("missing column 'response'", counts, samples.drop(columns="response"))
-    _raises(r"unexpected response value\(s\) \['PR'\]", counts, samples.assign(response=["CR", "PR", "CR", "NR", "NR", "NR"]))
+    _raises(
+        r"unexpected response value\(s\) \['PR'\]",
+        counts,
+        samples.assign(response=["CR", "PR", "CR", "NR", "NR", "NR"]),
+    )
     _raises("missing response", counts, samples.assign(response=["CR", None, "CR", "NR", "NR", "NR"]))
     _raises("missing covariate column 'batch'", counts, samples, covariate="batch")
     _raises("confounded", counts, samples.assign(cohort=samples["response"]), covariate="cohort")
@@ -213,6 +229,6 @@ def test_deseq2_method_is_the_r_faithful_port(ref):
     res = run_de(counts, samples, method="deseq2")
     common = r.index.intersection(res.index)
     assert len(common) == len(r)
-    rel = ((res.loc[common, "stat"] - r.loc[common, "stat"]).abs() / r.loc[common, "stat"].abs().clip(lower=1e-12))
+    rel = (res.loc[common, "stat"] - r.loc[common, "stat"]).abs() / r.loc[common, "stat"].abs().clip(lower=1e-12)
     assert rel.max() < 1e-4
     assert res.attrs["method"] == "deseq2"

@@ -27,7 +27,9 @@ def test_deseq2_matches_r(name, sheet, covariate):
     np.testing.assert_allclose(tab["baseMean"], r["baseMean"], rtol=1e-9)
     assert np.corrcoef(tab["logFC"], r["log2FoldChange"])[0, 1] >= 0.9999
     ours = set(call_degs(tab).query("direction != 'ns'").index)
-    theirs = set(call_degs(r.rename(columns={"log2FoldChange": "logFC", "pvalue": "P.Value"})).query("direction != 'ns'").index)
+    theirs = set(
+        call_degs(r.rename(columns={"log2FoldChange": "logFC", "pvalue": "P.Value"})).query("direction != 'ns'").index
+    )
     jaccard = len(ours & theirs) / len(ours | theirs)
     assert jaccard >= 0.9, f"DEG Jaccard {jaccard:.3f} ({len(ours)} vs {len(theirs)})"
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.methods.edger import calc_norm_factors, cpm, filter_by_expr, hat_values
 from helpers.engine.errors import InputError
+from helpers.methods.edger import calc_norm_factors, cpm, filter_by_expr, hat_values
 
 REF = Path(__file__).parent / "data" / "reference"
 CASES = {
@@ -118,7 +118,9 @@ def test_cpm_plain_and_log():
     assert np.isfinite(cpm(y, log=True)).all()
 
 
-@pytest.mark.parametrize("bad", [np.array([[1.0, -1.0], [2.0, 3.0]]), np.array([[1.0, np.nan], [2.0, 3.0]]), np.ones(3)])
+@pytest.mark.parametrize(
+    "bad", [np.array([[1.0, -1.0], [2.0, 3.0]]), np.array([[1.0, np.nan], [2.0, 3.0]]), np.ones(3)]
+)
 def test_bad_counts(bad):
     with pytest.raises(InputError):
         calc_norm_factors(bad)

@@ -32,8 +32,14 @@ DOT = """digraph snakemake_dag {
 
 def test_parse_rulegraph_drops_the_target_rule():
     g = F.parse_rulegraph(DOT)
-    assert set(g.labels.values()) == {"merge_counts", "htseq_count", "star_align", "star_index",
-                                      "fastqc_paired", "fastqc_single"}
+    assert set(g.labels.values()) == {
+        "merge_counts",
+        "htseq_count",
+        "star_align",
+        "star_index",
+        "fastqc_paired",
+        "fastqc_single",
+    }
     assert ("rule:star_index", "rule:star_align") in g.edges
     assert not any("all" in e for edge in g.edges for e in edge)
 
@@ -45,11 +51,11 @@ def test_parse_rulegraph_rejects_text_without_rules():
 
 def test_flowchart_joins_data_rules_and_chapters():
     g = F.flowchart_graph(F.parse_rulegraph(DOT), steps())
-    assert ("rule:merge_counts", "ch:01_cohort") in g.edges      # PRJCA000750's counts enter the cohort
-    assert ("data:counts", "ch:01_cohort") in g.edges            # GSE153670's matrix too
+    assert ("rule:merge_counts", "ch:01_cohort") in g.edges  # PRJCA000750's counts enter the cohort
+    assert ("data:counts", "ch:01_cohort") in g.edges  # GSE153670's matrix too
     assert ("data:reads", "rule:star_align") in g.edges
-    assert ("ch:03_de", "ch:05_go") in g.edges                    # from config/book.yml's reads
-    assert "ch:12_benchmarks" not in g.labels                     # not part of the analysis
+    assert ("ch:03_de", "ch:05_go") in g.edges  # from config/book.yml's reads
+    assert "ch:12_benchmarks" not in g.labels  # not part of the analysis
     layer = F.transitive_reduction(g).layers()
     assert layer["rule:star_index"] < layer["rule:star_align"] < layer["rule:merge_counts"] < layer["ch:01_cohort"]
     assert layer["ch:03_de"] < layer["ch:05_go"] < layer["ch:10_scorecard"]

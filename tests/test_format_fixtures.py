@@ -17,10 +17,18 @@ ROOT = Path(__file__).resolve().parents[1]
 FMT = ROOT / "tests" / "data" / "formats"
 FILES = ["array_logexpr.tsv.gz", "array_samples.tsv", "null_counts_featurecounts.tsv.gz", "null_samples.tsv"]
 
-ARRAY = {"dataset": "custom", "custom": {"table": str(FMT / "array_logexpr.tsv.gz"),
-                                         "sample_sheet": str(FMT / "array_samples.tsv"), "kind": "logexpr"}}
-NULL = {"dataset": "custom", "custom": {"table": str(FMT / "null_counts_featurecounts.tsv.gz"),
-                                        "sample_sheet": str(FMT / "null_samples.tsv")}}
+ARRAY = {
+    "dataset": "custom",
+    "custom": {
+        "table": str(FMT / "array_logexpr.tsv.gz"),
+        "sample_sheet": str(FMT / "array_samples.tsv"),
+        "kind": "logexpr",
+    },
+}
+NULL = {
+    "dataset": "custom",
+    "custom": {"table": str(FMT / "null_counts_featurecounts.tsv.gz"), "sample_sheet": str(FMT / "null_samples.tsv")},
+}
 
 
 def test_fixtures_are_small():
@@ -58,8 +66,12 @@ def test_null_cohort_pamr_rule_lands_on_the_null_classifier():
 
 @pytest.mark.slow
 def test_fixtures_regenerate_identically(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_format_fixtures.py"), "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_format_fixtures.py"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     for f in FILES:
         assert filecmp.cmp(tmp_path / f, FMT / f, shallow=False), f

@@ -24,6 +24,7 @@ def _write(path: Path, text: str) -> Path:
 
 # --- reading and writing -------------------------------------------------------------------
 
+
 def test_read_gmt_plain_and_gzip_roundtrip(tmp_path):
     sets = gs.GeneSets({"A": ["g1", "g2", "g3"], "B": ["g2", "g4"]}, {"A": "set a", "B": ""})
     plain = gs.write_gmt(sets, tmp_path / "x.gmt")
@@ -57,14 +58,17 @@ def test_read_gmt_tolerates_trailing_tabs_blank_lines_and_duplicates(tmp_path):
     assert got == {"S1": ["A", "B"], "S2": ["C"]}
 
 
-@pytest.mark.parametrize("text, where, what", [
-    ("", None, "empty GMT file"),
-    ("\n\n", None, "empty GMT file"),
-    ("S1\tdesc\tA\nS2\tonly-two\n", "line 2", "at least 3 tab-separated fields"),
-    ("S1\tdesc\t\t\n", "line 1", "has no genes"),
-    ("S1\td\tA\nS2\td\tB\nS1\td\tC\n", "line 3", "duplicate gene-set name 'S1' (first on line 1)"),
-    ("\tdesc\tA\n", "line 1", "empty gene-set name"),
-])
+@pytest.mark.parametrize(
+    "text, where, what",
+    [
+        ("", None, "empty GMT file"),
+        ("\n\n", None, "empty GMT file"),
+        ("S1\tdesc\tA\nS2\tonly-two\n", "line 2", "at least 3 tab-separated fields"),
+        ("S1\tdesc\t\t\n", "line 1", "has no genes"),
+        ("S1\td\tA\nS2\td\tB\nS1\td\tC\n", "line 3", "duplicate gene-set name 'S1' (first on line 1)"),
+        ("\tdesc\tA\n", "line 1", "empty gene-set name"),
+    ],
+)
 def test_read_gmt_errors_name_file_and_line(tmp_path, text, where, what):
     p = _write(tmp_path / "bad.gmt", text)
     with pytest.raises(InputError) as exc:
@@ -96,9 +100,9 @@ def test_write_gmt_rejects_tabs_in_names(tmp_path):
 
 # --- filtering, loading, overlap -----------------------------------------------------------
 
+
 def test_filter_sets_cuts_then_applies_size_rule():
-    sets = gs.GeneSets({"A": ["a", "b", "c", "d"], "B": ["a", "x"], "C": ["x", "y"]},
-                       {"A": "da", "B": "db", "C": "dc"})
+    sets = gs.GeneSets({"A": ["a", "b", "c", "d"], "B": ["a", "x"], "C": ["x", "y"]}, {"A": "da", "B": "db", "C": "dc"})
     got = gs.filter_sets(sets, universe={"a", "b", "c", "x"}, min_size=2, max_size=3)
     assert dict(got) == {"A": ["a", "b", "c"], "B": ["a", "x"]}
     assert got.descriptions == {"A": "da", "B": "db"}
@@ -126,6 +130,7 @@ def test_overlap_check():
 
 
 # --- shipped collections -------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def go_bp():
@@ -179,6 +184,12 @@ def test_tcell_collection_and_sources(go_bp):
         assert set(genes) <= known, (r["set"], set(genes) - known)  # current symbols
         if r["go_id"]:
             assert set(genes) <= set(go_all[r["go_id"]]), (r["set"], set(genes) - set(go_all[r["go_id"]]))
-    for key in ("EARLY_MEMORY_TSCM", "EXHAUSTION", "T_CELL_ACTIVATION", "CHEMOKINE_SIGNALING",
-                "INTERLEUKIN_SIGNALING", "CELL_CYCLE_CHECKPOINT"):
+    for key in (
+        "EARLY_MEMORY_TSCM",
+        "EXHAUSTION",
+        "T_CELL_ACTIVATION",
+        "CHEMOKINE_SIGNALING",
+        "INTERLEUKIN_SIGNALING",
+        "CELL_CYCLE_CHECKPOINT",
+    ):
         assert key in tcell

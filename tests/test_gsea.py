@@ -103,7 +103,9 @@ def test_es_matches_literal_walk(p):
     ranking = pd.Series(rng.normal(size=300), index=genes)
     for k in (3, 17, 80):
         members = list(rng.choice(genes, k, replace=False))
-        assert enrichment_score(ranking, members, gsea_param=p) == pytest.approx(_slow_es(ranking, members, p), abs=1e-12)
+        assert enrichment_score(ranking, members, gsea_param=p) == pytest.approx(
+            _slow_es(ranking, members, p), abs=1e-12
+        )
         curve = enrichment_curve(ranking, members, gsea_param=p)
         extreme = curve["running_sum"].to_numpy()[np.argmax(np.abs(curve["running_sum"].to_numpy()))]
         assert extreme == pytest.approx(curve.attrs["ES"], abs=1e-12)
@@ -164,8 +166,18 @@ def test_gseapy_prerank_agrees_on_es_nes_sign_size_and_leading_edge(sets):
     gseapy = pytest.importorskip("gseapy")
     ranking = _ranking("counts_batch")
     ours = prerank(ranking, sets, min_size=15, max_size=500, seed=42).set_index("pathway")
-    pre = gseapy.prerank(rnk=ranking, gene_sets=dict(sets), outdir=None, min_size=15, max_size=500,
-                         permutation_num=500, seed=7, threads=1, no_plot=True, verbose=False)
+    pre = gseapy.prerank(
+        rnk=ranking,
+        gene_sets=dict(sets),
+        outdir=None,
+        min_size=15,
+        max_size=500,
+        permutation_num=500,
+        seed=7,
+        threads=1,
+        no_plot=True,
+        verbose=False,
+    )
     theirs = pre.res2d.set_index("Term")
     assert sorted(theirs.index) == sorted(ours.index)
     theirs = theirs.loc[ours.index]

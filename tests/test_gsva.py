@@ -104,8 +104,11 @@ def _read_exact(name):
 def ties():
     logexpr = _read_exact("logexpr.tsv.gz")
     assert np.array_equal(logexpr * 10, np.round(logexpr * 10))  # one decimal, as written by R
-    return {"logexpr": logexpr, "counts": _read_exact("counts.tsv.gz").astype(float),
-            "sets": dict(read_gmt(TIES / "sets.gmt"))}
+    return {
+        "logexpr": logexpr,
+        "counts": _read_exact("counts.tsv.gz").astype(float),
+        "sets": dict(read_gmt(TIES / "sets.gmt")),
+    }
 
 
 def _max_diff(mine: pd.DataFrame, ref: pd.DataFrame) -> float:
@@ -120,11 +123,13 @@ def test_normal_cdf_table_is_rs_bit_for_bit():
     assert np.array_equal(signed[:10001], 1.0 - r_table)
     # the check can fail: scipy's normal CDF differs from R's pnorm in the last bits
     from scipy import special
+
     assert np.sum(special.ndtr(10.0 * np.arange(10001) / 10000.0) != r_table) > 100
 
 
 def test_normal_cdf_accuracy_both_signs():
     from scipy import special
+
     x = np.concatenate([np.linspace(-40, 40, 4001), [0.0, 1e-300, -1e-300, 0.67448975, 8.2924, -37.5193]])
     mine = np.array([gsva_module._normal_cdf(v) for v in x])
     ref = special.ndtr(x)
@@ -228,14 +233,18 @@ def test_scores_do_not_depend_on_memory_layout_or_chunk(ties, kcdf, which):
     wide = np.zeros((values.shape[0], 2 * values.shape[1]))
     wide[:, ::2] = values  # a strided, non-contiguous view of the same values
     strided = pd.DataFrame(wide[:, ::2], index=expr.index, columns=expr.columns)
-    for other in (gsva(f_order, ties["sets"], kcdf=kcdf), gsva(strided, ties["sets"], kcdf=kcdf),
-                  gsva(expr, ties["sets"], kcdf=kcdf, chunk=7)):
+    for other in (
+        gsva(f_order, ties["sets"], kcdf=kcdf),
+        gsva(strided, ties["sets"], kcdf=kcdf),
+        gsva(expr, ties["sets"], kcdf=kcdf, chunk=7),
+    ):
         assert np.array_equal(other.to_numpy(), c_order.to_numpy())  # bit-identical
 
 
 def test_gsva_sd_matches_exact_arithmetic():
     import statistics
     from fractions import Fraction
+
     rng = np.random.default_rng(11)
     x = np.round(rng.normal(5, 2, (400, 9)), 1) + rng.choice([0.0, 1e6], (400, 1))
     mine = gsva_module._gsva_sd(x)
@@ -245,6 +254,7 @@ def test_gsva_sd_matches_exact_arithmetic():
 
 
 # ----------------------------------------------------------------- independent re-implementation
+
 
 def _slow_gsva(expr: pd.DataFrame, sets: dict, kcdf: str, mx_diff=True, tau=1.0):
     """Literal transcription of GSVA's loops (no vectorisation), for a few genes."""
@@ -336,11 +346,14 @@ def test_kcdf_log_odds_gaussian_symmetry():
     assert np.array_equal(d[1], np.zeros(4))  # a constant gene: every sample at F = 1/2
 
 
-@pytest.mark.parametrize("bad,msg", [
-    (pd.DataFrame([[1.0, np.nan], [2.0, 3.0]], index=["a", "b"]), "non-finite"),
-    (pd.DataFrame([[1.0, 2.0], [2.0, 3.0]], index=["a", "a"]), "duplicated gene"),
-    (pd.DataFrame([["x", 2.0], [2.0, 3.0]], index=["a", "b"]), "numeric"),
-])
+@pytest.mark.parametrize(
+    "bad,msg",
+    [
+        (pd.DataFrame([[1.0, np.nan], [2.0, 3.0]], index=["a", "b"]), "non-finite"),
+        (pd.DataFrame([[1.0, 2.0], [2.0, 3.0]], index=["a", "a"]), "duplicated gene"),
+        (pd.DataFrame([["x", 2.0], [2.0, 3.0]], index=["a", "b"]), "numeric"),
+    ],
+)
 def test_bad_expression(bad, msg):
     with pytest.raises(InputError, match=msg):
         gsva(bad, {"s": ["a", "b"]})

@@ -16,11 +16,14 @@ from helpers.analysis.de import run_de_logexpr
 REF = Path(__file__).resolve().parent / "data" / "reference"
 
 
-@pytest.mark.parametrize("folder, sheet, covariate", [
-    ("counts_nobatch", "samples_nobatch.csv", None),
-    ("counts_batch", "samples.csv", "batch"),
-    ("logexpr_trend", "samples_nobatch.csv", None),
-])
+@pytest.mark.parametrize(
+    "folder, sheet, covariate",
+    [
+        ("counts_nobatch", "samples_nobatch.csv", None),
+        ("counts_batch", "samples.csv", "batch"),
+        ("logexpr_trend", "samples_nobatch.csv", None),
+    ],
+)
 def test_limma_on_gsva_scores_matches_r(folder, sheet, covariate):
     out = REF / "r_outputs" / folder
     scores = pd.read_csv(out / "gsva_scores.tsv", sep="\t", index_col=0)

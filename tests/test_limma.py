@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scipy import special, stats
 
-from helpers.methods.edger import calc_norm_factors, filter_by_expr
 from helpers.engine.errors import InputError
+from helpers.methods.edger import calc_norm_factors, filter_by_expr
 from helpers.methods.limma import (
     ebayes,
     fit_f_dist,
@@ -42,7 +42,10 @@ def design_for(samples):
     return np.column_stack(cols)
 
 
-def de_set(tab, p_max=0.01, lfc_min=np.log2(1.5)):
+LFC_MIN = float(np.log2(1.5))
+
+
+def de_set(tab, p_max=0.01, lfc_min=LFC_MIN):
     sig = (tab["P.Value"] <= p_max) & (tab["logFC"].abs() >= lfc_min)
     return set(tab.index[sig & (tab["logFC"] > 0)]), set(tab.index[sig & (tab["logFC"] < 0)])
 

@@ -16,6 +16,7 @@ FMT = Path(__file__).resolve().parent / "data" / "formats"
 
 # ----------------------------------------------------------------------------- good files
 
+
 def test_geo_count_matrix_gzip_ensembl_version():
     df = L.read_count_matrix(FMT / "GSE000001_raw_counts.txt.gz")
     assert df.shape == (33, 6)
@@ -59,8 +60,14 @@ def test_htseq_dir_drops_and_reports_summary_rows():
     assert list(counts.columns) == ["SRR6000001", "SRR6000002", "SRR6000003"]
     assert counts.shape == (30, 3)
     assert not any(g.startswith("__") for g in counts.index)
-    assert set(summary.index) == {"__no_feature", "__ambiguous", "__too_low_aQual", "__not_aligned",
-                                  "__alignment_not_unique", "assigned_to_genes"}
+    assert set(summary.index) == {
+        "__no_feature",
+        "__ambiguous",
+        "__too_low_aQual",
+        "__not_aligned",
+        "__alignment_not_unique",
+        "assigned_to_genes",
+    }
     assert (summary.loc["assigned_to_genes"] == counts.sum()).all()
 
 
@@ -89,8 +96,13 @@ def test_sample_sheet():
 def test_sample_sheet_label_map_and_other_columns(tmp_path):
     p = tmp_path / "s.csv"
     p.write_text("patient,best_response\nP1,Complete remission\nP2,no response\n")
-    s = L.read_sample_sheet(p, response_col="best_response", sample_col="patient",
-                            label_map={"complete remission": "CR", "no response": "NR"}, labels=("CR", "NR"))
+    s = L.read_sample_sheet(
+        p,
+        response_col="best_response",
+        sample_col="patient",
+        label_map={"complete remission": "CR", "no response": "NR"},
+        labels=("CR", "NR"),
+    )
     assert s.response.tolist() == ["CR", "NR"] and s.sample_id.tolist() == ["P1", "P2"]
 
 
@@ -102,6 +114,7 @@ def test_validate_cohort_orders_sheet_like_matrix():
 
 
 # ----------------------------------------------------------------------------- bad inputs
+
 
 def _matrix_text():
     return gzip.decompress((FMT / "GSE000001_raw_counts.txt.gz").read_bytes()).decode()
@@ -325,13 +338,15 @@ def test_series_matrix_bad_inputs(tmp_path):
 
 # ----------------------------------------------------------------------------- real-world layouts (issue 16)
 
+
 def _big_counts(tmp_path, n_genes=300, samples=("S1", "S2", "S3", "S4"), seed=0, name="big.tsv", header_prefix=""):
     """A count table large enough for the scale rules (>= 1000 values), wide range of means."""
     rng = np.random.default_rng(seed)
     mu = np.exp(rng.normal(4, 2, n_genes))
     c = rng.poisson(mu[:, None] * np.ones(len(samples)))
-    df = pd.DataFrame(c, index=pd.Index([f"G{i}" for i in range(n_genes)], name=header_prefix + "gene"),
-                      columns=list(samples))
+    df = pd.DataFrame(
+        c, index=pd.Index([f"G{i}" for i in range(n_genes)], name=header_prefix + "gene"), columns=list(samples)
+    )
     p = tmp_path / name
     df.to_csv(p, sep="\t")
     return p, df

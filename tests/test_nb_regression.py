@@ -51,8 +51,10 @@ IGNORE = tuple(f"/cells/*/outputs/*/data/{m}" for m in IMAGES) + (
     "/cells/*/outputs/*/traceback",
     "/metadata/language_info/version",
 )
-REPLACE = (("/cells/*/outputs", r"\bT_[0-9a-f]{5}(?=[_\s\"'])", "T_styler"),   # a Styler's random table id
-           ("/cells/*/outputs", r" at 0x[0-9a-f]+>", " at 0x...>"))           # an object's address in its repr
+REPLACE = (
+    ("/cells/*/outputs", r"\bT_[0-9a-f]{5}(?=[_\s\"'])", "T_styler"),  # a Styler's random table id
+    ("/cells/*/outputs", r" at 0x[0-9a-f]+>", " at 0x...>"),
+)  # an object's address in its repr
 #: pages about the run itself: their outputs are not compared (nor stored)
 RUN_PAGES = ("11_reproducibility", "12_benchmarks")
 PLACEHOLDER = "(volatile: not stored, not compared; see tests/test_nb_regression.py)"
@@ -61,8 +63,9 @@ PLACEHOLDER = "(volatile: not stored, not compared; see tests/test_nb_regression
 def fixture_for(stem: str) -> NBRegressionFixture:
     """The pytest-notebook configuration of one chapter's comparison."""
     ignore = IGNORE + (("/cells/*/outputs",) if stem in RUN_PAGES else ())
-    return NBRegressionFixture(exec_notebook=False, diff_ignore=ignore, diff_replace=REPLACE, diff_use_color=False,
-                               force_regen=UPDATE)
+    return NBRegressionFixture(
+        exec_notebook=False, diff_ignore=ignore, diff_replace=REPLACE, diff_use_color=False, force_regen=UPDATE
+    )
 
 
 def storable(nb: nbformat.NotebookNode, stem: str) -> nbformat.NotebookNode:
@@ -108,8 +111,10 @@ def test_executed_notebook_matches_stored_copy(built_book, stem):
         pytest.fail(f"no stored copy {path.relative_to(ROOT)}: run NB_REGRESSION_UPDATE=1 pytest {__file__} -m slow")
     diff = compare(fixture, nbformat.read(path, as_version=4), storable(fresh, stem))
     if diff:
-        raise NBRegressionError(f"{stem}: the executed notebook differs from {path.relative_to(ROOT)} "
-                                f"(refresh with NB_REGRESSION_UPDATE=1 if intended):\n{diff}")
+        raise NBRegressionError(
+            f"{stem}: the executed notebook differs from {path.relative_to(ROOT)} "
+            f"(refresh with NB_REGRESSION_UPDATE=1 if intended):\n{diff}"
+        )
 
 
 def test_no_stored_copy_of_a_chapter_that_is_gone():
@@ -119,18 +124,32 @@ def test_no_stored_copy_of_a_chapter_that_is_gone():
 
 def test_comparison_sees_a_changed_number_and_ignores_what_is_volatile():
     """The comparison must fail on a changed value and pass on the volatile fields."""
+
     def nb(value, png="AAAA", uid="T_1a2b3", version="3.11.4", address="0x7fd5b8191f90"):
-        cell = nbformat.v4.new_code_cell("x", id="code", execution_count=1, outputs=[
-            nbformat.v4.new_output("display_data", data={"text/plain": value, "image/png": png}),
-            nbformat.v4.new_output("display_data", data={"text/plain": f"<pandas.io.formats.style.Styler at {address}>"}),
-            nbformat.v4.new_output("execute_result", data={"text/html": f'<table id="{uid}_"><td>{value}</td></table>'},
-                                   execution_count=1)])
+        cell = nbformat.v4.new_code_cell(
+            "x",
+            id="code",
+            execution_count=1,
+            outputs=[
+                nbformat.v4.new_output("display_data", data={"text/plain": value, "image/png": png}),
+                nbformat.v4.new_output(
+                    "display_data", data={"text/plain": f"<pandas.io.formats.style.Styler at {address}>"}
+                ),
+                nbformat.v4.new_output(
+                    "execute_result",
+                    data={"text/html": f'<table id="{uid}_"><td>{value}</td></table>'},
+                    execution_count=1,
+                ),
+            ],
+        )
         out = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t", id="title"), cell])
         out.metadata["language_info"] = {"name": "python", "version": version}
         return out
 
     fx = fixture_for("05_go")
-    assert compare(fx, nb("359"), nb("359", png="BBBB", uid="T_9f8e7", version="3.11.9", address="0x7f6716df7b90")) == ""
+    assert (
+        compare(fx, nb("359"), nb("359", png="BBBB", uid="T_9f8e7", version="3.11.9", address="0x7f6716df7b90")) == ""
+    )
     assert "358" in compare(fx, nb("359"), nb("358"))
     assert compare(fx, storable(nb("359"), "05_go"), nb("359")) == ""  # stored copies omit images
     run_page = fixture_for("11_reproducibility")

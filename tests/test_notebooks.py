@@ -75,7 +75,9 @@ def test_book_is_offline(built_book):
     html = dest / "_build" / "html"
     bad = []
     for page in html.rglob("*.html"):
-        for m in re.finditer(r'<(script|link|img|iframe|source)\b[^>]*\b(src|href)="((?:https?:)?//[^"]+)"', page.read_text()):
+        for m in re.finditer(
+            r'<(script|link|img|iframe|source)\b[^>]*\b(src|href)="((?:https?:)?//[^"]+)"', page.read_text()
+        ):
             bad.append(f"{page.relative_to(html)}: {m.group(3)}")
         if "THEBE_JS_URL" in page.read_text():
             bad.append(f"{page.relative_to(html)}: thebe CDN constant")
@@ -106,8 +108,13 @@ def test_built_pages_hold_no_machine_paths(built_book):
 @pytest.mark.slow
 def test_second_run_executes_nothing(built_book):
     dest, _ = built_book
-    p = subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "test"], cwd=dest, env=project_env(dest),
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "helpers", "run", "--profile", "test"],
+        cwd=dest,
+        env=project_env(dest),
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.count("unchanged, skipped") == len(NOTEBOOKS)
 
@@ -123,12 +130,17 @@ def test_scorecard_has_every_claim(built_book):
     assert ids == [c["id"] for c in claims]
     page = (dest / "_build" / "html" / "executed" / "10_scorecard.html").read_text()
     for c in claims:
-        assert html_escape(c["statement"]).replace("&#x27;", "&#39;") in page or html_escape(c["statement"], quote=False) in page, c["id"]
+        assert (
+            html_escape(c["statement"]).replace("&#x27;", "&#39;") in page
+            or html_escape(c["statement"], quote=False) in page
+        ), c["id"]
     # every claim is written by its chapter; "not measured" only as a verdict with its reason
     import pandas as pd
 
     table = pd.read_csv(dest / "results" / "scorecard" / "scorecard.tsv", sep="\t", keep_default_na=False)
-    assert not table["detail"].str.startswith("no value for").any(), table.loc[table["detail"].str.startswith("no value")]
+    assert not table["detail"].str.startswith("no value for").any(), table.loc[
+        table["detail"].str.startswith("no value")
+    ]
     nm = table[table["status"] == "not measured"]
     assert nm["measured"].str.startswith("not measured: ").all(), nm
     assert (table["rule"] != "").all()
@@ -143,9 +155,23 @@ def test_failing_notebook_keeps_last_good_results_and_book(built_book):
     page_before = (html / "executed" / "09_published_model.html").read_bytes()
     res = dest / "results" / "published_model" / "scores.tsv"
     res_before = res.read_bytes()
-    p = subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "test", "--book",
-                        "--set", "09_published_model.model_name=data/no_such_model.json"],
-                       cwd=dest, env=project_env(dest), capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "helpers",
+            "run",
+            "--profile",
+            "test",
+            "--book",
+            "--set",
+            "09_published_model.model_name=data/no_such_model.json",
+        ],
+        cwd=dest,
+        env=project_env(dest),
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 1, p.stdout + p.stderr
     err = p.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: 09_published_model: cell"), p.stderr
@@ -161,8 +187,13 @@ def test_two_full_runs_give_identical_tables(built_book, tmp_path_factory):
     """Determinism: a second fresh copy run on the same profile writes byte-identical TSV tables."""
     dest, _ = built_book
     other = copy_project(tmp_path_factory.mktemp("clone2"))
-    p = subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "test"], cwd=other, env=project_env(other),
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "helpers", "run", "--profile", "test"],
+        cwd=other,
+        env=project_env(other),
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     skip = {"reproducibility", "benchmarks"}  # these describe the run itself (timings, paths of the copy)
     a = {f.relative_to(dest / "results") for f in (dest / "results").rglob("*.tsv") if f.parts[-2] not in skip}

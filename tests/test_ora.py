@@ -40,11 +40,14 @@ def test_hypergeometric_tail_against_exact_sum():
 
 def test_enricher_rules_universe_cut_and_sizes():
     tested = [f"g{i}" for i in range(30)] + ["only_tested"]
-    sets = GeneSets({
-        "big": [f"g{i}" for i in range(30)] + [f"x{i}" for i in range(100)],  # 30 after cut
-        "small_after_cut": ["g0", "g1", "x1", "x2", "x3"],  # 2 after cut -> dropped
-        "no_hits": [f"g{i}" for i in range(10, 20)],  # no query gene -> not tested
-    }, {"big": "Big set"})
+    sets = GeneSets(
+        {
+            "big": [f"g{i}" for i in range(30)] + [f"x{i}" for i in range(100)],  # 30 after cut
+            "small_after_cut": ["g0", "g1", "x1", "x2", "x3"],  # 2 after cut -> dropped
+            "no_hits": [f"g{i}" for i in range(10, 20)],  # no query gene -> not tested
+        },
+        {"big": "Big set"},
+    )
     res = ora(["g0", "g1", "g2", "g25", "only_tested", "not_tested"], tested, sets, min_size=3, max_size=30)
     assert list(res.columns) == COLUMNS
     assert list(res["set"]) == ["big"]

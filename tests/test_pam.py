@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from helpers.methods import pam
 from helpers.engine.errors import InputError
+from helpers.methods import pam
 
 CASES = {
     # case: (expression file under r_outputs, sample sheet)
@@ -46,7 +46,11 @@ def golden(request):
     cvres = pam.cv(X, y, fit)
     d = REF / "r_outputs" / case
     return dict(
-        case=case, X=X, y=y, fit=fit, cv=cvres,
+        case=case,
+        X=X,
+        y=y,
+        fit=fit,
+        cv=cvres,
         ref_cv=pd.read_csv(d / "pam_cv.tsv", sep="\t"),
         ref_pred=pd.read_csv(d / "pam_loocv_predictions.tsv", sep="\t", index_col=0),
         ref_genes=pd.read_csv(d / "pam_genes.tsv", sep="\t", index_col=0),
@@ -104,8 +108,9 @@ def test_golden_gene_list(golden):
     assert ours.index.tolist() == ref.index.tolist()
     assert pam.surviving_genes(golden["fit"], thr) == ref.index.tolist()
     # R rounds to 4 decimals: ours must round-trip within half a unit (+ input rounding)
-    np.testing.assert_allclose(ours[["CR-score", "NR-score"]].to_numpy(), ref[["CR-score", "NR-score"]].to_numpy(),
-                               atol=5e-5 + 1e-6)
+    np.testing.assert_allclose(
+        ours[["CR-score", "NR-score"]].to_numpy(), ref[["CR-score", "NR-score"]].to_numpy(), atol=5e-5 + 1e-6
+    )
 
 
 def test_golden_predict_matches_training_calls(golden):
@@ -209,7 +214,7 @@ def test_threshold_for_n_genes_and_choose_threshold():
     c = pam.cv(X, y, fit)
     idx, thr = pam.choose_threshold(c)
     assert c.errors[idx] == c.errors.min()
-    assert not np.any(c.errors[idx + 1:] == c.errors.min())  # the largest such threshold
+    assert not np.any(c.errors[idx + 1 :] == c.errors.min())  # the largest such threshold
     assert thr == fit.thresholds[idx]
 
 
@@ -240,8 +245,10 @@ def test_cv_uses_full_fit_grid_and_se_scale():
     "mutate, match",
     [
         (lambda X, y: (X.iloc[:, :-1], y.tolist()), "labels"),
-        (lambda X, y: (X.where(X.index.to_series().ne("G3").to_numpy()[:, None] | np.zeros(X.shape, bool)), y),
-         "missing"),
+        (
+            lambda X, y: (X.where(X.index.to_series().ne("G3").to_numpy()[:, None] | np.zeros(X.shape, bool)), y),
+            "missing",
+        ),
         (lambda X, y: (X, pd.Series(["CR"] * 18 + ["NR"], index=X.columns)), "at least 2"),
         (lambda X, y: (X, pd.Series(["CR"] * 19, index=X.columns)), "two classes"),
         (lambda X, y: (pd.concat([X, X.iloc[:1]]), y), "duplicated"),
@@ -288,8 +295,9 @@ def test_performance_reproduces_paper_figure_4_counts():
 
 def test_nested_loocv_on_pure_noise_is_not_inflated():
     rng = np.random.default_rng(11)
-    X = pd.DataFrame(rng.normal(size=(300, 31)), index=[f"G{i}" for i in range(300)],
-                     columns=[f"S{j:02d}" for j in range(31)])
+    X = pd.DataFrame(
+        rng.normal(size=(300, 31)), index=[f"G{i}" for i in range(300)], columns=[f"S{j:02d}" for j in range(31)]
+    )
     y = pd.Series(["CR"] * 22 + ["NR"] * 9, index=X.columns)
     res = pam.nested_loocv(X, y)
     baseline = 22 / 31
@@ -405,19 +413,31 @@ def test_grid_ties_and_shrunk_genes_contribute_exactly_zero():
 
 def test_n_below_matches_searchsorted():
     rng = np.random.default_rng(7)
-    for t in (np.linspace(0, 3.7, 30), np.linspace(-1, 2, 7), np.sort(rng.uniform(0, 4, 12)),
-              np.array([0.0, 0.0, 1.0]), np.array([0.5])):
-        a = np.r_[np.abs(rng.normal(size=500)) * 2, t, np.nextafter(t, np.inf), np.nextafter(t, -np.inf),
-                  0.0, 1e300]
+    for t in (
+        np.linspace(0, 3.7, 30),
+        np.linspace(-1, 2, 7),
+        np.sort(rng.uniform(0, 4, 12)),
+        np.array([0.0, 0.0, 1.0]),
+        np.array([0.5]),
+    ):
+        a = np.r_[np.abs(rng.normal(size=500)) * 2, t, np.nextafter(t, np.inf), np.nextafter(t, -np.inf), 0.0, 1e300]
         np.testing.assert_array_equal(pam._n_below(a, t), np.searchsorted(t, a, side="left"))
 
 
 def _reference_fold_dd(x, codes, K, j, fit_like, s0_percentile=50.0):
     """Held-out discriminants of sample j from a direct refit (reference path)."""
     n = x.shape[1]
-    tr = np.r_[0:j, j + 1:n]
-    r = pam._nsc_reference(x[:, tr], codes[tr], K, x[:, [j]], thresholds=fit_like["thresholds"],
-                           prior=fit_like["prior"], se_scale=fit_like["se_scale"], s0_percentile=s0_percentile)
+    tr = np.r_[0:j, j + 1 : n]
+    r = pam._nsc_reference(
+        x[:, tr],
+        codes[tr],
+        K,
+        x[:, [j]],
+        thresholds=fit_like["thresholds"],
+        prior=fit_like["prior"],
+        se_scale=fit_like["se_scale"],
+        s0_percentile=s0_percentile,
+    )
     z = (x[:, [j]] - r["overall"][:, None]) / r["sd"][:, None]
     ds, _ = pam._shrunk(r["d"], r["thresholds"])
     cs = ds * r["se_scale"][None, :, None]
@@ -428,8 +448,9 @@ def _reference_fold_dd(x, codes, K, j, fit_like, s0_percentile=50.0):
 def _check_loo_against_reference(x, codes, K, samples=None, s0_percentile=50.0):
     xs = np.ascontiguousarray(x.T)
     full = pam._nsc(xs, codes, K, xs[:0], s0_percentile=s0_percentile)
-    yhat, prob, dd = pam._loo(xs, codes, K, full["thresholds"], full["prior"], full["se_scale"], s0_percentile,
-                              return_dd=True)
+    yhat, prob, dd = pam._loo(
+        xs, codes, K, full["thresholds"], full["prior"], full["se_scale"], s0_percentile, return_dd=True
+    )
     for j in range(x.shape[1]) if samples is None else samples:
         ddr, yr, pr = _reference_fold_dd(x, codes, K, j, full, s0_percentile)
         np.testing.assert_array_equal(yhat[j], yr)
@@ -465,14 +486,15 @@ def test_cv_and_nested_match_reference_path(golden):
     n = x.shape[1]
     yhat = np.zeros((n, len(fit.thresholds)), dtype=int)
     for j in range(n):
-        tr = np.r_[0:j, j + 1:n]
-        r = pam._nsc_reference(x[:, tr], codes[tr], 2, x[:, [j]], thresholds=fit.thresholds, prior=fit.prior,
-                               se_scale=fit.se_scale)
+        tr = np.r_[0:j, j + 1 : n]
+        r = pam._nsc_reference(
+            x[:, tr], codes[tr], 2, x[:, [j]], thresholds=fit.thresholds, prior=fit.prior, se_scale=fit.se_scale
+        )
         yhat[j] = r["yhat"][:, 0]
     np.testing.assert_array_equal(c.errors, (yhat != codes[:, None]).sum(axis=0))
     # one outer fold of the nested procedure: inner errors from direct refits
     i = 3
-    tr = np.r_[0:i, i + 1:n]
+    tr = np.r_[0:i, i + 1 : n]
     xs = np.ascontiguousarray(x.T)
     idx, thr, nz, _, _, errors = pam._select_and_predict(xs[tr], codes[tr], 2, xs[[i]], 30, 50.0, None)
     full = pam._nsc_reference(x[:, tr], codes[tr], 2, x[:, [i]])
@@ -480,9 +502,16 @@ def test_cv_and_nested_match_reference_path(golden):
     np.testing.assert_array_equal(nz, full["nonzero"][: len(thr)])
     ref_err = np.zeros(len(thr), dtype=int)
     for j in range(n - 1):
-        ttr = np.r_[0:j, j + 1:n - 1]
-        r = pam._nsc_reference(x[:, tr][:, ttr], codes[tr][ttr], 2, x[:, tr][:, [j]], thresholds=thr,
-                               prior=full["prior"], se_scale=full["se_scale"])
+        ttr = np.r_[0:j, j + 1 : n - 1]
+        r = pam._nsc_reference(
+            x[:, tr][:, ttr],
+            codes[tr][ttr],
+            2,
+            x[:, tr][:, [j]],
+            thresholds=thr,
+            prior=full["prior"],
+            se_scale=full["se_scale"],
+        )
         ref_err += r["yhat"][:, 0] != codes[tr][j]
     np.testing.assert_array_equal(errors, ref_err)
 
@@ -511,8 +540,9 @@ def test_cv_multisample_folds_match_reference():
     codes = np.array([fit.classes.index(v) for v in y])
     for f in folds:
         tr = np.setdiff1d(np.arange(x.shape[1]), f)
-        r = pam._nsc_reference(x[:, tr], codes[tr], 2, x[:, f], thresholds=fit.thresholds, prior=fit.prior,
-                               se_scale=fit.se_scale)
+        r = pam._nsc_reference(
+            x[:, tr], codes[tr], 2, x[:, f], thresholds=fit.thresholds, prior=fit.prior, se_scale=fit.se_scale
+        )
         np.testing.assert_array_equal(c.pred.iloc[f].to_numpy(), np.asarray(fit.classes, object)[r["yhat"].T])
         np.testing.assert_allclose(c.prob[f], np.transpose(r["prob"], (1, 2, 0)), rtol=0, atol=1e-12)
 

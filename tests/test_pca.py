@@ -50,8 +50,7 @@ def test_pca_matches_prcomp(case, inp):
 
 def test_pca_sign_convention_and_shapes():
     rng = np.random.default_rng(0)
-    E = pd.DataFrame(rng.normal(size=(50, 8)), index=[f"g{i}" for i in range(50)],
-                     columns=[f"s{i}" for i in range(8)])
+    E = pd.DataFrame(rng.normal(size=(50, 8)), index=[f"g{i}" for i in range(50)], columns=[f"s{i}" for i in range(8)])
     s1, v1, l1 = P.pca(E, n_components=3)
     s2, v2, l2 = P.pca(-E, n_components=3)  # negated data: same sign-fixed loadings up to flip rule
     assert s1.shape == (8, 3) and l1.shape == (50, 3) and v1.index.tolist() == ["PC1", "PC2", "PC3"]
@@ -77,8 +76,9 @@ def test_log_cpm_matches_edger():
 def test_batch_diagnostics_detect_a_planted_batch():
     rng = np.random.default_rng(1)
     n = 40
-    samples = pd.DataFrame({"cohort": ["A"] * 20 + ["B"] * 20, "response": ["CR", "NR"] * 20},
-                           index=[f"s{i}" for i in range(n)])
+    samples = pd.DataFrame(
+        {"cohort": ["A"] * 20 + ["B"] * 20, "response": ["CR", "NR"] * 20}, index=[f"s{i}" for i in range(n)]
+    )
     E = pd.DataFrame(rng.normal(size=(200, n)), columns=samples.index)
     E.loc[:, samples.cohort == "B"] += rng.normal(0, 1, size=(200, 1)) * 2.0  # strong batch
     scores, var, _ = P.pca(E)

@@ -5,7 +5,6 @@ import os
 import re
 
 import pytest
-
 from browser import chromium_path
 
 pytestmark = pytest.mark.slow

@@ -24,6 +24,7 @@ SEEDS = range(40)
 
 # ------------------------------------------------------------------------------ counts that look like log
 
+
 @pytest.mark.parametrize("depth", [0.05, 1.0, 20.0])
 def test_real_looking_counts_are_never_called_log(depth):
     for seed in SEEDS:
@@ -56,6 +57,7 @@ def test_counts_rule_conditions_each_say_no():
 
 
 # ------------------------------------------------------------------------------ log values that look like counts
+
 
 def test_log_tables_are_never_called_counts():
     for seed in SEEDS:

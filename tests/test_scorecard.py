@@ -18,39 +18,49 @@ def c(compare, published, tol=None, **extra):
     return d
 
 
-@pytest.mark.parametrize("claim, measured, status", [
-    (c("exact", 31), 31, "reproduced"),
-    (c("exact", 31), 30, "differs"),
-    (c("tolerance", 359, 36), 359, "reproduced"),
-    (c("tolerance", 359, 36), 330, "within tolerance"),
-    (c("tolerance", 359, 36), 322, "differs"),
-    (c("tolerance", 0.903, 0.05), 0.9032, "within tolerance"),
-    (c("proportion", "28/31", 0.05), "28/31", "reproduced"),   # an exact count is reproduced ...
-    (c("proportion", "28/31", 0.05), "27/31", "within tolerance"),  # ... one patient off is within 0.05
-    (c("proportion", "28/31", 0.05), "26/31", "differs"),
-    (c("proportion", "28/31", 0.05), "56/62", "within tolerance"),  # same share, other cohort: not the paper's count
-    (c("proportion", "6/9", 0.12), "5/9", "within tolerance"),
-    (c("proportion", "6/9", 0.12), "4/9", "differs"),
-    (c("proportion", "22/22", 0.05), "not measured: no CR sample", "not measured"),
-    (c("direction", 1), 2.1, "same direction"),
-    (c("direction", -1), 2.1, "differs"),
-    (c("direction", 1), 0.0, "differs"),
-    (c("qualitative", True), True, "reproduced"),
-    (c("qualitative", True), False, "differs"),
-    (c("qualitative", True), "not measured: no term enriched", "not measured"),
-    (c("exact", 2), None, "not measured"),
-    (c("tolerance", 14, 3), "none", "differs"),
-])
+@pytest.mark.parametrize(
+    "claim, measured, status",
+    [
+        (c("exact", 31), 31, "reproduced"),
+        (c("exact", 31), 30, "differs"),
+        (c("tolerance", 359, 36), 359, "reproduced"),
+        (c("tolerance", 359, 36), 330, "within tolerance"),
+        (c("tolerance", 359, 36), 322, "differs"),
+        (c("tolerance", 0.903, 0.05), 0.9032, "within tolerance"),
+        (c("proportion", "28/31", 0.05), "28/31", "reproduced"),  # an exact count is reproduced ...
+        (c("proportion", "28/31", 0.05), "27/31", "within tolerance"),  # ... one patient off is within 0.05
+        (c("proportion", "28/31", 0.05), "26/31", "differs"),
+        (
+            c("proportion", "28/31", 0.05),
+            "56/62",
+            "within tolerance",
+        ),  # same share, other cohort: not the paper's count
+        (c("proportion", "6/9", 0.12), "5/9", "within tolerance"),
+        (c("proportion", "6/9", 0.12), "4/9", "differs"),
+        (c("proportion", "22/22", 0.05), "not measured: no CR sample", "not measured"),
+        (c("direction", 1), 2.1, "same direction"),
+        (c("direction", -1), 2.1, "differs"),
+        (c("direction", 1), 0.0, "differs"),
+        (c("qualitative", True), True, "reproduced"),
+        (c("qualitative", True), False, "differs"),
+        (c("qualitative", True), "not measured: no term enriched", "not measured"),
+        (c("exact", 2), None, "not measured"),
+        (c("tolerance", 14, 3), "none", "differs"),
+    ],
+)
 def test_judge(claim, measured, status):
     assert judge(claim, measured) == status
 
 
-@pytest.mark.parametrize("claim, measured, match", [
-    (c("qualitative", True), 1, "true/false"),          # a number is not a verdict: a bug, not "differs"
-    (c("qualitative", True), "yes", "true/false"),
-    (c("proportion", "28/31", 0.05), 0.903, "k/n"),   # a proportion must come as counts
-    (c("proportion", "28/31", 0.05), "32/31", "k/n"),
-])
+@pytest.mark.parametrize(
+    "claim, measured, match",
+    [
+        (c("qualitative", True), 1, "true/false"),  # a number is not a verdict: a bug, not "differs"
+        (c("qualitative", True), "yes", "true/false"),
+        (c("proportion", "28/31", 0.05), 0.903, "k/n"),  # a proportion must come as counts
+        (c("proportion", "28/31", 0.05), "32/31", "k/n"),
+    ],
+)
 def test_judge_refuses_what_it_cannot_judge(claim, measured, match):
     with pytest.raises(InputError, match=match):
         judge(claim, measured)
@@ -59,25 +69,55 @@ def test_judge_refuses_what_it_cannot_judge(claim, measured, match):
 def test_shipped_claims_are_valid_and_cover_the_design():
     claims = load_claims(PAPER / "claims.yml")
     by_id = {x["id"]: x for x in claims}
-    for needed in ("n_patients", "n_cr", "n_nr", "n_deg", "n_up", "n_down", "pam_loocv_accuracy",
-                   "pam_loocv_sensitivity", "pam_loocv_specificity", "gsea_chemokine_nes", "gsva_early_memory"):
+    for needed in (
+        "n_patients",
+        "n_cr",
+        "n_nr",
+        "n_deg",
+        "n_up",
+        "n_down",
+        "pam_loocv_accuracy",
+        "pam_loocv_sensitivity",
+        "pam_loocv_specificity",
+        "gsea_chemokine_nes",
+        "gsva_early_memory",
+    ):
         assert needed in by_id
     # the paper's proportions are its counts, so that an exact 28/31 can be "reproduced"
-    assert {i: by_id[i]["published"] for i in ("pam_loocv_accuracy", "pam_loocv_sensitivity", "pam_loocv_specificity",
-                                               "published_model_accuracy")} == \
-        {"pam_loocv_accuracy": "28/31", "pam_loocv_sensitivity": "22/22", "pam_loocv_specificity": "6/9",
-         "published_model_accuracy": "28/31"}
+    assert {
+        i: by_id[i]["published"]
+        for i in ("pam_loocv_accuracy", "pam_loocv_sensitivity", "pam_loocv_specificity", "published_model_accuracy")
+    } == {
+        "pam_loocv_accuracy": "28/31",
+        "pam_loocv_sensitivity": "22/22",
+        "pam_loocv_specificity": "6/9",
+        "published_model_accuracy": "28/31",
+    }
     assert all(x["compare"] == "proportion" for x in claims if re.search(r"\(\d+/\d+\)", x["statement"]))
     assert "published_model_rule" not in by_id  # the scorer's own rule is not a claim about the data
 
 
 def test_scorecard_from_numbers(tmp_path):
     (tmp_path / "r").mkdir()
-    (tmp_path / "r" / "numbers.json").write_text(json.dumps({
-        "x": 31, "q": False, "q_rule": "share at least 0.5 [05_go.up_min_share]", "q_detail": "2 of 10 top terms",
-        "nm": "not measured: no term enriched", "nm_rule": "r", "nm_detail": "no term enriched"}))
-    claims = [c("exact", 31), {**c("exact", 1), "id": "y"}, {**c("qualitative", True), "id": "q"},
-              {**c("qualitative", True), "id": "nm"}]
+    (tmp_path / "r" / "numbers.json").write_text(
+        json.dumps(
+            {
+                "x": 31,
+                "q": False,
+                "q_rule": "share at least 0.5 [05_go.up_min_share]",
+                "q_detail": "2 of 10 top terms",
+                "nm": "not measured: no term enriched",
+                "nm_rule": "r",
+                "nm_detail": "no term enriched",
+            }
+        )
+    )
+    claims = [
+        c("exact", 31),
+        {**c("exact", 1), "id": "y"},
+        {**c("qualitative", True), "id": "q"},
+        {**c("qualitative", True), "id": "nm"},
+    ]
     card = scorecard(claims, read_numbers(tmp_path))
     assert list(card["status"]) == ["reproduced", "not measured", "differs", "not measured"]
     assert summary(card)["reproduced"] == 1 and summary(card)["differs"] == 1 and summary(card)["not measured"] == 2
@@ -92,7 +132,9 @@ def test_scorecard_from_numbers(tmp_path):
 def test_rule_text_per_compare():
     assert rule_text(c("exact", 31)) == "measured = 31"
     assert "|measured − 359| ≤ 36" in rule_text(c("tolerance", 359, 36))
-    assert rule_text(c("proportion", "28/31", 0.05)).startswith("28/31: reproduced; |measured − 0.903| ≤ 0.05 (up to 1 of 31")
+    assert rule_text(c("proportion", "28/31", 0.05)).startswith(
+        "28/31: reproduced; |measured − 0.903| ≤ 0.05 (up to 1 of 31"
+    )
     assert rule_text(c("direction", -1)) == "sign of measured is −"
     q = c("qualitative", True, rule="share at least {min_share:.0%}", params={"min_share": "05_go.up_min_share"})
     assert rule_text(q, {"min_share": 0.5}) == "share at least 50% [05_go.up_min_share]"
@@ -101,22 +143,41 @@ def test_rule_text_per_compare():
         rule_text(q, {"other": 1})
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("claims: []", "non-empty list"),
-    ("claims: [{id: a, item: b, result: c, statement: d, published: 1}]", "missing field 'compare'"),
-    ("claims: [{id: a, item: b, result: c, statement: d, published: 1, compare: fuzzy}]", "compare must be one of"),
-    ("claims: [{id: a, item: b, result: c, statement: d, published: 1, compare: tolerance}]", "numeric 'tolerance'"),
-    ("claims: [{id: a, item: b, result: c, statement: d, published: 2, compare: direction}]", "must be 1 or -1"),
-    ("claims: [{id: a, item: b, result: c, statement: d, published: 0.903, compare: proportion, tolerance: 0.05}]",
-     "proportion 'k/n'"),
-    ("claims: [{id: a, item: b, result: c, statement: d, published: true, compare: qualitative}]", "'rule' in words"),
-    ("claims: [{id: a, item: b, result: c, statement: d, published: false, compare: qualitative, rule: r}]",
-     "must be true"),
-    ("claims: [{id: a, item: b, result: c, statement: d, published: true, compare: qualitative, rule: 'x {a}',"
-     " params: {b: 02_pca.b}}]", "rule does not use"),
-    ("claims: [{id: a, item: b, result: c, statement: d, published: true, compare: qualitative, rule: 'x {a}',"
-     " params: {a: nodot}}]", "chapter.key"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("claims: []", "non-empty list"),
+        ("claims: [{id: a, item: b, result: c, statement: d, published: 1}]", "missing field 'compare'"),
+        ("claims: [{id: a, item: b, result: c, statement: d, published: 1, compare: fuzzy}]", "compare must be one of"),
+        (
+            "claims: [{id: a, item: b, result: c, statement: d, published: 1, compare: tolerance}]",
+            "numeric 'tolerance'",
+        ),
+        ("claims: [{id: a, item: b, result: c, statement: d, published: 2, compare: direction}]", "must be 1 or -1"),
+        (
+            "claims: [{id: a, item: b, result: c, statement: d, published: 0.903, compare: proportion, tolerance: 0.05}]",
+            "proportion 'k/n'",
+        ),
+        (
+            "claims: [{id: a, item: b, result: c, statement: d, published: true, compare: qualitative}]",
+            "'rule' in words",
+        ),
+        (
+            "claims: [{id: a, item: b, result: c, statement: d, published: false, compare: qualitative, rule: r}]",
+            "must be true",
+        ),
+        (
+            "claims: [{id: a, item: b, result: c, statement: d, published: true, compare: qualitative, rule: 'x {a}',"
+            " params: {b: 02_pca.b}}]",
+            "rule does not use",
+        ),
+        (
+            "claims: [{id: a, item: b, result: c, statement: d, published: true, compare: qualitative, rule: 'x {a}',"
+            " params: {a: nodot}}]",
+            "chapter.key",
+        ),
+    ],
+)
 def test_bad_claims(tmp_path, text, needle):
     p = tmp_path / "claims.yml"
     p.write_text(text)

@@ -25,8 +25,9 @@ def _by_gene(match):
 
 def _expr(genes, n=6, seed=0, loc=5.0):
     rng = np.random.default_rng(seed)
-    return pd.DataFrame(rng.normal(loc, 1.5, (len(genes), n)), index=pd.Index(genes, name="gene"),
-                        columns=[f"s{i}" for i in range(n)])
+    return pd.DataFrame(
+        rng.normal(loc, 1.5, (len(genes), n)), index=pd.Index(genes, name="gene"), columns=[f"s{i}" for i in range(n)]
+    )
 
 
 def _delta_by_hand(x: pd.DataFrame, genes_model, genes_cohort):
@@ -42,6 +43,7 @@ def _delta_by_hand(x: pd.DataFrame, genes_model, genes_cohort):
 
 
 # ------------------------------------------------------------------------------ matching
+
 
 def test_ccdc155_matches_kash5_by_current_symbol():
     genes = _cohort_genes(rename={"CCDC155": "KASH5"})
@@ -100,6 +102,7 @@ def test_a_cohort_gene_is_used_once():
 
 
 # ------------------------------------------------------------------------------ the partial rule
+
 
 def test_seven_of_fourteen_missing_is_not_measured():
     drop = GENES[::2]  # 7 genes
@@ -162,14 +165,17 @@ def test_separation_shares_sum_to_one_and_rank_table1():
 
 def test_small_model_needs_all_its_genes():
     d = PUB.to_dict()
-    small = M._build({**d, "genes": d["genes"][:3], "sd": d["sd"][:3],
-                      "centroids": {c: v[:3] for c, v in d["centroids"].items()}}, "small")
+    small = M._build(
+        {**d, "genes": d["genes"][:3], "sd": d["sd"][:3], "centroids": {c: v[:3] for c, v in d["centroids"].items()}},
+        "small",
+    )
     assert S.map_model(small, GENES[:3]).status == "complete"
     m = S.map_model(small, GENES[:2])
     assert m.status == "not measured" and m.min_genes == 3
 
 
 # ------------------------------------------------------------------------------ scale of scorer input
+
 
 def test_score_cohort_refuses_raw_counts():
     """The cohort path (chapter 09) applies the scorer's scale check to the mapped rows."""

@@ -45,8 +45,10 @@ def _skip_or_fail(reason: str):
 def _need_python_tools():
     missing = [m for m in ("snakemake", "HTSeq", "multiqc") if importlib.util.find_spec(m) is None]
     if missing or not (BIN / "snakemake").exists():
-        _skip_or_fail(f"Python package(s) {', '.join(missing) or 'snakemake'} missing in {sys.executable}: "
-                      "pip install -r requirements/upstream.txt")
+        _skip_or_fail(
+            f"Python package(s) {', '.join(missing) or 'snakemake'} missing in {sys.executable}: "
+            "pip install -r requirements/upstream.txt"
+        )
 
 
 def _need_system_tools():
@@ -73,8 +75,9 @@ def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.Compl
 def tiny(tmp_path_factory) -> Path:
     """The generated tiny genome, annotation, reads, sample sheet, config and truth."""
     out = tmp_path_factory.mktemp("tiny")
-    subprocess.run([sys.executable, str(GENERATOR), "--out", str(out), "--seed", "7"], check=True,
-                   capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, str(GENERATOR), "--out", str(out), "--seed", "7"], check=True, capture_output=True, text=True
+    )
     return out
 
 
@@ -87,7 +90,9 @@ def run(tiny):
     proc = snakemake(tiny, "--configfile", str(tiny / "config.yaml"), "--cores", "2")
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
-        logs = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in sorted((tiny / "results" / "logs").rglob("*.log")))
+        logs = "\n".join(
+            f"--- {p}\n{p.read_text()[-1500:]}" for p in sorted((tiny / "results" / "logs").rglob("*.log"))
+        )
         pytest.fail(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-4000:]}\n{logs}")
     print(f"\nupstream workflow: {seconds:.1f} s wall")
     return tiny / "results", seconds
@@ -96,8 +101,9 @@ def run(tiny):
 def test_generator_is_deterministic(tmp_path, tiny):
     """Same seed -> byte-identical genome, annotation, reads and truth."""
     again = tmp_path / "again"
-    subprocess.run([sys.executable, str(GENERATOR), "--out", str(again), "--seed", "7"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, str(GENERATOR), "--out", str(again), "--seed", "7"], check=True, capture_output=True
+    )
     for name in ["genome.fa", "genes.gtf", "truth_counts.tsv", "reads/S1_R1.fastq.gz", "reads/S4_R1.fastq.gz"]:
         assert (again / name).read_bytes() == (tiny / name).read_bytes(), name
     gtf = pd.read_csv(tiny / "genes.gtf", sep="\t", header=None)
@@ -122,8 +128,10 @@ def test_counts_match_truth(run, tiny):
     diff = (counts - truth).abs()
     r_all = np.corrcoef(counts.to_numpy().ravel(), truth.to_numpy().ravel())[0, 1]
     r_min = min(np.corrcoef(counts[s], truth[s])[0, 1] for s in truth.columns)
-    print(f"\nPearson all cells {r_all:.6f}, worst sample {r_min:.6f}; max |diff| {diff.to_numpy().max()} "
-          f"fragments; {int((diff > 0).to_numpy().sum())} of {diff.size} cells differ")
+    print(
+        f"\nPearson all cells {r_all:.6f}, worst sample {r_min:.6f}; max |diff| {diff.to_numpy().max()} "
+        f"fragments; {int((diff > 0).to_numpy().sum())} of {diff.size} cells differ"
+    )
     assert r_all >= 0.999 and r_min >= 0.999
     assert diff.to_numpy().max() <= 3, diff[diff.max(axis=1) > 3]
     # silent genes stay silent; the antisense pairs are separated by the stranded count
@@ -197,8 +205,15 @@ def test_multiqc_logs_and_benchmarks(run):
     for module in ("fastqc", "star", "htseq"):
         table = pd.read_csv(data / f"multiqc_{module}.txt", sep="\t")
         assert len(table) == (7 if module == "fastqc" else 4), module
-    for rule, n in {"fastqc": 4, "star_index": 1, "star_align": 4, "bam_index": 4, "htseq_count": 4,
-                    "merge_counts": 1, "multiqc": 1}.items():
+    for rule, n in {
+        "fastqc": 4,
+        "star_index": 1,
+        "star_align": 4,
+        "bam_index": 4,
+        "htseq_count": 4,
+        "merge_counts": 1,
+        "multiqc": 1,
+    }.items():
         assert len(list((outdir / "logs" / rule).glob("*.log"))) == n, rule
         assert len(list((outdir / "benchmarks" / rule).glob("*.tsv"))) == n, rule
     assert all((outdir / "star" / f"S{i}.Aligned.sortedByCoord.out.bam.bai").exists() for i in range(1, 5))
@@ -209,8 +224,15 @@ def test_slurm_profile_dry_run(tiny):
     _need_python_tools()
     if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
         _skip_or_fail("snakemake-executor-plugin-slurm not installed: pip install -r requirements/upstream.txt")
-    proc = snakemake(tiny, "--configfile", str(tiny / "config.yaml"), "-n", "--forceall",
-                     "--profile", str(WORKFLOW / "profiles" / "slurm"))
+    proc = snakemake(
+        tiny,
+        "--configfile",
+        str(tiny / "config.yaml"),
+        "-n",
+        "--forceall",
+        "--profile",
+        str(WORKFLOW / "profiles" / "slurm"),
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "Using profile" in out and "profiles/slurm" in out
@@ -282,14 +304,21 @@ def test_invalid_sample_sheet_stops_snakemake(tmp_path, tiny):
     assert line.startswith(f"invalid input: {sheet}: row 2 (sample 'bad name'): column sample:")
 
 
-@pytest.mark.parametrize("edit, expected", [
-    (("stranded: reverse", "stranded: maybe"),
-     "config: htseq.stranded: 'maybe' is not one of ['yes', 'no', 'reverse']"),
-    (("  threads: 2\n", "  threads: 2\n  thread: 4\n"),
-     "config: star: Additional properties are not allowed ('thread' was unexpected)"),
-    (("genome_sa_index_nbases: 7", "genome_sa_index_nbases: 30"), "config: star.genome_sa_index_nbases:"),
-    (("genes.gtf", "genes.gff3"), "config: reference.gtf: "),
-])
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (
+            ("stranded: reverse", "stranded: maybe"),
+            "config: htseq.stranded: 'maybe' is not one of ['yes', 'no', 'reverse']",
+        ),
+        (
+            ("  threads: 2\n", "  threads: 2\n  thread: 4\n"),
+            "config: star: Additional properties are not allowed ('thread' was unexpected)",
+        ),
+        (("genome_sa_index_nbases: 7", "genome_sa_index_nbases: 30"), "config: star.genome_sa_index_nbases:"),
+        (("genes.gtf", "genes.gff3"), "config: reference.gtf: "),
+    ],
+)
 def test_invalid_config_is_a_clear_error(tiny, edit, expected):
     """A config value outside the schema names the key and what is allowed."""
     import yaml

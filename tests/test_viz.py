@@ -164,8 +164,14 @@ def test_gsva_heatmap_rows_in_test_order_samples_by_response(samples, tmp_path):
 
 
 def test_cv_curve_marks_the_chosen_threshold():
-    curve = pd.DataFrame({"threshold": np.linspace(0, 3, 7), "n_genes": [100, 60, 30, 14, 8, 3, 0],
-                          "cv_errors": [9, 7, 4, 3, 3, 6, 9], "train_errors": [0, 0, 1, 2, 3, 5, 9]})
+    curve = pd.DataFrame(
+        {
+            "threshold": np.linspace(0, 3, 7),
+            "n_genes": [100, 60, 30, 14, 8, 3, 0],
+            "cv_errors": [9, 7, 4, 3, 3, 6, 9],
+            "train_errors": [0, 0, 1, 2, 3, 5, 9],
+        }
+    )
     fig = figures.cv_curve(curve, threshold=2.0, n_genes=8)
     ax = fig.axes[0]
     vline = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
@@ -174,8 +180,14 @@ def test_cv_curve_marks_the_chosen_threshold():
 
 
 def test_delta_margins_sorted_and_coloured():
-    scores = pd.DataFrame({"sample": ["s1", "s2", "s3"], "delta_CR": [1.0, 5.0, 2.0], "delta_NR": [4.0, 2.0, 2.5],
-                           "response": ["CR", "NR", "NR"]})
+    scores = pd.DataFrame(
+        {
+            "sample": ["s1", "s2", "s3"],
+            "delta_CR": [1.0, 5.0, 2.0],
+            "delta_NR": [4.0, 2.0, 2.5],
+            "response": ["CR", "NR", "NR"],
+        }
+    )
     fig = figures.delta_margins(scores)
     ax = fig.axes[0]
     assert [round(b.get_height(), 6) for b in ax.patches] == [-3.0, -0.5, 3.0]
@@ -184,8 +196,10 @@ def test_delta_margins_sorted_and_coloured():
 
 
 def test_bench_scaling_one_line_per_notebook():
-    scale = [{"n_samples": 31, "notebook_seconds": {"a": 1.0, "b": 2.0}},
-             {"n_samples": 310, "notebook_seconds": {"a": 5.0, "b": 9.0}}]
+    scale = [
+        {"n_samples": 31, "notebook_seconds": {"a": 1.0, "b": 2.0}},
+        {"n_samples": 310, "notebook_seconds": {"a": 5.0, "b": 9.0}},
+    ]
     fig = figures.bench_scaling(scale, ["a", "b"])
     ax = fig.axes[0]
     assert [ln.get_label() for ln in ax.get_lines()] == ["a", "b"]

@@ -1,8 +1,8 @@
 """Command line: ``python -m helpers run|book|pdf|toc|score``.
 
-    python -m helpers run [--profile test] [--params my.yml] [--set key=value ...] [--only 03] [--force]
-    python -m helpers book
-    python -m helpers score --model published|PATH expression.tsv [-o out.tsv]
+python -m helpers run [--profile test] [--params my.yml] [--set key=value ...] [--only 03] [--force]
+python -m helpers book
+python -m helpers score --model published|PATH expression.tsv [-o out.tsv]
 """
 
 from __future__ import annotations
@@ -20,16 +20,35 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="execute the notebooks in order (incremental)")
     r.add_argument("--profile", default="default", help="default | test | real (see config/params.yml)")
-    r.add_argument("--params", metavar="FILE", default=None,
-                   help="a YAML file of overrides shaped like a profile (global: / notebooks:), applied after "
-                        "--profile and before --set; its paths may point outside the project")
-    r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a parameter: global key, or NOTEBOOK.key (repeatable)")
-    r.add_argument("--only", action="append", default=[], metavar="NB",
-                   help="run this notebook (number or stem) and what depends on it")
+    r.add_argument(
+        "--params",
+        metavar="FILE",
+        default=None,
+        help="a YAML file of overrides shaped like a profile (global: / notebooks:), applied after "
+        "--profile and before --set; its paths may point outside the project",
+    )
+    r.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a parameter: global key, or NOTEBOOK.key (repeatable)",
+    )
+    r.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NB",
+        help="run this notebook (number or stem) and what depends on it",
+    )
     r.add_argument("--force", action="store_true", help="re-execute even if nothing changed")
-    r.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                   help="notebooks run side by side when their inputs are ready (default: 2 or the CPU count)")
+    r.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="notebooks run side by side when their inputs are ready (default: 2 or the CPU count)",
+    )
     r.add_argument("--book", action="store_true", help="build the HTML book afterwards")
     sub.add_parser("book", help="build the HTML book from the executed notebooks")
     sub.add_parser("toc", help="write _toc.yml from the chapter registry (config/book.yml)")
@@ -54,8 +73,13 @@ def main(argv=None) -> int:
             # with --book one lock covers the run and the book: no other run slips in between
             with run_lock() if args.book else contextlib.nullcontext():
                 try:
-                    run(profile=args.profile, sets=sets, only=args.only or None, force=args.force,
-                        jobs=max(1, args.jobs))
+                    run(
+                        profile=args.profile,
+                        sets=sets,
+                        only=args.only or None,
+                        force=args.force,
+                        jobs=max(1, args.jobs),
+                    )
                 except NotebookFailed as exc:
                     print(f"error: {exc}", file=sys.stderr)
                     return 1

@@ -129,7 +129,7 @@ def write_gtf(path: Path, genes: list[Gene]) -> None:
         lines.append(f"{g.chrom}\ttiny\ttranscript\t{g.start}\t{g.end}\t.\t{g.strand}\t.\t{tattrs}")
         order = g.exons if g.strand == "+" else g.exons[::-1]
         for k, (s, e) in enumerate(order, 1):
-            lines.append(f"{g.chrom}\ttiny\texon\t{s}\t{e}\t.\t{g.strand}\t.\t{tattrs} exon_number \"{k}\";")
+            lines.append(f'{g.chrom}\ttiny\texon\t{s}\t{e}\t.\t{g.strand}\t.\t{tattrs} exon_number "{k}";')
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -170,8 +170,22 @@ def _gzip_writer(path: Path):
     return raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6)
 
 
-def simulate_sample(rng, name, genes, genome, intergenic, counts, n_intergenic, n_random,
-                    paired, read_length, frag_mean, frag_sd, error_rate, out_dir: Path):
+def simulate_sample(
+    rng,
+    name,
+    genes,
+    genome,
+    intergenic,
+    counts,
+    n_intergenic,
+    n_random,
+    paired,
+    read_length,
+    frag_mean,
+    frag_sd,
+    error_rate,
+    out_dir: Path,
+):
     """Write one sample's fastq file(s); fragments in random order. Return the paths written."""
     frags = []  # (fragment sequence on the strand that read 1 comes from)
     transcripts = [g.transcript(genome) for g in genes]
@@ -230,7 +244,8 @@ def main(argv=None) -> int:
 
     frag_mean, frag_sd = 2.7 * args.read_length, 0.4 * args.read_length
     chrom_lengths, genes, intergenic = make_annotation(
-        rng, args.chromosomes, args.genes_per_chromosome, min_transcript=int(frag_mean + 4 * frag_sd))
+        rng, args.chromosomes, args.genes_per_chromosome, min_transcript=int(frag_mean + 4 * frag_sd)
+    )
     genome = {c: "".join(BASES[rng.integers(0, 4, n)]) for c, n in chrom_lengths.items()}
     write_fasta(out / "genome.fa", genome)
     write_gtf(out / "genes.gtf", genes)
@@ -249,8 +264,22 @@ def main(argv=None) -> int:
         n_inter = int(rng.integers(100, 300))
         n_rand = int(rng.integers(20, 80))
         paired = i < args.samples - 1 or args.samples == 1
-        paths = simulate_sample(rng, name, genes, genome, intergenic, counts, n_inter, n_rand, paired,
-                                args.read_length, frag_mean, frag_sd, args.error_rate, out / "reads")
+        paths = simulate_sample(
+            rng,
+            name,
+            genes,
+            genome,
+            intergenic,
+            counts,
+            n_inter,
+            n_rand,
+            paired,
+            args.read_length,
+            frag_mean,
+            frag_sd,
+            args.error_rate,
+            out / "reads",
+        )
         truth[name] = counts
         summary.append(f"{name}\t{'paired' if paired else 'single'}\t{int(counts.sum())}\t{n_inter}\t{n_rand}")
         sheet.append("\t".join([name, str(paths[0].resolve()), str(paths[1].resolve()) if paired else ""]))
@@ -261,7 +290,8 @@ def main(argv=None) -> int:
         lines.append(genes[j].gene_id + "\t" + "\t".join(str(int(truth[n][j])) for n in names))
     (out / "truth_counts.tsv").write_text("\n".join(lines) + "\n")
     (out / "truth_summary.tsv").write_text(
-        "sample\tlayout\tgenic_fragments\tintergenic_fragments\trandom_fragments\n" + "\n".join(summary) + "\n")
+        "sample\tlayout\tgenic_fragments\tintergenic_fragments\trandom_fragments\n" + "\n".join(summary) + "\n"
+    )
     (out / "samples.tsv").write_text("\n".join(sheet) + "\n")
 
     genome_len = sum(chrom_lengths.values())
@@ -289,8 +319,10 @@ def main(argv=None) -> int:
         "fastqc:\n"
         "  threads: 1\n"
     )
-    print(f"wrote {n_genes} genes on {len(chrom_lengths)} chromosomes ({genome_len} bp), "
-          f"{len(names)} samples to {out}", file=sys.stderr)
+    print(
+        f"wrote {n_genes} genes on {len(chrom_lengths)} chromosomes ({genome_len} bp), {len(names)} samples to {out}",
+        file=sys.stderr,
+    )
     return 0
 
 

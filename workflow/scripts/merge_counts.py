@@ -30,8 +30,10 @@ import tempfile
 try:  # the project's error type when available; a plain ValueError otherwise
     from helpers.engine.errors import InputError
 except ImportError:  # pragma: no cover - standalone use
+
     class InputError(ValueError):
         pass
+
 
 SPECIAL = ("__no_feature", "__ambiguous", "__too_low_aQual", "__not_aligned", "__alignment_not_unique")
 
@@ -46,8 +48,9 @@ def read_htseq(path: str) -> tuple[list[str], list[int], dict[str, int]]:
                 continue
             parts = line.split("\t")
             if len(parts) != 2:
-                raise InputError(f"{path}: line {lineno}: expected 2 tab-separated fields (gene, count), "
-                                 f"found {len(parts)}")
+                raise InputError(
+                    f"{path}: line {lineno}: expected 2 tab-separated fields (gene, count), found {len(parts)}"
+                )
             name, value = parts
             try:
                 n = int(value)
@@ -68,8 +71,7 @@ def read_htseq(path: str) -> tuple[list[str], list[int], dict[str, int]]:
         raise InputError(f"{path}: no gene rows (is this an htseq-count output?)")
     missing = [s for s in SPECIAL if s not in special]
     if missing:
-        raise InputError(f"{path}: missing htseq-count summary row(s) {', '.join(missing)} "
-                         "(truncated file?)")
+        raise InputError(f"{path}: missing htseq-count summary row(s) {', '.join(missing)} (truncated file?)")
     return genes, counts, special
 
 
@@ -99,9 +101,13 @@ def merge(samples: list[str], count_files: list[str]) -> tuple[str, str]:
         if ref_genes is None:
             ref_genes, ref_path = genes, path
         elif genes != ref_genes:
-            first = next((i for i, (a, b) in enumerate(zip(genes, ref_genes)) if a != b), min(len(genes), len(ref_genes)))
-            raise InputError(f"{path}: gene row {first + 1}: genes differ from {ref_path} "
-                             f"({len(genes)} vs {len(ref_genes)} genes); were they counted with the same GTF?")
+            first = next(
+                (i for i, (a, b) in enumerate(zip(genes, ref_genes)) if a != b), min(len(genes), len(ref_genes))
+            )
+            raise InputError(
+                f"{path}: gene row {first + 1}: genes differ from {ref_path} "
+                f"({len(genes)} vs {len(ref_genes)} genes); were they counted with the same GTF?"
+            )
         columns.append(counts)
         assigned = sum(counts)
         total = assigned + sum(special.values())

@@ -45,7 +45,9 @@ def goals(bench: dict) -> pd.DataFrame:
 
 def per_notebook(bench: dict) -> pd.DataFrame:
     """Seconds and peak memory of each notebook in the cold run and in each scaled run."""
-    per = pd.DataFrame({"cold (s)": bench["cold"]["notebook_seconds"], "peak MB": bench["cold"]["notebook_peak_rss_mb"]})
+    per = pd.DataFrame(
+        {"cold (s)": bench["cold"]["notebook_seconds"], "peak MB": bench["cold"]["notebook_peak_rss_mb"]}
+    )
     for r in bench.get("scale", []):
         per[f"{r['n_samples']} samples (s)"] = pd.Series(r["notebook_seconds"])
         per[f"{r['n_samples']} samples peak MB"] = pd.Series(r["notebook_peak_rss_mb"])

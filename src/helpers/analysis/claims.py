@@ -80,6 +80,7 @@ def _finite(*values) -> bool:
 
 # --------------------------------------------------------------------------- PCA of all genes
 
+
 def no_grouping(r2_pooled: float, silhouette: float, max_r2: float, max_silhouette: float) -> Verdict:
     """Samples show no visible grouping by a factor: it explains less than ``max_r2`` of the
     PC1-PC2 variance **and** its silhouette width is below ``max_silhouette``."""
@@ -91,6 +92,7 @@ def no_grouping(r2_pooled: float, silhouette: float, max_r2: float, max_silhouet
 
 
 # --------------------------------------------------------------------------- separation (permutation null)
+
 
 def permutation_pvalue(statistic, labels, n_perm: int, seed: int) -> tuple[float, float, np.ndarray]:
     """Label-permutation test of ``statistic(labels)`` (larger = more separated).
@@ -163,7 +165,9 @@ def cluster_separation(clusters, labels, n_perm: int, alpha: float, seed: int) -
     if not _two_classes(labels) or len(set(clusters.tolist())) < 2:
         return not_measured("need two response groups and at least two clusters", params)
     ari, p, _ = permutation_pvalue(lambda lab: adjusted_rand(lab, clusters), labels, n_perm, seed)
-    return Verdict(bool(p <= alpha and ari > 0), f"ARI {ari:.3f}, permutation p {p:.3g}", {**params, "p": p, "ari": ari})
+    return Verdict(
+        bool(p <= alpha and ari > 0), f"ARI {ari:.3f}, permutation p {p:.3g}", {**params, "p": p, "ari": ari}
+    )
 
 
 def pca_separation(points, labels, n_perm: int, alpha: float, seed: int) -> Verdict:
@@ -177,11 +181,15 @@ def pca_separation(points, labels, n_perm: int, alpha: float, seed: int) -> Verd
         return not_measured("need two response groups and at least three samples", params)
     dist = squareform(pdist(points))
     sil, p, _ = permutation_pvalue(lambda lab: silhouette(dist, lab), labels, n_perm, seed)
-    return Verdict(bool(p <= alpha and sil > 0), f"silhouette {sil:.3f}, permutation p {p:.3g}",
-                   {**params, "p": p, "silhouette": sil})
+    return Verdict(
+        bool(p <= alpha and sil > 0),
+        f"silhouette {sil:.3f}, permutation p {p:.3g}",
+        {**params, "p": p, "silhouette": sil},
+    )
 
 
 # --------------------------------------------------------------------------- GO terms and T cells
+
 
 def top_terms(ora_table: pd.DataFrame, p_cutoff: float, top_n: int) -> pd.DataFrame:
     """The ``top_n`` terms of an ORA table (sorted by p) with p < ``p_cutoff``."""
@@ -203,31 +211,36 @@ def _tcell_share(ora_table: pd.DataFrame, p_cutoff: float, top_n: int, pattern: 
     return hits, {**params, "p_cutoff": p_cutoff, "top_n": int(top_n), "pattern": pattern, "n_terms": int(len(hits))}
 
 
-def mainly_tcell(ora_table: pd.DataFrame, p_cutoff: float, top_n: int, min_share: float,
-                 pattern: str = TCELL_PATTERN) -> Verdict:
-    """"Mainly T-cell": at least ``min_share`` of the top terms (:func:`top_terms` of an ORA
+def mainly_tcell(
+    ora_table: pd.DataFrame, p_cutoff: float, top_n: int, min_share: float, pattern: str = TCELL_PATTERN
+) -> Verdict:
+    """ "Mainly T-cell": at least ``min_share`` of the top terms (:func:`top_terms` of an ORA
     table) name T cells. With no enriched term the claim is not measured."""
     hits, params = _tcell_share(ora_table, p_cutoff, top_n, pattern, {"min_share": min_share})
     if len(hits) == 0:
         return not_measured("no term enriched", params)
     share = float(hits.mean())
-    return Verdict(bool(share >= min_share), f"{int(hits.sum())} of {len(hits)} top terms name T cells",
-                   {**params, "share": share})
+    return Verdict(
+        bool(share >= min_share), f"{int(hits.sum())} of {len(hits)} top terms name T cells", {**params, "share": share}
+    )
 
 
-def no_tcell_link(ora_table: pd.DataFrame, p_cutoff: float, top_n: int, max_share: float,
-                  pattern: str = TCELL_PATTERN) -> Verdict:
-    """"No obvious link to T cells": at most ``max_share`` of the top terms name T cells. With no
+def no_tcell_link(
+    ora_table: pd.DataFrame, p_cutoff: float, top_n: int, max_share: float, pattern: str = TCELL_PATTERN
+) -> Verdict:
+    """ "No obvious link to T cells": at most ``max_share`` of the top terms name T cells. With no
     enriched term the claim is not measured: an empty list says nothing about T cells."""
     hits, params = _tcell_share(ora_table, p_cutoff, top_n, pattern, {"max_share": max_share})
     if len(hits) == 0:
         return not_measured("no term enriched", params)
     share = float(hits.mean())
-    return Verdict(bool(share <= max_share), f"{int(hits.sum())} of {len(hits)} top terms name T cells",
-                   {**params, "share": share})
+    return Verdict(
+        bool(share <= max_share), f"{int(hits.sum())} of {len(hits)} top terms name T cells", {**params, "share": share}
+    )
 
 
 # --------------------------------------------------------------------------- DEG direction ratio
+
 
 def down_up_band(paper_up: int, paper_down: int, level: float = 0.95) -> tuple[float, float]:
     """Ratios n_down / n_up compatible with the paper's counts: the exact ``level`` interval of
@@ -236,16 +249,24 @@ def down_up_band(paper_up: int, paper_down: int, level: float = 0.95) -> tuple[f
         raise InputError(f"level must be between 0 and 1, got {level}", where="ratio_level")
     n = int(paper_up) + int(paper_down)
     if paper_up <= 0 or paper_down <= 0:
-        raise InputError(f"the paper's counts must be positive, got {paper_up} up, {paper_down} down", where="claims.yml")
+        raise InputError(
+            f"the paper's counts must be positive, got {paper_up} up, {paper_down} down", where="claims.yml"
+        )
     ci = stats.binomtest(int(paper_down), n).proportion_ci(level, method="exact")
     return ci.low / (1 - ci.low), ci.high / (1 - ci.high)
 
 
 def down_up_ratio(n_up: int, n_down: int, paper_up: int, paper_down: int, level: float = 0.95) -> Verdict:
-    """"Far more down than up, about five to one": n_down / n_up inside :func:`down_up_band`."""
+    """ "Far more down than up, about five to one": n_down / n_up inside :func:`down_up_band`."""
     low, high = down_up_band(paper_up, paper_down, level)
-    params = {"level": level, "low": low, "high": high, "paper_up": int(paper_up), "paper_down": int(paper_down),
-              "paper_n": int(paper_up) + int(paper_down)}
+    params = {
+        "level": level,
+        "low": low,
+        "high": high,
+        "paper_up": int(paper_up),
+        "paper_down": int(paper_down),
+        "paper_n": int(paper_up) + int(paper_down),
+    }
     if n_up + n_down == 0:
         return not_measured("no DEG", params)
     if n_up == 0:
@@ -255,6 +276,7 @@ def down_up_ratio(n_up: int, n_down: int, paper_up: int, paper_down: int, level:
 
 
 # --------------------------------------------------------------------------- recording
+
 
 def record(page, claim_id: str, verdict: Verdict, claims: list[dict] | None = None) -> Verdict:
     """Write a verdict into a chapter's numbers: ``<id>`` (true/false or "not measured: ..."),

@@ -32,9 +32,22 @@ from helpers.engine.errors import InputError
 from helpers.methods.edger import calc_norm_factors, cpm, filter_by_expr
 from helpers.methods.limma import ebayes, lm_fit, top_table, voom
 
-__all__ = ["METHODS", "make_design", "run_de", "run_de_logexpr", "run_cohort_de", "de_tables", "call_degs",
-           "deg_counts", "multiverse", "multiverse_count", "method_overlap", "recovery", "recovery_table",
-           "planted_truth"]
+__all__ = [
+    "METHODS",
+    "make_design",
+    "run_de",
+    "run_de_logexpr",
+    "run_cohort_de",
+    "de_tables",
+    "call_degs",
+    "deg_counts",
+    "multiverse",
+    "multiverse_count",
+    "method_overlap",
+    "recovery",
+    "recovery_table",
+    "planted_truth",
+]
 
 METHODS = ("limma-voom", "limma-trend", "deseq2", "deseq2-pydeseq2")
 RESPONSE_COEF = "response"
@@ -58,11 +71,15 @@ def _check_samples(samples: pd.DataFrame, sample_ids, covariate, cr, nr, what: s
         raise InputError(f"duplicated sample column {ids[ids.duplicated()][0]!r}", where=what)
     missing = [s for s in ids if s not in samples.index]
     if missing:
-        raise InputError(f"{len(missing)} sample(s) not in the sample sheet, e.g. {missing[0]!r}", where=f"{what} columns")
+        raise InputError(
+            f"{len(missing)} sample(s) not in the sample sheet, e.g. {missing[0]!r}", where=f"{what} columns"
+        )
     id_set = set(ids)
     extra = [s for s in samples.index if s not in id_set]
     if extra:
-        raise InputError(f"{len(extra)} sample(s) of the sample sheet not in the data, e.g. {extra[0]!r}", where="samples")
+        raise InputError(
+            f"{len(extra)} sample(s) of the sample sheet not in the data, e.g. {extra[0]!r}", where="samples"
+        )
     s = samples.loc[ids]
     resp = s["response"]
     if resp.isna().any():
@@ -80,7 +97,9 @@ def _check_samples(samples: pd.DataFrame, sample_ids, covariate, cr, nr, what: s
         if covariate not in s.columns:
             raise InputError(f"missing covariate column {covariate!r}", where="samples")
         if s[covariate].isna().any():
-            raise InputError(f"missing value for sample {s.index[s[covariate].isna()][0]!r}", where=f"samples: {covariate}")
+            raise InputError(
+                f"missing value for sample {s.index[s[covariate].isna()][0]!r}", where=f"samples: {covariate}"
+            )
     return s
 
 
@@ -100,7 +119,9 @@ def make_design(samples: pd.DataFrame, covariate: str | None = None, cr: str = "
     cols[RESPONSE_COEF] = (samples["response"].astype(str) == cr).to_numpy(dtype=float)
     X = pd.DataFrame(cols, index=samples.index)
     if np.linalg.matrix_rank(X.to_numpy()) < X.shape[1]:
-        raise InputError(f"covariate {covariate!r} is confounded with response (design not of full rank)", where="samples")
+        raise InputError(
+            f"covariate {covariate!r} is confounded with response (design not of full rank)", where="samples"
+        )
     if X.shape[0] <= X.shape[1]:
         raise InputError("no residual degrees of freedom: too few samples for the design", where="samples")
     return X
@@ -135,10 +156,15 @@ def _check_counts(counts: pd.DataFrame, integer: bool) -> np.ndarray:
         raise InputError("negative count", where=f"counts: row {counts.index[g]!r}, column {counts.columns[s]!r}")
     if integer and (y != np.round(y)).any():
         g, s = np.argwhere(y != np.round(y))[0]
-        raise InputError("non-integer count (DESeq2 needs integers)", where=f"counts: row {counts.index[g]!r}, column {counts.columns[s]!r}")
+        raise InputError(
+            "non-integer count (DESeq2 needs integers)",
+            where=f"counts: row {counts.index[g]!r}, column {counts.columns[s]!r}",
+        )
     lib = y.sum(axis=0)
     if (lib == 0).any():
-        raise InputError("all-zero library (sample with no counts)", where=f"counts: column {counts.columns[np.argmax(lib == 0)]!r}")
+        raise InputError(
+            "all-zero library (sample with no counts)", where=f"counts: column {counts.columns[np.argmax(lib == 0)]!r}"
+        )
     return y
 
 
@@ -256,7 +282,9 @@ def run_de_logexpr(
     E = _check_table(logexpr, "logexpr", "value")
     const = np.ptp(E, axis=0) == 0
     if const.any():
-        raise InputError("constant sample (all values identical)", where=f"logexpr: column {logexpr.columns[np.argmax(const)]!r}")
+        raise InputError(
+            "constant sample (all values identical)", where=f"logexpr: column {logexpr.columns[np.argmax(const)]!r}"
+        )
     s = _check_samples(samples, logexpr.columns, covariate, cr, nr, what="logexpr")
     X = make_design(s, covariate, cr, nr)
     fit = ebayes(lm_fit(logexpr, X), trend=trend)
@@ -279,7 +307,9 @@ def run_de_logexpr(
 # --------------------------------------------------------------------------------------------
 # DEG calls
 # --------------------------------------------------------------------------------------------
-def call_degs(table: pd.DataFrame, p_max: float = 0.01, lfc_min: float = float(np.log2(1.5)), use_fdr: bool = False) -> pd.DataFrame:
+def call_degs(
+    table: pd.DataFrame, p_max: float = 0.01, lfc_min: float = float(np.log2(1.5)), use_fdr: bool = False
+) -> pd.DataFrame:
     """Copy of ``table`` with a ``direction`` column: ``up`` / ``down`` / ``ns``.
 
     A gene is DE when its p-value (``adj.P.Val`` if ``use_fdr`` else ``P.Value``) is ``<= p_max``
@@ -300,7 +330,9 @@ def call_degs(table: pd.DataFrame, p_max: float = 0.01, lfc_min: float = float(n
     return out
 
 
-def deg_counts(table: pd.DataFrame, p_max: float = 0.01, lfc_min: float = float(np.log2(1.5)), use_fdr: bool = False) -> dict:
+def deg_counts(
+    table: pd.DataFrame, p_max: float = 0.01, lfc_min: float = float(np.log2(1.5)), use_fdr: bool = False
+) -> dict:
     """``{"n_de", "n_up", "n_down", "n_tested"}`` for a DE table (uses ``direction`` if present)."""
     if "direction" not in table.columns:
         table = call_degs(table, p_max=p_max, lfc_min=lfc_min, use_fdr=use_fdr)
@@ -312,8 +344,9 @@ def deg_counts(table: pd.DataFrame, p_max: float = 0.01, lfc_min: float = float(
 # --------------------------------------------------------------------------------------------
 # a cohort's DE, the multiverse of DE calls, and recovery of a planted truth
 # --------------------------------------------------------------------------------------------
-def run_cohort_de(cohort, method: str = "limma-voom", covariate: str | None = None, cr: str = "CR",
-                  nr: str = "NR") -> pd.DataFrame:
+def run_cohort_de(
+    cohort, method: str = "limma-voom", covariate: str | None = None, cr: str = "CR", nr: str = "NR"
+) -> pd.DataFrame:
     """DE of a loaded cohort (:func:`helpers.data.cohort.load_cohort`): counts go to
     :func:`run_de` with ``method``; a log-expression cohort (arrays) to limma-trend
     (:func:`run_de_logexpr`), whatever ``method`` says (count models do not apply)."""
@@ -322,8 +355,15 @@ def run_cohort_de(cohort, method: str = "limma-voom", covariate: str | None = No
     return run_de(cohort.counts, cohort.samples, method=method, covariate=covariate, cr=cr, nr=nr)
 
 
-def de_tables(cohort, method: str, others=(), covariate: str | None = None, cr: str = "CR", nr: str = "NR",
-              first: pd.DataFrame | None = None) -> dict:
+def de_tables(
+    cohort,
+    method: str,
+    others=(),
+    covariate: str | None = None,
+    cr: str = "CR",
+    nr: str = "NR",
+    first: pd.DataFrame | None = None,
+) -> dict:
     """``{method: table}`` for the chosen method (``first`` if already computed) and, on a count
     cohort, for every method of ``others`` too (a log-expression cohort has one method only)."""
     tables = {method: first if first is not None else run_cohort_de(cohort, method, covariate, cr, nr)}
@@ -342,13 +382,37 @@ def multiverse(tables: dict, fc_values, p_max: float, paper: dict | None = None)
         for fc in fc_values:
             for use_fdr in (False, True):
                 c = deg_counts(call_degs(t, p_max=p_max, lfc_min=float(np.log2(fc)), use_fdr=use_fdr))
-                rows.append({"method": method, "fold_change_min": fc, "p_type": "FDR" if use_fdr else "nominal p",
-                             "p_max": p_max, "n_de": c["n_de"], "n_up": c["n_up"], "n_down": c["n_down"],
-                             "n_tested": c["n_tested"]})
+                rows.append(
+                    {
+                        "method": method,
+                        "fold_change_min": fc,
+                        "p_type": "FDR" if use_fdr else "nominal p",
+                        "p_max": p_max,
+                        "n_de": c["n_de"],
+                        "n_up": c["n_up"],
+                        "n_down": c["n_down"],
+                        "n_tested": c["n_tested"],
+                    }
+                )
     out = pd.DataFrame(rows)
     if paper:
-        out = pd.concat([out, pd.DataFrame([{"method": "paper (Shao et al. 2022)", "fold_change_min": 1.5,
-                                             "p_type": "nominal p", "p_max": 0.01, **paper}])], ignore_index=True)
+        out = pd.concat(
+            [
+                out,
+                pd.DataFrame(
+                    [
+                        {
+                            "method": "paper (Shao et al. 2022)",
+                            "fold_change_min": 1.5,
+                            "p_type": "nominal p",
+                            "p_max": 0.01,
+                            **paper,
+                        }
+                    ]
+                ),
+            ],
+            ignore_index=True,
+        )
     return out
 
 
@@ -361,11 +425,16 @@ def multiverse_count(mv: pd.DataFrame, method: str, fc: float, p_type: str = "no
 def method_overlap(tables: dict, p_max: float, lfc_min: float, use_fdr: bool = False) -> pd.DataFrame:
     """Jaccard index of the DEG sets of every pair of methods (``tables``: name -> DE table)
     under one DEG rule; two empty sets count as 0 (nothing shared)."""
-    called = {m: set(call_degs(t, p_max=p_max, lfc_min=lfc_min, use_fdr=use_fdr).query("direction != 'ns'").index)
-              for m, t in tables.items()}
+    called = {
+        m: set(call_degs(t, p_max=p_max, lfc_min=lfc_min, use_fdr=use_fdr).query("direction != 'ns'").index)
+        for m, t in tables.items()
+    }
     names = list(called)
-    return pd.DataFrame([[len(called[a] & called[b]) / max(1, len(called[a] | called[b])) for b in names]
-                         for a in names], index=pd.Index(names, name="method"), columns=names)
+    return pd.DataFrame(
+        [[len(called[a] & called[b]) / max(1, len(called[a] | called[b])) for b in names] for a in names],
+        index=pd.Index(names, name="method"),
+        columns=names,
+    )
 
 
 def recovery(table: pd.DataFrame, truth: pd.DataFrame, min_abs_lfc: float = 0.0) -> dict:
@@ -378,12 +447,18 @@ def recovery(table: pd.DataFrame, truth: pd.DataFrame, min_abs_lfc: float = 0.0)
     tp = int(((called != 0) & (called == planted)).sum())
     n_called = int((called != 0).sum())
     n_planted = int((planted != 0).sum())
-    return {"true_positives": tp, "n_called": n_called, "n_planted_tested": n_planted,
-            "precision": tp / n_called if n_called else float("nan"),
-            "recall": tp / n_planted if n_planted else float("nan")}
+    return {
+        "true_positives": tp,
+        "n_called": n_called,
+        "n_planted_tested": n_planted,
+        "precision": tp / n_called if n_called else float("nan"),
+        "recall": tp / n_planted if n_planted else float("nan"),
+    }
 
 
-def recovery_table(tables: dict, truth: pd.DataFrame, p_max: float, lfc_min: float, use_fdr: bool = False) -> pd.DataFrame:
+def recovery_table(
+    tables: dict, truth: pd.DataFrame, p_max: float, lfc_min: float, use_fdr: bool = False
+) -> pd.DataFrame:
     """:func:`recovery` of every method's DEG call under one rule, one row per method."""
     rec = {m: recovery(call_degs(t, p_max=p_max, lfc_min=lfc_min, use_fdr=use_fdr), truth) for m, t in tables.items()}
     cols = ["n_called", "true_positives", "n_planted_tested", "precision", "recall"]

@@ -32,19 +32,28 @@ def ora_by_direction(de_table: pd.DataFrame, collections, min_size: int = 10, ma
         sets = gs.load_collection(coll)
         gs.overlap_check(sets, tested)
         for d in ("up", "down"):
-            out[(collection_name(coll), d)] = ora.ora(genes[d], tested, sets, descriptions=sets.descriptions,
-                                                      min_size=min_size, max_size=max_size)
+            out[(collection_name(coll), d)] = ora.ora(
+                genes[d], tested, sets, descriptions=sets.descriptions, min_size=min_size, max_size=max_size
+            )
     return out
 
 
 def ora_summary(results: dict, p_cutoff: float = 0.05) -> pd.DataFrame:
     """One row per (collection, direction): sets tested, sets at p < ``p_cutoff``, sets at
     BH-adjusted p < 0.05, and the top term."""
-    return pd.DataFrame([{"collection": c, "genes": d, "sets_tested": len(t),
-                          f"sets_p<{p_cutoff:g}": int((t["pvalue"] < p_cutoff).sum()),
-                          "sets_padj<0.05": int((t["p.adjust"] < 0.05).sum()),
-                          "top_term": (t["description"].iloc[0] if len(t) else "")}
-                         for (c, d), t in results.items()])
+    return pd.DataFrame(
+        [
+            {
+                "collection": c,
+                "genes": d,
+                "sets_tested": len(t),
+                f"sets_p<{p_cutoff:g}": int((t["pvalue"] < p_cutoff).sum()),
+                "sets_padj<0.05": int((t["p.adjust"] < 0.05).sum()),
+                "top_term": (t["description"].iloc[0] if len(t) else ""),
+            }
+            for (c, d), t in results.items()
+        ]
+    )
 
 
 def claim_collection(results: dict) -> str:
@@ -54,8 +63,9 @@ def claim_collection(results: dict) -> str:
 
 def side_by_side(up: pd.DataFrame, down: pd.DataFrame, column: str = "description") -> pd.DataFrame:
     """Two term lists next to each other (shorter one padded with blanks)."""
-    return pd.DataFrame({"top terms, up": up[column].reset_index(drop=True),
-                         "top terms, down": down[column].reset_index(drop=True)}).fillna("")
+    return pd.DataFrame(
+        {"top terms, up": up[column].reset_index(drop=True), "top terms, down": down[column].reset_index(drop=True)}
+    ).fillna("")
 
 
 def merged_sets(collections, genes) -> tuple[dict, dict]:
@@ -81,8 +91,12 @@ def ranking(de_table: pd.DataFrame, metric: str = "logFC") -> pd.Series:
 def gsea_counts(res: pd.DataFrame, fdr: float = 0.05) -> dict:
     """Sets tested and significant (BH-adjusted p < ``fdr``), split by the sign of the NES."""
     sig = res["padj"] < fdr
-    return {"n_sets": int(len(res)), "n_sig": int(sig.sum()), "n_sig_up": int((sig & (res["NES"] > 0)).sum()),
-            "n_sig_down": int((sig & (res["NES"] < 0)).sum())}
+    return {
+        "n_sets": int(len(res)),
+        "n_sig": int(sig.sum()),
+        "n_sig_up": int((sig & (res["NES"] > 0)).sum()),
+        "n_sig_down": int((sig & (res["NES"] < 0)).sum()),
+    }
 
 
 def gsea_claim_rows(res: pd.DataFrame, claim_sets: dict) -> pd.DataFrame:
@@ -93,11 +107,29 @@ def gsea_claim_rows(res: pd.DataFrame, claim_sets: dict) -> pd.DataFrame:
         r = res[res["pathway"] == pid]
         if len(r):
             r = r.iloc[0]
-            rows.append({"claim": claim, "set": pid, "description": r.get("description", ""), "size": int(r["size"]),
-                         "NES": float(r["NES"]), "pval": float(r["pval"]), "padj": float(r["padj"])})
+            rows.append(
+                {
+                    "claim": claim,
+                    "set": pid,
+                    "description": r.get("description", ""),
+                    "size": int(r["size"]),
+                    "NES": float(r["NES"]),
+                    "pval": float(r["pval"]),
+                    "padj": float(r["padj"]),
+                }
+            )
         else:
-            rows.append({"claim": claim, "set": pid, "description": "not tested (size filter or absent)",
-                         "size": np.nan, "NES": np.nan, "pval": np.nan, "padj": np.nan})
+            rows.append(
+                {
+                    "claim": claim,
+                    "set": pid,
+                    "description": "not tested (size filter or absent)",
+                    "size": np.nan,
+                    "NES": np.nan,
+                    "pval": np.nan,
+                    "padj": np.nan,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -108,8 +140,15 @@ def gsva_claim_rows(test: pd.DataFrame, claim_sets: dict) -> pd.DataFrame:
     for claim, pid in claim_sets.items():
         if pid in test.index:
             r = test.loc[pid]
-            rows.append({"claim": claim, "set": pid, "logFC (CR-NR)": float(r["logFC"]), "p": float(r["P.Value"]),
-                         "FDR": float(r["adj.P.Val"])})
+            rows.append(
+                {
+                    "claim": claim,
+                    "set": pid,
+                    "logFC (CR-NR)": float(r["logFC"]),
+                    "p": float(r["P.Value"]),
+                    "FDR": float(r["adj.P.Val"]),
+                }
+            )
         else:
             rows.append({"claim": claim, "set": pid, "logFC (CR-NR)": np.nan, "p": np.nan, "FDR": np.nan})
     return pd.DataFrame(rows)
@@ -137,5 +176,7 @@ def claim_numbers(rows: pd.DataFrame, column: str, key: str, digits: int = 3, si
         if pd.isna(v):
             out[key.format(claim=r["claim"])] = f"not measured: set {r['set']} not tested (size filter or absent)"
         else:
-            out[key.format(claim=r["claim"])] = float(f"{float(v):.{significant}g}") if significant else round(float(v), digits)
+            out[key.format(claim=r["claim"])] = (
+                float(f"{float(v):.{significant}g}") if significant else round(float(v), digits)
+            )
     return out

@@ -12,8 +12,25 @@ from pathlib import Path
 import pandas as pd
 
 #: The packages whose versions the reproducibility page lists.
-PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "statsmodels", "pydeseq2", "anndata", "matplotlib",
-            "seaborn", "gseapy", "papermill", "nbclient", "myst-nb", "jupyter-book", "sphinx", "openpyxl", "pyyaml")
+PACKAGES = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-learn",
+    "statsmodels",
+    "pydeseq2",
+    "anndata",
+    "matplotlib",
+    "seaborn",
+    "gseapy",
+    "papermill",
+    "nbclient",
+    "myst-nb",
+    "jupyter-book",
+    "sphinx",
+    "openpyxl",
+    "pyyaml",
+)
 
 NOT_A_CHECKOUT = "not a git checkout"
 
@@ -52,8 +69,15 @@ def execution_table(steps, results) -> pd.DataFrame:
         stamp = Path(results) / s.item / ".stamp.json"
         if stamp.exists():
             st = json.loads(stamp.read_text())
-            rows.append({"notebook": s.stem, "paper item": s.title, "seconds": st.get("seconds"),
-                         "peak memory (MB)": st.get("peak_rss_mb"), "profile": st.get("profile")})
+            rows.append(
+                {
+                    "notebook": s.stem,
+                    "paper item": s.title,
+                    "seconds": st.get("seconds"),
+                    "peak memory (MB)": st.get("peak_rss_mb"),
+                    "profile": st.get("profile"),
+                }
+            )
     return pd.DataFrame(rows, columns=["notebook", "paper item", "seconds", "peak memory (MB)", "profile"])
 
 
@@ -63,9 +87,13 @@ def data_files(data, raw, root) -> pd.DataFrame:
     data, raw, root = Path(data), Path(raw), Path(root)
     files = [p for p in sorted(data.rglob("*")) if p.is_file() and raw not in p.parents]
     files += [p for p in sorted(raw.rglob("*")) if p.is_file() and p.name != "README.md"]
-    return pd.DataFrame({"file": [p.relative_to(root).as_posix() for p in files],
-                         "bytes": [p.stat().st_size for p in files],
-                         "sha256": [sha256(p) for p in files]})
+    return pd.DataFrame(
+        {
+            "file": [p.relative_to(root).as_posix() for p in files],
+            "bytes": [p.stat().st_size for p in files],
+            "sha256": [sha256(p) for p in files],
+        }
+    )
 
 
 def package_versions(packages=PACKAGES) -> pd.DataFrame:

@@ -34,8 +34,13 @@ from helpers.engine.errors import InputError
 COMPARES = ("exact", "tolerance", "proportion", "direction", "qualitative")
 REQUIRED = ("id", "item", "result", "statement", "published", "compare")
 STATUSES = ("reproduced", "within tolerance", "same direction", "differs", "not measured")
-STATUS_COLORS = {"reproduced": "#cfe8f7", "within tolerance": "#d9f0e3", "same direction": "#fdf1c7",
-                 "differs": "#f9d3c0", "not measured": "#e6e6e6"}
+STATUS_COLORS = {
+    "reproduced": "#cfe8f7",
+    "within tolerance": "#d9f0e3",
+    "same direction": "#fdf1c7",
+    "differs": "#f9d3c0",
+    "not measured": "#e6e6e6",
+}
 _KN = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 
@@ -88,8 +93,11 @@ def load_claims(path) -> list[dict]:
             raise InputError(f"a {kind} claim needs a numeric 'tolerance'", path=path, where=c["id"])
         if kind == "proportion":
             if _kn(c["published"]) is None:
-                raise InputError(f"'published' must be a proportion 'k/n' (like 28/31), got {c['published']!r}",
-                                 path=path, where=c["id"])
+                raise InputError(
+                    f"'published' must be a proportion 'k/n' (like 28/31), got {c['published']!r}",
+                    path=path,
+                    where=c["id"],
+                )
         if kind == "direction" and c["published"] not in (1, -1):
             raise InputError("a direction claim's 'published' must be 1 or -1", path=path, where=c["id"])
         if kind == "qualitative":
@@ -103,7 +111,9 @@ def load_claims(path) -> list[dict]:
         if isinstance(c.get("rule"), str):
             unknown = set(params) - _template_fields(c["rule"])
             if unknown:
-                raise InputError(f"'params' names {sorted(unknown)[0]!r}, which the rule does not use", path=path, where=c["id"])
+                raise InputError(
+                    f"'params' names {sorted(unknown)[0]!r}, which the rule does not use", path=path, where=c["id"]
+                )
     return claims
 
 
@@ -141,8 +151,10 @@ def _compare_rule(c: dict) -> str:
     if kind == "proportion":
         k, n = parse_proportion(pub)
         off = math.floor(c["tolerance"] * n + 1e-9)
-        return (f"{k}/{n}: reproduced; |measured − {k / n:.3f}| ≤ {c['tolerance']:g} "
-                f"(up to {off} of {n} off): within tolerance")
+        return (
+            f"{k}/{n}: reproduced; |measured − {k / n:.3f}| ≤ {c['tolerance']:g} "
+            f"(up to {off} of {n} off): within tolerance"
+        )
     if kind == "direction":
         return f"sign of measured is {'+' if pub > 0 else '−'}"
     return c["rule"]
@@ -157,8 +169,11 @@ def rule_text(claim: dict, params: dict | None = None) -> str:
         try:
             text = text.format(**params)
         except (KeyError, IndexError, ValueError) as e:
-            raise InputError(f"rule template cannot be filled ({type(e).__name__}: {e})", path="data/paper/claims.yml",
-                             where=claim["id"]) from None
+            raise InputError(
+                f"rule template cannot be filled ({type(e).__name__}: {e})",
+                path="data/paper/claims.yml",
+                where=claim["id"],
+            ) from None
     names = claim.get("params") or {}
     if names:
         text += f" [{', '.join(names.values())}]"
@@ -225,13 +240,19 @@ def scorecard(claims: list[dict], numbers: dict) -> pd.DataFrame:
         detail = got.get(f"{c['id']}_detail", "")
         if measured is None:
             detail = f"no value for {c['id']!r} in results/{c['result']}/numbers.json"
-        rows.append({
-            "id": c["id"], "item": c["item"], "statement": c["statement"],
-            "published": c["published"], "measured": measured, "detail": detail,
-            "compare": c["compare"] + (f" (±{c['tolerance']:g})" if "tolerance" in c else ""),
-            "rule": got.get(f"{c['id']}_rule") or rule_text(c),
-            "status": judge(c, measured),
-        })
+        rows.append(
+            {
+                "id": c["id"],
+                "item": c["item"],
+                "statement": c["statement"],
+                "published": c["published"],
+                "measured": measured,
+                "detail": detail,
+                "compare": c["compare"] + (f" (±{c['tolerance']:g})" if "tolerance" in c else ""),
+                "rule": got.get(f"{c['id']}_rule") or rule_text(c),
+                "status": judge(c, measured),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -252,11 +273,21 @@ def _fmt(v) -> str:
 def view(card: pd.DataFrame) -> pd.DataFrame:
     """The scorecard as a reader sees it: status first, values as short text, the measured value
     followed by the statistic behind it."""
-    measured = [(_fmt(m) + (f" ({d})" if d and not _is_not_measured(m) else "")) if m is not None else ""
-                for m, d in zip(card["measured"], card["detail"])]
+    measured = [
+        (_fmt(m) + (f" ({d})" if d and not _is_not_measured(m) else "")) if m is not None else ""
+        for m, d in zip(card["measured"], card["detail"])
+    ]
     measured = [m if m else d for m, d in zip(measured, card["detail"])]
-    return pd.DataFrame({"status": card["status"], "item": card["item"], "statement": card["statement"],
-                         "published": card["published"].map(_fmt), "measured": measured, "rule": card["rule"]})
+    return pd.DataFrame(
+        {
+            "status": card["status"],
+            "item": card["item"],
+            "statement": card["statement"],
+            "published": card["published"].map(_fmt),
+            "measured": measured,
+            "rule": card["rule"],
+        }
+    )
 
 
 def styled(card: pd.DataFrame):
@@ -264,9 +295,11 @@ def styled(card: pd.DataFrame):
     stable element ids), with the status cells coloured by :data:`STATUS_COLORS`."""
     from helpers.engine.report import show
 
-    return (show(view(card), index=False)
-            .map(lambda s: f"background-color: {STATUS_COLORS.get(s, '')}", subset=["status"])
-            .set_properties(subset=["statement", "rule", "measured"], **{"text-align": "left"})
-            .set_properties(subset=["statement"], **{"min-width": "18em"})
-            .set_properties(subset=["rule"], **{"min-width": "16em"})
-            .set_properties(subset=["status", "item"], **{"white-space": "nowrap"}))
+    return (
+        show(view(card), index=False)
+        .map(lambda s: f"background-color: {STATUS_COLORS.get(s, '')}", subset=["status"])
+        .set_properties(subset=["statement", "rule", "measured"], **{"text-align": "left"})
+        .set_properties(subset=["statement"], **{"min-width": "18em"})
+        .set_properties(subset=["rule"], **{"min-width": "16em"})
+        .set_properties(subset=["status", "item"], **{"white-space": "nowrap"})
+    )

@@ -45,8 +45,15 @@ import pandas as pd
 from helpers.analysis.model import Model, check_log2_scale, load_model, score
 from helpers.data import annotation
 
-__all__ = ["MIN_GENES", "MIN_SEPARATION", "SignatureMatch", "separation_shares", "match_genes", "map_model",
-           "score_cohort"]
+__all__ = [
+    "MIN_GENES",
+    "MIN_SEPARATION",
+    "SignatureMatch",
+    "separation_shares",
+    "match_genes",
+    "map_model",
+    "score_cohort",
+]
 
 #: Fewest model genes present for a partial answer (of the published model's 14).
 MIN_GENES = 10
@@ -93,10 +100,14 @@ class SignatureMatch:
 
     def numbers(self, prefix: str = "signature") -> dict:
         """JSON-able numbers for ``Page.number``: status, reason, genes present/total, share kept."""
-        return {f"{prefix}_status": self.status, f"{prefix}_reason": self.reason,
-                f"{prefix}_n_present": int(self.n_present), f"{prefix}_n_total": int(self.n_total),
-                f"{prefix}_n_absent": int(self.n_total - self.n_present),
-                f"{prefix}_separation_kept": round(float(self.separation_kept), 4)}
+        return {
+            f"{prefix}_status": self.status,
+            f"{prefix}_reason": self.reason,
+            f"{prefix}_n_present": int(self.n_present),
+            f"{prefix}_n_total": int(self.n_total),
+            f"{prefix}_n_absent": int(self.n_total - self.n_present),
+            f"{prefix}_separation_kept": round(float(self.separation_kept), 4),
+        }
 
 
 def separation_shares(model: Model) -> pd.Series:
@@ -147,8 +158,9 @@ def _current_symbol(g: str, tables) -> str:
     return g
 
 
-def match_genes(model_genes, cohort_genes, annotation_table: pd.DataFrame | None = None,
-                aliases: pd.DataFrame | None = None) -> pd.DataFrame:
+def match_genes(
+    model_genes, cohort_genes, annotation_table: pd.DataFrame | None = None, aliases: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Match model gene names to cohort gene names in three passes (module docstring).
 
     Returns one row per model gene, in model order: ``model_gene``, ``cohort_gene`` ('' if
@@ -195,8 +207,10 @@ def match_genes(model_genes, cohort_genes, annotation_table: pd.DataFrame | None
             found[g] = (a, "alias", f"{a} is an alias of {g}{more}")
             used.add(a)
         elif skipped:
-            notes[g] = (f"the cohort has {', '.join(skipped)}, a symbol shared by several genes (or another gene's "
-                        "official symbol): not used")
+            notes[g] = (
+                f"the cohort has {', '.join(skipped)}, a symbol shared by several genes (or another gene's "
+                "official symbol): not used"
+            )
     rows = []
     for g in model_genes:
         if g in found:
@@ -209,8 +223,15 @@ def match_genes(model_genes, cohort_genes, annotation_table: pd.DataFrame | None
     return pd.DataFrame(rows, columns=["model_gene", "cohort_gene", "how", "note"])
 
 
-def map_model(model, cohort_genes, *, min_genes: int = MIN_GENES, min_separation: float = MIN_SEPARATION,
-              annotation_table: pd.DataFrame | None = None, aliases: pd.DataFrame | None = None) -> SignatureMatch:
+def map_model(
+    model,
+    cohort_genes,
+    *,
+    min_genes: int = MIN_GENES,
+    min_separation: float = MIN_SEPARATION,
+    annotation_table: pd.DataFrame | None = None,
+    aliases: pd.DataFrame | None = None,
+) -> SignatureMatch:
     """Map a frozen model (a :class:`~helpers.analysis.model.Model`, ``"published"`` or a model
     JSON path) onto a cohort's genes and apply the partial-answer rule (module docstring).
 
@@ -230,16 +251,24 @@ def map_model(model, cohort_genes, *, min_genes: int = MIN_GENES, min_separation
     if k == 0:
         status, reason = "complete", f"all {n_total} signature genes present"
         if len(table[table["how"] != "exact"]):
-            reason += " (" + ", ".join(f"{a} as {b}" for a, b in zip(present["model_gene"], present["cohort_gene"])
-                                       if a != b) + ")"
+            reason += (
+                " ("
+                + ", ".join(f"{a} as {b}" for a, b in zip(present["model_gene"], present["cohort_gene"]) if a != b)
+                + ")"
+            )
     elif n_present >= need and kept >= min_separation:
         status = "partial"
-        reason = (f"partial: {k} of {n_total} signature genes absent ({', '.join(absent)}); scored on the "
-                  f"{n_present} present, which carry {100 * kept:.0f}% of the model's class separation")
+        reason = (
+            f"partial: {k} of {n_total} signature genes absent ({', '.join(absent)}); scored on the "
+            f"{n_present} present, which carry {100 * kept:.0f}% of the model's class separation"
+        )
     else:
-        why = (f"fewer than {need} present" if n_present < need else
-               f"the {n_present} present carry {100 * kept:.0f}% of the model's class separation, "
-               f"less than {100 * min_separation:.0f}%")
+        why = (
+            f"fewer than {need} present"
+            if n_present < need
+            else f"the {n_present} present carry {100 * kept:.0f}% of the model's class separation, "
+            f"less than {100 * min_separation:.0f}%"
+        )
         status = "not measured"
         reason = f"not measured: {k} of {n_total} signature genes absent ({', '.join(absent)}); {why}"
     mapped = None
@@ -249,13 +278,26 @@ def map_model(model, cohort_genes, *, min_genes: int = MIN_GENES, min_separation
         prov = dict(model.provenance)
         prov["gene_mapping"] = {a: b for a, b in zip(genes, names)}
         prov["signature_status"] = reason
-        mapped = Model(classes=model.classes,
-                       centroids=model.centroids.loc[genes].set_axis(pd.Index(names, name="gene"), axis=0),
-                       sd=model.sd.loc[genes].set_axis(pd.Index(names, name="gene")),
-                       priors=model.priors, scale=model.scale, name=model.name, provenance=prov)
-    return SignatureMatch(status=status, reason=reason, table=table, model=mapped, n_total=n_total,
-                          n_present=n_present, separation_kept=kept, min_genes=need,
-                          min_separation=float(min_separation))
+        mapped = Model(
+            classes=model.classes,
+            centroids=model.centroids.loc[genes].set_axis(pd.Index(names, name="gene"), axis=0),
+            sd=model.sd.loc[genes].set_axis(pd.Index(names, name="gene")),
+            priors=model.priors,
+            scale=model.scale,
+            name=model.name,
+            provenance=prov,
+        )
+    return SignatureMatch(
+        status=status,
+        reason=reason,
+        table=table,
+        model=mapped,
+        n_total=n_total,
+        n_present=n_present,
+        separation_kept=kept,
+        min_genes=need,
+        min_separation=float(min_separation),
+    )
 
 
 def score_cohort(match: SignatureMatch, expression: pd.DataFrame, source="expression") -> pd.DataFrame:

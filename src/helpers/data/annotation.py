@@ -88,8 +88,9 @@ def _ensembl_map(ann: pd.DataFrame) -> dict[str, str]:
     return dict(zip(first["ensembl_id"], first["symbol"]))
 
 
-def current_symbols(symbols, annotation: pd.DataFrame | None = None,
-                    aliases: pd.DataFrame | None = None) -> dict[str, str]:
+def current_symbols(
+    symbols, annotation: pd.DataFrame | None = None, aliases: pd.DataFrame | None = None
+) -> dict[str, str]:
     """Map each symbol to today's official symbol (itself if official or unknown).
 
     A non-official symbol is updated only when it is an alias of exactly one gene, e.g. the
@@ -130,10 +131,15 @@ def collapse_duplicates(df: pd.DataFrame, kind: str = "counts") -> tuple[pd.Data
     return out, len(df) - len(out)
 
 
-def harmonize_ids(counts: pd.DataFrame, id_type: str = "auto", kind: str = "counts",
-                  update_symbols: bool = True, keep_unknown_symbols: bool = True,
-                  annotation: pd.DataFrame | None = None,
-                  source: str = "expression table") -> tuple[pd.DataFrame, dict]:
+def harmonize_ids(
+    counts: pd.DataFrame,
+    id_type: str = "auto",
+    kind: str = "counts",
+    update_symbols: bool = True,
+    keep_unknown_symbols: bool = True,
+    annotation: pd.DataFrame | None = None,
+    source: str = "expression table",
+) -> tuple[pd.DataFrame, dict]:
     """Re-index a genes x samples table by official gene symbols.
 
     Parameters
@@ -156,8 +162,7 @@ def harmonize_ids(counts: pd.DataFrame, id_type: str = "auto", kind: str = "coun
     detected = detect_id_type(ids) if id_type == "auto" else id_type
     if detected not in ("ensembl", "entrez", "symbol"):
         raise ValueError(f"id_type must be auto, ensembl, entrez or symbol, not {id_type!r}")
-    report = {"id_type": detected, "n_input": len(ids), "duplicate_rule":
-              "sum" if kind == "counts" else "highest mean"}
+    report = {"id_type": detected, "n_input": len(ids), "duplicate_rule": "sum" if kind == "counts" else "highest mean"}
     if detected == "ensembl":
         stripped = strip_version(ids)
         report["n_version_stripped"] = int(sum(a != b for a, b in zip(ids, stripped)))
@@ -186,6 +191,9 @@ def harmonize_ids(counts: pd.DataFrame, id_type: str = "auto", kind: str = "coun
     report["n_duplicates_merged"] = int(n_merged)
     report["n_output"] = int(len(out))
     if len(out) == 0:
-        raise InputError(f"no genes left after mapping {detected} IDs to symbols "
-                         f"({report['n_unmapped_dropped']} of {len(ids)} unmapped)", path=source)
+        raise InputError(
+            f"no genes left after mapping {detected} IDs to symbols "
+            f"({report['n_unmapped_dropped']} of {len(ids)} unmapped)",
+            path=source,
+        )
     return out, report

@@ -39,9 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.data import annotation
-from helpers.data import loaders
-from helpers.data import twin
+from helpers.data import annotation, loaders, twin
 from helpers.engine.errors import InputError
 from helpers.engine.io import _jsonable, atomic_path, write_text
 from helpers.engine.paths import RAW
@@ -114,11 +112,17 @@ def save_cohort(cohort: Cohort, outdir) -> dict:
     samples = _order_samples(cohort.samples)
     counts = cohort.counts
     if list(samples.index) != list(counts.columns):
-        diff = next((i for i, (a, b) in enumerate(zip(samples.index, counts.columns)) if a != b),
-                    min(len(samples), counts.shape[1]))
-        raise InputError(f"sample sheet ({len(samples)} rows) does not match the expression columns "
-                         f"({counts.shape[1]}) in order, first difference at position {diff + 1}; "
-                         "run loaders.validate_cohort first", path=outdir, where="cohort.samples")
+        diff = next(
+            (i for i, (a, b) in enumerate(zip(samples.index, counts.columns)) if a != b),
+            min(len(samples), counts.shape[1]),
+        )
+        raise InputError(
+            f"sample sheet ({len(samples)} rows) does not match the expression columns "
+            f"({counts.shape[1]}) in order, first difference at position {diff + 1}; "
+            "run loaders.validate_cohort first",
+            path=outdir,
+            where="cohort.samples",
+        )
     try:
         meta_text = json.dumps(cohort.meta, indent=2, sort_keys=True, default=_jsonable) + "\n"
     except (TypeError, ValueError) as exc:
@@ -164,9 +168,11 @@ def load_cohort(outdir) -> Cohort:
     meta = json.loads(adata.uns.get("meta_json", "{}"))
     kind = meta.get("kind", "counts")
     X = np.asarray(adata.X)
-    counts = pd.DataFrame(X.T.astype(np.int64) if kind == "counts" else X.T.astype(float),
-                          index=pd.Index(list(adata.var_names), name="gene"),
-                          columns=list(adata.obs_names))
+    counts = pd.DataFrame(
+        X.T.astype(np.int64) if kind == "counts" else X.T.astype(float),
+        index=pd.Index(list(adata.var_names), name="gene"),
+        columns=list(adata.obs_names),
+    )
     obs = adata.obs.copy()
     for c in obs.columns:
         if isinstance(obs[c].dtype, pd.CategoricalDtype):
@@ -184,6 +190,7 @@ def load_cohort(outdir) -> Cohort:
 
 
 # ----------------------------------------------------------------------------- combine / table
+
 
 def combine_cohorts(cohorts: list[Cohort], names: list[str] | None = None) -> tuple[Cohort, dict]:
     """Join cohorts on their shared genes (inner join); sample sheets are stacked (missing columns
@@ -215,8 +222,12 @@ def combine_cohorts(cohorts: list[Cohort], names: list[str] | None = None) -> tu
     if not genes:
         raise InputError("no genes left after filtering: the cohorts share no gene", path="cohorts")
     samples = _order_samples(pd.concat(sheets, axis=0))
-    meta = {"kind": cohorts[0].kind, "combined_from": names, "combine_report": report,
-            "parts": [c.meta for c in cohorts]}
+    meta = {
+        "kind": cohorts[0].kind,
+        "combined_from": names,
+        "combine_report": report,
+        "parts": [c.meta for c in cohorts],
+    }
     return Cohort(counts=counts, samples=samples, meta=meta), report
 
 
@@ -248,8 +259,11 @@ def cohort_table(cohort: Cohort, response_col: str = "response", cohort_col: str
             continue
         row = {"cohort": c, "response": r, "n_samples": len(idx)}
         if is_counts:
-            row.update(library_size_median=float(lib[idx].median()), library_size_min=int(lib[idx].min()),
-                       library_size_max=int(lib[idx].max()))
+            row.update(
+                library_size_median=float(lib[idx].median()),
+                library_size_min=int(lib[idx].min()),
+                library_size_max=int(lib[idx].max()),
+            )
         row["genes_detected_median"] = float(detected[idx].median())
         if "age" in s.columns:
             age = pd.to_numeric(s.loc[idx, "age"], errors="coerce")
@@ -284,13 +298,21 @@ def _sources(cohort: Cohort) -> tuple[str, str]:
     files = [f for f in files if f]
     if files:
         return " + ".join(str(f[0]) for f in files), " + ".join(str(f[-1]) for f in files)
-    return (str(cohort.counts.attrs.get("source", "expression table")),
-            str(cohort.samples.attrs.get("source", "sample sheet")))
+    return (
+        str(cohort.counts.attrs.get("source", "expression table")),
+        str(cohort.samples.attrs.get("source", "sample sheet")),
+    )
 
 
-def cohort_checks(cohort: Cohort, labels=("CR", "NR"), *, min_genes: int = MIN_GENES,
-                  min_per_class: int = MIN_PER_CLASS, response_col: str = "response",
-                  response_name: str | None = None) -> dict:
+def cohort_checks(
+    cohort: Cohort,
+    labels=("CR", "NR"),
+    *,
+    min_genes: int = MIN_GENES,
+    min_per_class: int = MIN_PER_CLASS,
+    response_col: str = "response",
+    response_name: str | None = None,
+) -> dict:
     """Check up front what the later chapters need (module docstring) and say what they will do.
 
     Raises :class:`InputError` (one line naming the file, the column and the fix) when a label
@@ -311,60 +333,102 @@ def cohort_checks(cohort: Cohort, labels=("CR", "NR"), *, min_genes: int = MIN_G
     found = loaders.label_counts(resp)
     response_col = response_name or response_col  # from here on only used in messages
     if len(set(labels)) != len(labels):
-        raise InputError(f"the response labels {labels} are not distinct (cr_label and nr_label must name the two "
-                         f"groups; column {response_col!r} holds {found})", path=sheet_src,
-                         where=f"column {response_col!r}")
+        raise InputError(
+            f"the response labels {labels} are not distinct (cr_label and nr_label must name the two "
+            f"groups; column {response_col!r} holds {found})",
+            path=sheet_src,
+            where=f"column {response_col!r}",
+        )
     n_per = {lab: int((resp == lab).sum()) for lab in labels}
     rows = []
     for lab, n in n_per.items():
         if n == 0:
-            raise InputError(f"no sample has the label {lab!r} (column {response_col!r} holds {found}); set "
-                             "cr_label/nr_label to the labels used, or map them with label_map", path=sheet_src,
-                             where=f"column {response_col!r}")
+            raise InputError(
+                f"no sample has the label {lab!r} (column {response_col!r} holds {found}); set "
+                "cr_label/nr_label to the labels used, or map them with label_map",
+                path=sheet_src,
+                where=f"column {response_col!r}",
+            )
         if n < min_per_class:
-            raise InputError(f"class {lab!r} has {n} sample(s) (column {response_col!r} holds {found}); at least "
-                             f"{min_per_class} per class are needed: PAM's leave-one-out CV (chapter 08) keeps >= 2 "
-                             "per class in every training fold; add samples, or map other labels onto it with label_map",
-                             path=sheet_src, where=f"column {response_col!r}")
-        rows.append({"check": f"samples in class {lab}", "required": f">= {min_per_class}", "found": str(n),
-                     "result": "ok"})
+            raise InputError(
+                f"class {lab!r} has {n} sample(s) (column {response_col!r} holds {found}); at least "
+                f"{min_per_class} per class are needed: PAM's leave-one-out CV (chapter 08) keeps >= 2 "
+                "per class in every training fold; add samples, or map other labels onto it with label_map",
+                path=sheet_src,
+                where=f"column {response_col!r}",
+            )
+        rows.append(
+            {"check": f"samples in class {lab}", "required": f">= {min_per_class}", "found": str(n), "result": "ok"}
+        )
     smallest = min(n_per.values())
     nested = smallest >= NESTED_MIN_PER_CLASS
     loocv = "nested" if nested else ("naive" if smallest >= LOOCV_MIN_PER_CLASS else "none")
     small = ", ".join(f"{lab} has {n}" for lab, n in n_per.items() if n < NESTED_MIN_PER_CLASS)
-    note = {"nested": "",
-            "naive": f"nested LOOCV needs >= {NESTED_MIN_PER_CLASS} samples per class (each inner training fold keeps "
-                     f">= 2); {small}, so chapter 08 reports the naive LOOCV only (threshold chosen on the same errors "
-                     "it reports: optimistic)",
-            "none": f"leave-one-out CV needs >= {LOOCV_MIN_PER_CLASS} samples per class (each training fold keeps "
-                    f">= 2); {small}, so chapter 08 cannot cross-validate PAM"}[loocv]
-    rows.append({"check": "LOOCV of PAM (chapter 08)",
-                 "required": f">= {NESTED_MIN_PER_CLASS} per class (nested), >= {LOOCV_MIN_PER_CLASS} (naive)",
-                 "found": f"{smallest} in the smallest class",
-                 "result": {"nested": "nested and naive LOOCV", "naive": "naive LOOCV only (see note)",
-                            "none": "no LOOCV (see note)"}[loocv]})
+    note = {
+        "nested": "",
+        "naive": f"nested LOOCV needs >= {NESTED_MIN_PER_CLASS} samples per class (each inner training fold keeps "
+        f">= 2); {small}, so chapter 08 reports the naive LOOCV only (threshold chosen on the same errors "
+        "it reports: optimistic)",
+        "none": f"leave-one-out CV needs >= {LOOCV_MIN_PER_CLASS} samples per class (each training fold keeps "
+        f">= 2); {small}, so chapter 08 cannot cross-validate PAM",
+    }[loocv]
+    rows.append(
+        {
+            "check": "LOOCV of PAM (chapter 08)",
+            "required": f">= {NESTED_MIN_PER_CLASS} per class (nested), >= {LOOCV_MIN_PER_CLASS} (naive)",
+            "found": f"{smallest} in the smallest class",
+            "result": {
+                "nested": "nested and naive LOOCV",
+                "naive": "naive LOOCV only (see note)",
+                "none": "no LOOCV (see note)",
+            }[loocv],
+        }
+    )
     n_genes = int(cohort.counts.shape[0])
     if n_genes < min_genes:
         joined = " and joining the datasets on their shared genes" if "combine_report" in (cohort.meta or {}) else ""
-        raise InputError(f"only {n_genes} genes after mapping IDs to symbols{joined}; at least {min_genes} are needed "
-                         "(GSEA, GO and PAM's s0 assume a transcriptome-wide table, not a gene panel); check id_type "
-                         "and the annotation report of chapter 01", path=table_src)
-    rows.append({"check": "genes after harmonisation", "required": f">= {min_genes}", "found": str(n_genes),
-                 "result": "ok"})
-    out = {"labels": labels, "n_samples": int(len(s)), "n_per_class": n_per, "n_genes": n_genes, "kind": cohort.kind,
-           "min_per_class": int(min_per_class), "nested_min_per_class": NESTED_MIN_PER_CLASS,
-           "min_genes": int(min_genes), "loocv": loocv, "nested_loocv": bool(nested),
-           "note": note}
+        raise InputError(
+            f"only {n_genes} genes after mapping IDs to symbols{joined}; at least {min_genes} are needed "
+            "(GSEA, GO and PAM's s0 assume a transcriptome-wide table, not a gene panel); check id_type "
+            "and the annotation report of chapter 01",
+            path=table_src,
+        )
+    rows.append(
+        {"check": "genes after harmonisation", "required": f">= {min_genes}", "found": str(n_genes), "result": "ok"}
+    )
+    out = {
+        "labels": labels,
+        "n_samples": int(len(s)),
+        "n_per_class": n_per,
+        "n_genes": n_genes,
+        "kind": cohort.kind,
+        "min_per_class": int(min_per_class),
+        "nested_min_per_class": NESTED_MIN_PER_CLASS,
+        "min_genes": int(min_genes),
+        "loocv": loocv,
+        "nested_loocv": bool(nested),
+        "note": note,
+    }
     if cohort.kind == "counts":
         lib = cohort.counts.sum(axis=0)
         if (lib == 0).any():
             c = lib.index[lib.to_numpy() == 0][0]
-            raise InputError(f"sample column {c!r} has no reads: every count is 0; remove the sample from the table "
-                             "and the sample sheet", path=table_src, where=f"column {c!r}")
+            raise InputError(
+                f"sample column {c!r} has no reads: every count is 0; remove the sample from the table "
+                "and the sample sheet",
+                path=table_src,
+                where=f"column {c!r}",
+            )
         out["library_size_min"] = int(lib.min())
         out["library_size_median"] = float(lib.median())
-        rows.append({"check": "reads per library", "required": "> 0", "found": f"{int(lib.min())} in the smallest",
-                     "result": "ok"})
+        rows.append(
+            {
+                "check": "reads per library",
+                "required": "> 0",
+                "found": f"{int(lib.min())} in the smallest",
+                "result": "ok",
+            }
+        )
     out["rows"] = rows
     return out
 
@@ -392,8 +456,14 @@ DEFAULT_BUILD = {
         "prj_htseq_dir": "PRJCA000750/htseq",
         "prj_samples": "PRJCA000750/samples.tsv",
         "exclude_other_labels": False,  # True: drop GSE samples whose response is not CR/NR (reported)
-        "label_map": {"complete response": "CR", "complete remission": "CR", "cr": "CR",
-                      "no response": "NR", "non-response": "NR", "nr": "NR"},
+        "label_map": {
+            "complete response": "CR",
+            "complete remission": "CR",
+            "cr": "CR",
+            "no response": "NR",
+            "non-response": "NR",
+            "nr": "NR",
+        },
     },
     "custom": {
         "table": None,  # genes x samples file
@@ -417,13 +487,16 @@ def _glob_one(base: Path, pattern: str, what: str, required: bool = True):
             raise InputError(f"no file matching {pattern!r} for {what}; see data/raw/README.md", path=base)
         return None
     if len(hits) > 1:
-        raise InputError(f"{len(hits)} files match {pattern!r} for {what}: {[h.name for h in hits]}; "
-                         "set the exact name in params", path=base)
+        raise InputError(
+            f"{len(hits)} files match {pattern!r} for {what}: {[h.name for h in hits]}; set the exact name in params",
+            path=base,
+        )
     return hits[0]
 
 
-def align_sample_ids(counts: pd.DataFrame, samples: pd.DataFrame,
-                     candidates=("sample_id", "title", "description", "source_name")) -> pd.DataFrame:
+def align_sample_ids(
+    counts: pd.DataFrame, samples: pd.DataFrame, candidates=("sample_id", "title", "description", "source_name")
+) -> pd.DataFrame:
     """Re-index ``samples`` by whichever of its columns holds all the matrix's column names
     (GEO matrices often use sample titles rather than GSM accessions)."""
     cols = set(map(str, counts.columns))
@@ -452,13 +525,15 @@ def align_sample_ids(counts: pd.DataFrame, samples: pd.DataFrame,
 
 
 def _harmonize(counts, kind, p, source):
-    out, rep = annotation.harmonize_ids(counts, id_type=p["id_type"], kind=kind,
-                                        update_symbols=p["update_symbols"], source=source)
+    out, rep = annotation.harmonize_ids(
+        counts, id_type=p["id_type"], kind=kind, update_symbols=p["update_symbols"], source=source
+    )
     return out, rep
 
 
-def build_cohort(params: dict | None = None, *, min_genes: int = MIN_GENES,
-                 min_per_class: int = MIN_PER_CLASS) -> Cohort:
+def build_cohort(
+    params: dict | None = None, *, min_genes: int = MIN_GENES, min_per_class: int = MIN_PER_CLASS
+) -> Cohort:
     """Build the cohort named by ``params['dataset']`` ('twin', 'real' or 'custom'), validated and
     with gene IDs harmonized to symbols. ``params`` is merged over :data:`DEFAULT_BUILD`.
     The result has passed :func:`cohort_checks` (with these minimums), whose answer is in
@@ -467,8 +542,9 @@ def build_cohort(params: dict | None = None, *, min_genes: int = MIN_GENES,
     labels = list(p["labels"])
     coh = _build_dataset(p, labels)
     response_name = p["custom"]["response_col"] if p["dataset"] == "custom" else "response"
-    coh.meta["checks"] = cohort_checks(coh, labels, min_genes=min_genes, min_per_class=min_per_class,
-                                       response_name=response_name)
+    coh.meta["checks"] = cohort_checks(
+        coh, labels, min_genes=min_genes, min_per_class=min_per_class, response_name=response_name
+    )
     return coh
 
 
@@ -480,8 +556,9 @@ def _merge_params(params: dict | None) -> dict:
         if isinstance(v, dict) and isinstance(p[k], dict) and k != "simulate":
             unknown = sorted(set(v) - set(p[k]), key=str)
             if unknown:
-                raise InputError(f"unknown parameter {unknown[0]!r} (known: {', '.join(sorted(p[k]))})",
-                                 path="params", where=k)
+                raise InputError(
+                    f"unknown parameter {unknown[0]!r} (known: {', '.join(sorted(p[k]))})", path="params", where=k
+                )
             p[k].update(v)
         else:
             p[k] = v
@@ -491,12 +568,16 @@ def _merge_params(params: dict | None) -> dict:
 def _build_dataset(p: dict, labels: list) -> Cohort:
     ds = p["dataset"]
     if len(labels) != 2:
-        raise InputError(f"expected two response labels (cr_label, nr_label), got {labels}", path="params",
-                         where="labels")
+        raise InputError(
+            f"expected two response labels (cr_label, nr_label), got {labels}", path="params", where="labels"
+        )
     if ds == "twin":
         if labels[0] == labels[1]:  # the twin would label every sample alike
-            raise InputError(f"cr_label and nr_label are both {labels[0]!r}; they must name the two response "
-                             "groups", path="params", where="global.cr_label, global.nr_label")
+            raise InputError(
+                f"cr_label and nr_label are both {labels[0]!r}; they must name the two response groups",
+                path="params",
+                where="global.cr_label, global.nr_label",
+            )
         sp = twin.preset(p["simulate_preset"])
         sp = twin.merge_params(sp, p["simulate"])
         sp["labels"] = labels
@@ -504,8 +585,13 @@ def _build_dataset(p: dict, labels: list) -> Cohort:
         counts.attrs["source"] = "simulated twin"
         samples.attrs["source"] = "simulated twin"
         counts, samples = loaders.validate_cohort(counts, samples, labels=labels)
-        meta = {"dataset": "twin", "kind": "counts", "seed": int(p["seed"]), "simulate_params": sp,
-                "simulate_preset": p["simulate_preset"]}
+        meta = {
+            "dataset": "twin",
+            "kind": "counts",
+            "seed": int(p["seed"]),
+            "simulate_params": sp,
+            "simulate_preset": p["simulate_preset"],
+        }
         return Cohort(counts=counts, samples=samples, meta=meta, truth=truth)
     if ds == "real":
         return _build_real(p, labels)
@@ -518,8 +604,9 @@ def _build_real(p, labels) -> Cohort:
     r = p["real"]
     raw = Path(r["raw_dir"]) if r["raw_dir"] else RAW
     # GSE153670: count matrix + series matrix
-    gse_counts_path = _glob_one(raw, r["gse_counts"], "the GSE153670 count matrix",
-                                required=not (raw / r["gse_htseq_dir"]).is_dir())
+    gse_counts_path = _glob_one(
+        raw, r["gse_counts"], "the GSE153670 count matrix", required=not (raw / r["gse_htseq_dir"]).is_dir()
+    )
     gse_sm_path = _glob_one(raw, r["gse_series_matrix"], "the GSE153670 series matrix")
     gse_summary = None
     if gse_counts_path is not None:
@@ -531,8 +618,9 @@ def _build_real(p, labels) -> Cohort:
     rc = r["gse_response_col"]
     if rc not in sm.columns:
         chars = [c for c in sm.columns if c not in ("sample_id", "title", "source_name", "description")]
-        raise InputError(f"response column {rc!r} not among the characteristics {chars}; set "
-                         "real.gse_response_col", path=gse_sm_path)
+        raise InputError(
+            f"response column {rc!r} not among the characteristics {chars}; set real.gse_response_col", path=gse_sm_path
+        )
     lm = {str(k).lower(): v for k, v in r["label_map"].items()}
     sm["response"] = [lm.get(str(v).strip().lower(), v) for v in sm[rc]]
     sm["cohort"] = "GSE153670"
@@ -562,11 +650,27 @@ def _build_real(p, labels) -> Cohort:
     prj_counts, rep_prj = _harmonize(prj_counts, "counts", p, prj_src)
     prj_counts.attrs["source"] = prj_src
     prj_counts, prj_sheet = loaders.validate_cohort(prj_counts, prj_sheet, labels=labels, min_per_class=1)
-    a = Cohort(gse_counts, sm, {"name": "GSE153670", "kind": "counts", "harmonize": rep_gse,
-                                "excluded_samples": excluded,
-                                "files": [str(gse_counts_path), str(gse_sm_path)]})
-    b = Cohort(prj_counts, prj_sheet, {"name": "PRJCA000750", "kind": "counts", "harmonize": rep_prj,
-                                       "files": [prj_src, str(raw / r["prj_samples"])]})
+    a = Cohort(
+        gse_counts,
+        sm,
+        {
+            "name": "GSE153670",
+            "kind": "counts",
+            "harmonize": rep_gse,
+            "excluded_samples": excluded,
+            "files": [str(gse_counts_path), str(gse_sm_path)],
+        },
+    )
+    b = Cohort(
+        prj_counts,
+        prj_sheet,
+        {
+            "name": "PRJCA000750",
+            "kind": "counts",
+            "harmonize": rep_prj,
+            "files": [prj_src, str(raw / r["prj_samples"])],
+        },
+    )
     if gse_summary is not None:
         a.meta["htseq_summary"] = {k: {i: int(v) for i, v in col.items()} for k, col in gse_summary.items()}
     if htseq_summary is not None:
@@ -581,24 +685,37 @@ def _build_real(p, labels) -> Cohort:
 def _build_custom(p, labels) -> Cohort:
     c = p["custom"]
     if not c["table"] or not c["sample_sheet"]:
-        raise InputError("custom dataset needs custom.table and custom.sample_sheet paths", path="params",
-                         where="custom")
+        raise InputError(
+            "custom dataset needs custom.table and custom.sample_sheet paths", path="params", where="custom"
+        )
     kind = c["kind"]
     if kind not in ("counts", "logexpr"):
         raise InputError(f"custom.kind must be counts or logexpr, not {kind!r}", path="params", where="custom.kind")
     # arrays measure many genes with several probes: duplicated symbols in a log-expression table
     # are expected and collapsed by harmonisation (highest mean); in a count table they are an error
-    table = (loaders.read_count_matrix(c["table"]) if kind == "counts"
-             else loaders.read_logexpr(c["table"], allow_duplicate_genes=True))
+    table = (
+        loaders.read_count_matrix(c["table"])
+        if kind == "counts"
+        else loaders.read_logexpr(c["table"], allow_duplicate_genes=True)
+    )
     dropped = list(table.attrs.get("dropped_columns", []))
-    sheet = loaders.read_sample_sheet(c["sample_sheet"], response_col=c["response_col"],
-                                      sample_col=c["sample_col"], label_map=c["label_map"] or None)
+    sheet = loaders.read_sample_sheet(
+        c["sample_sheet"], response_col=c["response_col"], sample_col=c["sample_col"], label_map=c["label_map"] or None
+    )
     if "cohort" not in sheet.columns:
         sheet["cohort"] = c["cohort_name"]
     table, rep = _harmonize(table, kind, p, str(c["table"]))
     table.attrs.update(source=str(c["table"]), dropped_columns=dropped)
-    table, sheet = loaders.validate_cohort(table, sheet, labels=labels, counts_expected=(kind == "counts"),
-                                           response_col=c["response_col"])
-    meta = {"dataset": "custom", "kind": kind, "name": c["cohort_name"], "harmonize": rep,
-            "dropped_columns": dropped, "files": [str(c["table"]), str(c["sample_sheet"])], "seed": int(p["seed"])}
+    table, sheet = loaders.validate_cohort(
+        table, sheet, labels=labels, counts_expected=(kind == "counts"), response_col=c["response_col"]
+    )
+    meta = {
+        "dataset": "custom",
+        "kind": kind,
+        "name": c["cohort_name"],
+        "harmonize": rep,
+        "dropped_columns": dropped,
+        "files": [str(c["table"]), str(c["sample_sheet"])],
+        "seed": int(p["seed"]),
+    }
     return Cohort(counts=table, samples=sheet, meta=meta)

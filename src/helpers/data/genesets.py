@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import gzip
 import io
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from helpers.engine.errors import InputError
 from helpers.engine.io import atomic_path, read_input
@@ -92,13 +92,16 @@ def read_gmt(path) -> GeneSets:
         if len(fields) < 3:
             raise InputError(
                 f"expected at least 3 tab-separated fields (name, description, genes), found {len(fields)}",
-                path=path, where=where)
+                path=path,
+                where=where,
+            )
         name = fields[0].strip()
         if not name:
             raise InputError("empty gene-set name", path=path, where=where)
         if name in sets:
-            raise InputError(f"duplicate gene-set name '{name}' (first on line {first_line[name]})",
-                             path=path, where=where)
+            raise InputError(
+                f"duplicate gene-set name '{name}' (first on line {first_line[name]})", path=path, where=where
+            )
         genes = list(dict.fromkeys(g.strip() for g in fields[2:] if g.strip()))
         if not genes:
             raise InputError(f"gene set '{name}' has no genes", path=path, where=where)
@@ -139,16 +142,22 @@ def write_gmt(sets: Mapping[str, Iterable[str]], path, descriptions: Mapping[str
     data = "".join(lines).encode("utf-8")
     with atomic_path(path) as tmp:
         if path.name.endswith(".gz"):
-            with open(tmp, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh,
-                                                       mtime=0, compresslevel=9) as gz:
+            with (
+                open(tmp, "wb") as fh,
+                gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=9) as gz,
+            ):
                 gz.write(data)
         else:
             tmp.write_bytes(data)
     return path
 
 
-def filter_sets(sets: Mapping[str, Iterable[str]], universe: Iterable[str] | None = None,
-                min_size: int = 1, max_size: float = float("inf")) -> GeneSets:
+def filter_sets(
+    sets: Mapping[str, Iterable[str]],
+    universe: Iterable[str] | None = None,
+    min_size: int = 1,
+    max_size: float = float("inf"),
+) -> GeneSets:
     """Cut every set to ``universe`` (if given), then keep sets with ``min_size <= size <= max_size``.
 
     Gene order within a set is preserved; the result keeps the descriptions and source.
@@ -171,8 +180,8 @@ def collection_path(name_or_path) -> Path:
     path = Path(key).expanduser()
     if not path.exists():
         raise InputError(
-            f"no such gene-set file, and not a shipped collection (known: {', '.join(COLLECTIONS)})",
-            path=path)
+            f"no such gene-set file, and not a shipped collection (known: {', '.join(COLLECTIONS)})", path=path
+        )
     return path
 
 
@@ -191,6 +200,7 @@ def overlap_check(sets: Mapping[str, Iterable[str]], genes: Iterable[str]) -> in
     n = len(in_sets & set(genes))
     if n == 0:
         src = getattr(sets, "source", None) or "gene sets"
-        raise InputError("GMT has no overlap with the expression genes "
-                         "(check the gene identifiers: symbols expected)", path=src)
+        raise InputError(
+            "GMT has no overlap with the expression genes (check the gene identifiers: symbols expected)", path=src
+        )
     return n

@@ -59,19 +59,32 @@ def describe(values) -> dict:
     x = flat[ok]
     out = {"n": int(x.size)}
     if x.size == 0:
-        return {**out, "min": np.nan, "max": np.nan, "argmax": None, "integer_share": np.nan,
-                "median_nonzero": np.nan, "max_over_median": np.nan, "skewness": np.nan}
+        return {
+            **out,
+            "min": np.nan,
+            "max": np.nan,
+            "argmax": None,
+            "integer_share": np.nan,
+            "median_nonzero": np.nan,
+            "max_over_median": np.nan,
+            "skewness": np.nan,
+        }
     idx = np.flatnonzero(ok)[int(np.argmax(x))]
     nz = x[x != 0]
     med = float(np.median(np.abs(nz))) if nz.size else 0.0
     sd = float(x.std())
     skew = float(((x - x.mean()) ** 3).mean() / sd**3) if sd > 0 else 0.0
     vmax = float(x.max())
-    return {**out, "min": float(x.min()), "max": vmax,
-            "argmax": tuple(int(i) for i in np.unravel_index(idx, v.shape)) if v.ndim else None,
-            "integer_share": float(np.mean(x == np.round(x))),
-            "median_nonzero": med, "max_over_median": (vmax / med) if med > 0 else np.inf,
-            "skewness": skew}
+    return {
+        **out,
+        "min": float(x.min()),
+        "max": vmax,
+        "argmax": tuple(int(i) for i in np.unravel_index(idx, v.shape)) if v.ndim else None,
+        "integer_share": float(np.mean(x == np.round(x))),
+        "median_nonzero": med,
+        "max_over_median": (vmax / med) if med > 0 else np.inf,
+        "skewness": skew,
+    }
 
 
 def counts_problem(values) -> str | None:
@@ -80,9 +93,11 @@ def counts_problem(values) -> str | None:
     if d["n"] < MIN_VALUES or d["integer_share"] < 1.0:
         return None
     if d["max"] < ROUNDED_LOG_MAX and d["max_over_median"] < ROUNDED_LOG_RATIO:
-        return (f"every value is an integer below {ROUNDED_LOG_MAX} (max {d['max']:g}) and the largest is only "
-                f"{d['max_over_median']:.1f} times the median non-zero value: these look like integer-rounded "
-                f"log values, not read counts (read counts reach hundreds of times their median)")
+        return (
+            f"every value is an integer below {ROUNDED_LOG_MAX} (max {d['max']:g}) and the largest is only "
+            f"{d['max_over_median']:.1f} times the median non-zero value: these look like integer-rounded "
+            f"log values, not read counts (read counts reach hundreds of times their median)"
+        )
     return None
 
 
@@ -92,9 +107,13 @@ def logexpr_problem(values) -> str | None:
     if d["n"] == 0:
         return None
     if d["max"] > LOG_MAX:
-        return (f"a value of {d['max']:g} is impossible on a log scale (log2 values stay below ~20; "
-                f"{LOG_MAX:g} would be 2^{LOG_MAX:g}): these look like counts or linear intensities")
+        return (
+            f"a value of {d['max']:g} is impossible on a log scale (log2 values stay below ~20; "
+            f"{LOG_MAX:g} would be 2^{LOG_MAX:g}): these look like counts or linear intensities"
+        )
     if d["n"] >= MIN_VALUES and d["max"] > LOG_SOFT_MAX and d["skewness"] > SKEW_MAX:
-        return (f"values reach {d['max']:g} and are right-skewed (skewness {d['skewness']:.1f} > {SKEW_MAX:g}; "
-                f"log values are roughly symmetric): these look like counts or linear intensities")
+        return (
+            f"values reach {d['max']:g} and are right-skewed (skewness {d['skewness']:.1f} > {SKEW_MAX:g}; "
+            f"log values are roughly symmetric): these look like counts or linear intensities"
+        )
     return None

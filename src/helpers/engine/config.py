@@ -76,6 +76,7 @@ STEM = re.compile(r"^\d\d_")  # a --set key whose first part looks like a chapte
 
 # =============================================================================== the YAML loader
 
+
 class RefusedYAML(yaml.MarkedYAMLError):
     """Valid YAML that a parameter file may not use (anchors, duplicated keys, ...)."""
 
@@ -88,8 +89,13 @@ class StrictLoader(yaml.SafeLoader):
         event = self.peek_event()
         if isinstance(event, AliasEvent) or event.anchor is not None:
             name = ("*" if isinstance(event, AliasEvent) else "&") + str(event.anchor)
-            raise RefusedYAML(None, None, f"YAML anchors and aliases are not allowed (found {name}); "
-                              "write each value out (quote a value that starts with * or &)", event.start_mark)
+            raise RefusedYAML(
+                None,
+                None,
+                f"YAML anchors and aliases are not allowed (found {name}); "
+                "write each value out (quote a value that starts with * or &)",
+                event.start_mark,
+            )
         return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
@@ -101,12 +107,16 @@ class StrictLoader(yaml.SafeLoader):
                 raise RefusedYAML(None, None, "merge keys (<<) are not allowed", key_node.start_mark)
             key = self.construct_object(key_node, deep=deep)
             if not isinstance(key, str):
-                found = (f"{key_node.value} (quote it: '{key_node.value}')" if isinstance(key_node, yaml.ScalarNode)
-                         else f"a {key_node.id}")
+                found = (
+                    f"{key_node.value} (quote it: '{key_node.value}')"
+                    if isinstance(key_node, yaml.ScalarNode)
+                    else f"a {key_node.id}"
+                )
                 raise RefusedYAML(None, None, f"keys must be text, found {found}", key_node.start_mark)
             if key in out:
-                raise RefusedYAML(None, None, f"duplicated key '{key}' (first at line {first_line[key]})",
-                                  key_node.start_mark)
+                raise RefusedYAML(
+                    None, None, f"duplicated key '{key}' (first at line {first_line[key]})", key_node.start_mark
+                )
             out[key] = self.construct_object(value_node, deep=deep)
             first_line[key] = key_node.start_mark.line + 1
         return out
@@ -144,16 +154,21 @@ for _tag, _regexp, _first in [
     ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
     ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
     ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
-    ("tag:yaml.org,2002:float", r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-                                r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", list("-+0123456789.")),
+    (
+        "tag:yaml.org,2002:float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        list("-+0123456789."),
+    ),
 ]:
     StrictLoader.add_implicit_resolver(_tag, re.compile(_regexp), _first)
 # Only the core schema's types can be constructed (an explicit !!timestamp, !!binary, !!set or a
 # !!python/... tag is an error, as any unknown tag).
 StrictLoader.yaml_constructors = {
-    k: v for k, v in yaml.SafeLoader.yaml_constructors.items()
-    if k in ("tag:yaml.org,2002:null", "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq",
-             "tag:yaml.org,2002:map", None)}
+    k: v
+    for k, v in yaml.SafeLoader.yaml_constructors.items()
+    if k in ("tag:yaml.org,2002:null", "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map", None)
+}
 StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_yaml12_int)
 StrictLoader.add_constructor("tag:yaml.org,2002:float", StrictLoader.construct_yaml12_float)
 StrictLoader.add_constructor("tag:yaml.org,2002:bool", StrictLoader.construct_yaml12_bool)
@@ -193,6 +208,7 @@ def load_yaml(path, what: str = "config file"):
 
 # =============================================================================== the schema
 
+
 def _is_integer(_checker, v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)  # 2.0 is not an integer here
 
@@ -206,8 +222,9 @@ def _validator_for(path: str, mtime_ns: int):
     import jsonschema  # imported here: reading YAML (the twin, the registry) does not need it
 
     base = jsonschema.Draft202012Validator
-    cls = jsonschema.validators.extend(base, type_checker=base.TYPE_CHECKER.redefine_many(
-        {"integer": _is_integer, "number": _is_number}))
+    cls = jsonschema.validators.extend(
+        base, type_checker=base.TYPE_CHECKER.redefine_many({"integer": _is_integer, "number": _is_number})
+    )
     schema = load_yaml(path, "parameter schema")
     try:
         cls.check_schema(schema)
@@ -222,7 +239,9 @@ def schema_path_for(params_path) -> Path:
     for cand in (Path(params_path).with_name(SCHEMA_NAME), paths.ROOT / "config" / SCHEMA_NAME, SOURCE_SCHEMA):
         if cand.is_file():
             return cand
-    raise InputError("parameter schema not found (it belongs beside params.yml)", path=Path(params_path).with_name(SCHEMA_NAME))
+    raise InputError(
+        "parameter schema not found (it belongs beside params.yml)", path=Path(params_path).with_name(SCHEMA_NAME)
+    )
 
 
 def validator(schema_path, ref: str | None = None):
@@ -236,10 +255,12 @@ def validator(schema_path, ref: str | None = None):
 
 # =============================================================================== problems
 
+
 @dataclass
 class Problem:
     """One invalid value: where it is in the merged document, and what is wrong. ``alternatives``
     are the same problem told from another key (for rules about two keys: whichever the user set)."""
+
     path: tuple
     message: str
     alternatives: list = field(default_factory=list)  # [(path, message)]
@@ -298,8 +319,15 @@ def _hint(word, choices) -> str:
     return f" (did you mean '{close}'?)" if close else ""
 
 
-_TYPE_NAMES = {"string": "text", "integer": "an integer", "number": "a number", "boolean": "true or false",
-               "array": "a list", "object": "a mapping", "null": "null"}
+_TYPE_NAMES = {
+    "string": "text",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
 
 
 def _range(s: dict) -> str:
@@ -407,12 +435,16 @@ def _position(doc, path) -> tuple:
 
 # =============================================================================== rules JSON Schema cannot state
 
+
 def _rule_labels(doc):
     g = doc.get("global") or {}
     if "cr_label" in g and "nr_label" in g and g["cr_label"] == g["nr_label"]:
         both = _short(g.get("cr_label"))
-        yield Problem(("global", "nr_label"), f"must differ from cr_label (both are {both})",
-                      [(("global", "cr_label"), f"must differ from nr_label (both are {both})")])
+        yield Problem(
+            ("global", "nr_label"),
+            f"must differ from cr_label (both are {both})",
+            [(("global", "cr_label"), f"must differ from nr_label (both are {both})")],
+        )
 
 
 def _rule_order(lo_key, hi_key, where):
@@ -424,8 +456,12 @@ def _rule_order(lo_key, hi_key, where):
             if isinstance(node, dict) and lo_key in node and hi_key in node and node[lo_key] > node[hi_key]:
                 lo, hi = node[lo_key], node[hi_key]
                 base = ("notebooks", stem) + tuple(where)
-                yield Problem(base + (hi_key,), f"must be >= {lo_key} ({_short(lo)}), got {_short(hi)}",
-                              [(base + (lo_key,), f"must be <= {hi_key} ({_short(hi)}), got {_short(lo)}")])
+                yield Problem(
+                    base + (hi_key,),
+                    f"must be >= {lo_key} ({_short(lo)}), got {_short(hi)}",
+                    [(base + (lo_key,), f"must be <= {hi_key} ({_short(hi)}), got {_short(lo)}")],
+                )
+
     return rule
 
 
@@ -449,6 +485,7 @@ def problems(doc, schema_path, ref: str | None = None) -> list[Problem]:
 
 
 # =============================================================================== merging
+
 
 def _deep_update(base: dict, over: dict) -> None:
     for k, v in over.items():
@@ -498,6 +535,7 @@ def _assign(doc: dict, path: tuple, value, key: str) -> None:
 
 # =============================================================================== the parameter file
 
+
 class Params:
     """The validated parameter file (and, on demand, its profiles, ``--params`` files and ``--set``
     values merged in and validated)."""
@@ -531,7 +569,9 @@ class Params:
     def _doc(self, profile: str) -> dict:
         if profile not in self._docs:
             known = ", ".join(["default"] + sorted(self.profiles))
-            raise InputError(f"unknown profile '{profile}' (known: {known}){_hint(profile, self._docs)}", path=self.path)
+            raise InputError(
+                f"unknown profile '{profile}' (known: {known}){_hint(profile, self._docs)}", path=self.path
+            )
         return self._docs[profile]
 
     def _targets(self, key: str) -> list[tuple[tuple, str | None]]:
@@ -571,7 +611,7 @@ class Params:
             for key, target in reversed(applied):  # the last --set that wrote there is the one to blame
                 n = min(len(path), len(target))
                 if path[:n] == target[:n]:
-                    where = key + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[len(target):])
+                    where = key + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[len(target) :])
                     raise InputError(message, path="--set", where=where)
         raise InputError(first.message, path="--set", where=set_key(first.path))
 
@@ -627,8 +667,9 @@ class Params:
         merged.update(copy.deepcopy(self.notebooks[notebook]))
         return merged
 
-    def effective(self, notebook: str, profile: str = "default", sets: dict | None = None,
-                  uses: tuple | None = None) -> dict:
+    def effective(
+        self, notebook: str, profile: str = "default", sets: dict | None = None, uses: tuple | None = None
+    ) -> dict:
         """Parameters for ``notebook``: global + notebook block + profile + ``--set`` overrides.
 
         ``uses`` (from the chapter registry) names the global keys the notebook uses; the others
@@ -649,6 +690,7 @@ class Params:
 
 
 # =============================================================================== paths, --set, hash
+
 
 def _looks_like_path(v) -> bool:
     return isinstance(v, str) and ("/" in v or v.startswith("~") or v.startswith(".."))
@@ -678,8 +720,11 @@ def check_paths(params_file: Params, root: Path) -> None:
     blocks += [(f"profiles.{k}", v) for k, v in params_file.profiles.items()]
     for name, block in blocks:
         for key, value in _outside_paths(block or {}, name, root):
-            raise InputError(f"'{key}' names a path outside the project ({value}); pass such a path on the "
-                             "command line with --set or --params if you mean it", path=params_file.path)
+            raise InputError(
+                f"'{key}' names a path outside the project ({value}); pass such a path on the "
+                "command line with --set or --params if you mean it",
+                path=params_file.path,
+            )
 
 
 def parse_set(items) -> dict:

@@ -18,10 +18,19 @@ from pathlib import Path
 
 from helpers.engine.errors import InputError
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--no-pdf-header-footer", "--run-all-compositor-stages-before-draw",
-                  "--virtual-time-budget=20000"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-pdf-header-footer",
+    "--run-all-compositor-stages-before-draw",
+    "--virtual-time-budget=20000",
+]
 
 
 def find_chromium() -> str:
@@ -29,8 +38,9 @@ def find_chromium() -> str:
         exe = shutil.which(name)
         if exe:
             return exe
-    raise InputError("Chromium not found: install it (Debian: apt-get install chromium) to build the PDF",
-                     where="make pdf")
+    raise InputError(
+        "Chromium not found: install it (Debian: apt-get install chromium) to build the PDF", where="make pdf"
+    )
 
 
 def build_pdf(root: Path, build: Path | None = None, chromium: str | None = None) -> Path:
@@ -41,8 +51,16 @@ def build_pdf(root: Path, build: Path | None = None, chromium: str | None = None
     exe = chromium or find_chromium()
     nxt = build / ".pdf-next"
     shutil.rmtree(nxt, ignore_errors=True)
-    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "--builder", "singlehtml",
-           "--path-output", str(nxt), "--quiet"]
+    cmd = [
+        str(Path(sys.executable).parent / "jupyter-book"),
+        "build",
+        str(root),
+        "--builder",
+        "singlehtml",
+        "--path-output",
+        str(nxt),
+        "--quiet",
+    ]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=dict(os.environ, HELPERS_ROOT=str(root)))
     page = nxt / "_build" / "singlehtml" / "index.html"
     if proc.returncode != 0 or not page.exists():
@@ -52,8 +70,12 @@ def build_pdf(root: Path, build: Path | None = None, chromium: str | None = None
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp_pdf = out_dir / ".book.pdf.tmp"
     profile = nxt / "chromium-profile"
-    proc = subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--print-to-pdf={tmp_pdf}",
-                           page.as_uri()], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--print-to-pdf={tmp_pdf}", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if proc.returncode != 0 or not tmp_pdf.exists() or tmp_pdf.stat().st_size == 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
         raise RuntimeError(f"Chromium could not print the book: {tail}")

@@ -25,12 +25,12 @@ _KEYS = {"stem", "results", "title", "reads", "globals", "files", "part", "pages
 
 @dataclass(frozen=True)
 class Step:
-    stem: str                 # notebook file stem, e.g. "03_de" (notebooks/03_de.md)
-    item: str                 # results/<item>/
-    title: str                # paper item it reproduces
-    reads: tuple = field(default_factory=tuple)    # stems whose results it reads
-    files: tuple = field(default_factory=tuple)    # other project files it reads (besides data/)
-    globals: tuple | None = None                   # global keys it uses (None: all of them)
+    stem: str  # notebook file stem, e.g. "03_de" (notebooks/03_de.md)
+    item: str  # results/<item>/
+    title: str  # paper item it reproduces
+    reads: tuple = field(default_factory=tuple)  # stems whose results it reads
+    files: tuple = field(default_factory=tuple)  # other project files it reads (besides data/)
+    globals: tuple | None = None  # global keys it uses (None: all of them)
     part: str = "The reproduction"
     pages_after: tuple = field(default_factory=tuple)  # hand-written pages that follow it in the book
 
@@ -58,7 +58,9 @@ def load(path: Path | None = None) -> dict:
             raise InputError("each chapter must be a mapping", path=path, where=where)
         unknown = set(ch) - _KEYS
         if unknown:
-            raise InputError(f"unknown key '{sorted(unknown)[0]}' (known: {', '.join(sorted(_KEYS))})", path=path, where=where)
+            raise InputError(
+                f"unknown key '{sorted(unknown)[0]}' (known: {', '.join(sorted(_KEYS))})", path=path, where=where
+            )
         stem = ch.get("stem")
         if not isinstance(stem, str) or not _STEM.match(stem):
             raise InputError(f"'stem' must look like 03_de, got {stem!r}", path=path, where=where)
@@ -70,10 +72,18 @@ def load(path: Path | None = None) -> dict:
         if captions and part not in captions:
             raise InputError(f"part '{part}' is not one of the parts ({', '.join(captions)})", path=path, where=stem)
         g = ch.get("globals")
-        steps.append(Step(stem, str(ch.get("results") or stem.split("_", 1)[1]), str(ch.get("title") or stem),
-                          reads, _seq(ch.get("files"), "files", stem),
-                          None if g is None else _seq(g, "globals", stem), part,
-                          _seq(ch.get("pages_after"), "pages_after", stem)))
+        steps.append(
+            Step(
+                stem,
+                str(ch.get("results") or stem.split("_", 1)[1]),
+                str(ch.get("title") or stem),
+                reads,
+                _seq(ch.get("files"), "files", stem),
+                None if g is None else _seq(g, "globals", stem),
+                part,
+                _seq(ch.get("pages_after"), "pages_after", stem),
+            )
+        )
         seen.add(stem)
     return {"steps": steps, "parts": parts, "root": data.get("root", "book/intro")}
 
@@ -93,8 +103,12 @@ def by_stem(stem: str, steps_=None) -> Step:
 def toc_yaml(registry: dict | None = None) -> str:
     """The text of ``_toc.yml`` for Jupyter Book 1, from the registry."""
     registry = registry or load()
-    lines = ["# Generated from config/book.yml by `python -m helpers toc` (make book refreshes it): edit that file.",
-             "format: jb-book", f"root: {registry['root']}", "parts:"]
+    lines = [
+        "# Generated from config/book.yml by `python -m helpers toc` (make book refreshes it): edit that file.",
+        "format: jb-book",
+        f"root: {registry['root']}",
+        "parts:",
+    ]
     for part in registry["parts"]:
         lines += [f"  - caption: {part['caption']}", "    chapters:"]
         entries = []

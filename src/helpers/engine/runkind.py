@@ -10,13 +10,18 @@ from __future__ import annotations
 import html
 
 KINDS = {
-    "twin": ("Simulated twin", "warning",
-             "This page was computed on the **simulated twin** of the paper's cohort ({name}): the genes "
-             "and samples are generated, so its results check the analysis, not the paper's biology."),
-    "real": ("Public data", "note",
-             "This page was computed on the **public data** of the paper ({name})."),
-    "custom": ("Your cohort", "note",
-               "This page was computed on a **user-supplied cohort** ({name}), not on the paper's data."),
+    "twin": (
+        "Simulated twin",
+        "warning",
+        "This page was computed on the **simulated twin** of the paper's cohort ({name}): the genes "
+        "and samples are generated, so its results check the analysis, not the paper's biology.",
+    ),
+    "real": ("Public data", "note", "This page was computed on the **public data** of the paper ({name})."),
+    "custom": (
+        "Your cohort",
+        "note",
+        "This page was computed on a **user-supplied cohort** ({name}), not on the paper's data.",
+    ),
 }
 
 

@@ -145,7 +145,9 @@ def calc_norm_factors(
     ref = y[:, ref_column]
     f = np.array(
         [
-            _tmm_factor(y[:, i], ref, lib_size[i], lib_size[ref_column], logratio_trim, sum_trim, do_weighting, a_cutoff)
+            _tmm_factor(
+                y[:, i], ref, lib_size[i], lib_size[ref_column], logratio_trim, sum_trim, do_weighting, a_cutoff
+            )
             for i in range(n_samples)
         ]
     )

@@ -40,14 +40,14 @@ def pca_scaled(expr: pd.DataFrame, n_components: int = 5, scale: bool = True) ->
     if not np.isfinite(X).all():
         raise InputError("PCA input has missing or infinite values", where="PCA")
     X = X - X.mean(axis=0)
-    sd = np.sqrt((X ** 2).mean(axis=0))  # divisor n, as FactoMineR's weighted SD
+    sd = np.sqrt((X**2).mean(axis=0))  # divisor n, as FactoMineR's weighted SD
     keep = sd > 1e-12
     X = X[:, keep]
     if scale:
         X = X / sd[keep]
     n = X.shape[0]
     u, s, vt = np.linalg.svd(X / np.sqrt(n), full_matrices=False)
-    eig = s ** 2
+    eig = s**2
     k = min(n_components, len(s))
     for j in range(k):  # sign convention: the largest-magnitude loading is positive
         i = np.argmax(np.abs(vt[j]))

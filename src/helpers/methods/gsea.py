@@ -46,6 +46,7 @@ __all__ = ["prerank", "enrichment_score", "enrichment_curve"]
 
 # --------------------------------------------------------------------------- input checks
 
+
 def _sorted_ranking(ranking) -> pd.Series:
     """Validate a gene -> score Series and return it sorted by decreasing score (stable)."""
     if not isinstance(ranking, pd.Series):
@@ -84,6 +85,7 @@ def _map_sets(genes: pd.Index, gene_sets: dict, min_size: int, max_size: int) ->
 
 
 # --------------------------------------------------------------------------- the statistic
+
 
 def _walk(weights: np.ndarray, pos: np.ndarray, n_genes: int):
     """fgsea's walk for one set: ``tops`` (after each hit) and ``bottoms`` (before each hit)."""
@@ -162,8 +164,7 @@ def _null_for_sizes(rng, sizes, n_rows, weights32, n_genes, chunk_elems=65_536) 
     out = {}
     for k in sizes:
         step = max(1, chunk_elems // k)
-        out[k] = np.concatenate([_null_es(draws[s:s + step, :k], weights32, n_genes)
-                                 for s in range(0, n_rows, step)])
+        out[k] = np.concatenate([_null_es(draws[s : s + step, :k], weights32, n_genes) for s in range(0, n_rows, step)])
     return out
 
 
@@ -183,9 +184,17 @@ def _null_stats(es: float, null: np.ndarray):
     return nes, pval, extreme
 
 
-def prerank(ranking: pd.Series, gene_sets: dict, min_size: int = 15, max_size: int = 500,
-            n_perm: int = 1000, seed: int = 42, gsea_param: float = 1.0,
-            max_perm: int = 10000, min_extreme: int = 10) -> pd.DataFrame:
+def prerank(
+    ranking: pd.Series,
+    gene_sets: dict,
+    min_size: int = 15,
+    max_size: int = 500,
+    n_perm: int = 1000,
+    seed: int = 42,
+    gsea_param: float = 1.0,
+    max_perm: int = 10000,
+    min_extreme: int = 10,
+) -> pd.DataFrame:
     """Preranked GSEA (fgsea conventions) with shared per-size permutations.
 
     Parameters
@@ -214,8 +223,7 @@ def prerank(ranking: pd.Series, gene_sets: dict, min_size: int = 15, max_size: i
     weights32 = weights.astype(np.float32)
     sets = _map_sets(genes, gene_sets, min_size, max_size)
     if not sets:
-        raise InputError(f"no gene set has between {min_size} and {max_size} genes in the ranking",
-                         where="gsea")
+        raise InputError(f"no gene set has between {min_size} and {max_size} genes in the ranking", where="gsea")
 
     names = list(sets)
     es = np.empty(len(names))
@@ -227,7 +235,7 @@ def prerank(ranking: pd.Series, gene_sets: dict, min_size: int = 15, max_size: i
         if es[i] > 0:
             edge = pos[: int(np.argmax(tops)) + 1]
         elif es[i] < 0:
-            edge = pos[int(np.argmin(bottoms)):][::-1]
+            edge = pos[int(np.argmin(bottoms)) :][::-1]
         else:
             edge = pos[:0]
         edges.append("/".join(genes[edge]))
@@ -250,12 +258,23 @@ def prerank(ranking: pd.Series, gene_sets: dict, min_size: int = 15, max_size: i
 
     nes = np.array([s[0] for s in stats])
     pval = np.array([s[1] for s in stats])
-    res = pd.DataFrame({"pathway": names, "ES": es, "NES": nes, "pval": pval,
-                        "padj": bh_adjust(pval), "size": sizes, "leadingEdge": edges, "n_perm": used})
+    res = pd.DataFrame(
+        {
+            "pathway": names,
+            "ES": es,
+            "NES": nes,
+            "pval": pval,
+            "padj": bh_adjust(pval),
+            "size": sizes,
+            "leadingEdge": edges,
+            "n_perm": used,
+        }
+    )
     return res.sort_values(["pval", "pathway"], kind="stable").reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- the running sum (for figures)
+
 
 def enrichment_curve(ranking: pd.Series, gene_set, gsea_param: float = 1.0) -> pd.DataFrame:
     """The GSEA running sum of one gene set along the ranking, for plotting.
@@ -276,7 +295,14 @@ def enrichment_curve(ranking: pd.Series, gene_set, gsea_param: float = 1.0) -> p
     up = np.where(hit, weights / total if total > 0 else 1.0 / pos.size, 0.0)
     down = np.where(hit, 0.0, 1.0 / (n - pos.size))
     running = np.cumsum(up - down)
-    out = pd.DataFrame({"rank": np.arange(1, n + 1), "gene": ranked.index, "score": ranked.to_numpy(),
-                        "hit": hit, "running_sum": running})
+    out = pd.DataFrame(
+        {
+            "rank": np.arange(1, n + 1),
+            "gene": ranked.index,
+            "score": ranked.to_numpy(),
+            "hit": hit,
+            "running_sum": running,
+        }
+    )
     out.attrs["ES"] = _es_from_walk(*_walk(weights, pos, n))
     return out

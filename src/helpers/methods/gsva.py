@@ -64,20 +64,50 @@ __all__ = ["gsva", "kcdf_log_odds", "resolve_kcdf"]
 # ----------------------------------------------------------------------------- normal CDF table
 # Cody's rational Chebyshev approximations of the normal CDF (W. J. Cody, Math. Comp. 1969;
 # ACM TOMS Algorithm 715, 1993), which R's pnorm evaluates; the coefficients are Cody's.
-_CODY_A = (2.2352520354606839287, 161.02823106855587881, 1067.6894854603709582,
-           18154.981253343561249, 0.065682337918207449113)
-_CODY_B = (47.20258190468824187, 976.09855173777669322, 10260.932208618978205,
-           45507.789335026729956)
-_CODY_C = (0.39894151208813466764, 8.8831497943883759412, 93.506656132177855979,
-           597.27027639480026226, 2494.5375852903726711, 6848.1904505362823326,
-           11602.651437647350124, 9842.7148383839780218, 1.0765576773720192317e-8)
-_CODY_D = (22.266688044328115691, 235.38790178262499861, 1519.377599407554805,
-           6485.558298266760755, 18615.571640885098091, 34900.952721145977266,
-           38912.003286093271411, 19685.429676859990727)
-_CODY_P = (0.21589853405795699, 0.1274011611602473639, 0.022235277870649807,
-           0.001421619193227893466, 2.9112874951168792e-5, 0.02307344176494017303)
-_CODY_Q = (1.28426009614491121, 0.468238212480865118, 0.0659881378689285515,
-           0.00378239633202758244, 7.29751555083966205e-5)
+_CODY_A = (
+    2.2352520354606839287,
+    161.02823106855587881,
+    1067.6894854603709582,
+    18154.981253343561249,
+    0.065682337918207449113,
+)
+_CODY_B = (47.20258190468824187, 976.09855173777669322, 10260.932208618978205, 45507.789335026729956)
+_CODY_C = (
+    0.39894151208813466764,
+    8.8831497943883759412,
+    93.506656132177855979,
+    597.27027639480026226,
+    2494.5375852903726711,
+    6848.1904505362823326,
+    11602.651437647350124,
+    9842.7148383839780218,
+    1.0765576773720192317e-8,
+)
+_CODY_D = (
+    22.266688044328115691,
+    235.38790178262499861,
+    1519.377599407554805,
+    6485.558298266760755,
+    18615.571640885098091,
+    34900.952721145977266,
+    38912.003286093271411,
+    19685.429676859990727,
+)
+_CODY_P = (
+    0.21589853405795699,
+    0.1274011611602473639,
+    0.022235277870649807,
+    0.001421619193227893466,
+    2.9112874951168792e-5,
+    0.02307344176494017303,
+)
+_CODY_Q = (
+    1.28426009614491121,
+    0.468238212480865118,
+    0.0659881378689285515,
+    0.00378239633202758244,
+    7.29751555083966205e-5,
+)
 _SQRT_32 = 5.656854249492380195206754896838
 _INV_SQRT_2PI = 0.398942280401432677939946059934
 
@@ -214,24 +244,25 @@ def kcdf_log_odds(x: np.ndarray, kcdf: str, chunk: int = 4096) -> np.ndarray:
         bw[~(bw > 0)] = np.inf
     step = max(1, int(chunk))
     for start in range(0, n_genes, step):
-        xs = x[start:start + step]
+        xs = x[start : start + step]
         left = np.zeros_like(xs)  # left[g, j] = sum_i K(y_j - x_i), summed over i in order
         if kcdf == "Gaussian":
-            bws = bw[start:start + step, None]
+            bws = bw[start : start + step, None]
             for i in range(n):
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    v = (xs - xs[:, i:i + 1]) / bws
-                k = np.minimum(np.abs(v) / _MAX_PRECOMPUTE * _PRECOMPUTE_RESOLUTION,
-                               float(_PRECOMPUTE_RESOLUTION)).astype(np.int64)  # C's (int) truncation
+                    v = (xs - xs[:, i : i + 1]) / bws
+                k = np.minimum(
+                    np.abs(v) / _MAX_PRECOMPUTE * _PRECOMPUTE_RESOLUTION, float(_PRECOMPUTE_RESOLUTION)
+                ).astype(np.int64)  # C's (int) truncation
                 k += (_PRECOMPUTE_RESOLUTION + 1) * (v >= 0)
                 left += signed[k]
         else:
             q = np.floor(xs + 1e-7)  # R's ppois(q, lambda) uses floor(q + 1e-7)
             for i in range(n):
-                left += special.pdtr(q, xs[:, i:i + 1] + _POISSON_BW)
+                left += special.pdtr(q, xs[:, i : i + 1] + _POISSON_BW)
         left /= n
         with np.errstate(divide="ignore"):
-            out[start:start + step] = -1.0 * _c_log((1.0 - left) / left)
+            out[start : start + step] = -1.0 * _c_log((1.0 - left) / left)
     return out
 
 
@@ -286,9 +317,16 @@ def _check_expr(expr) -> pd.DataFrame:
     return expr
 
 
-def gsva(expr: pd.DataFrame, gene_sets: dict, kcdf: str = "Gaussian", min_size: int = 1,
-         max_size: float = math.inf, mx_diff: bool = True, tau: float = 1.0,
-         chunk: int = 4096) -> pd.DataFrame:
+def gsva(
+    expr: pd.DataFrame,
+    gene_sets: dict,
+    kcdf: str = "Gaussian",
+    min_size: int = 1,
+    max_size: float = math.inf,
+    mx_diff: bool = True,
+    tau: float = 1.0,
+    chunk: int = 4096,
+) -> pd.DataFrame:
     """GSVA enrichment scores (method "gsva" of R GSVA 1.46), gene sets x samples.
 
     Parameters
@@ -339,8 +377,7 @@ def gsva(expr: pd.DataFrame, gene_sets: dict, kcdf: str = "Gaussian", min_size: 
     return pd.DataFrame(scores, index=pd.Index(list(mapped), name="set"), columns=expr.columns)
 
 
-def _scores_from_density(density: np.ndarray, sets: list, tau: float = 1.0,
-                         mx_diff: bool = True) -> np.ndarray:
+def _scores_from_density(density: np.ndarray, sets: list, tau: float = 1.0, mx_diff: bool = True) -> np.ndarray:
     """Steps 3-4: sets x samples scores from genes x samples log-odds; ``sets`` = row indices."""
     pos = _rank_positions(density)
     n_genes = density.shape[0]

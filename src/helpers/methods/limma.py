@@ -333,7 +333,9 @@ def voom(counts, design, lib_size=None, span: float = 0.5) -> VoomResult:
     fitted = fit.coefficients @ fit.design.T
     fitted_logcount = np.log2(2.0**fitted * 1e-6 * (lib_size + 1))
     w = 1.0 / trend(fitted_logcount) ** 4
-    return VoomResult(E=pd.DataFrame(E, index=genes, columns=samples), weights=w, lib_size=lib_size, trend_x=lx, trend_y=ly)
+    return VoomResult(
+        E=pd.DataFrame(E, index=genes, columns=samples), weights=w, lib_size=lib_size, trend_x=lx, trend_y=ly
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,17 +23,34 @@ from scipy.stats import hypergeom
 
 from helpers.methods.limma import p_adjust_bh
 
-COLUMNS = ["set", "description", "k", "n_query", "M", "N", "GeneRatio", "BgRatio",
-           "fold", "pvalue", "p.adjust", "genes"]
+COLUMNS = [
+    "set",
+    "description",
+    "k",
+    "n_query",
+    "M",
+    "N",
+    "GeneRatio",
+    "BgRatio",
+    "fold",
+    "pvalue",
+    "p.adjust",
+    "genes",
+]
 
 
 # one Benjamini-Hochberg for the whole package (limma's p.adjust(p, "BH") port)
 bh_adjust = p_adjust_bh
 
 
-def ora(query: Iterable[str], tested: Iterable[str], sets: Mapping[str, Iterable[str]],
-        descriptions: Mapping[str, str] | None = None, min_size: int = 10,
-        max_size: int = 500) -> pd.DataFrame:
+def ora(
+    query: Iterable[str],
+    tested: Iterable[str],
+    sets: Mapping[str, Iterable[str]],
+    descriptions: Mapping[str, str] | None = None,
+    min_size: int = 10,
+    max_size: int = 500,
+) -> pd.DataFrame:
     """Over-representation of ``query`` genes in ``sets`` against the ``tested`` genes.
 
     Parameters

@@ -96,9 +96,7 @@ class PamFit:
 
     def table(self) -> pd.DataFrame:
         """Threshold grid as a table: threshold, n_genes, train_errors."""
-        return pd.DataFrame(
-            {"threshold": self.thresholds, "n_genes": self.n_genes, "train_errors": self.train_errors}
-        )
+        return pd.DataFrame({"threshold": self.thresholds, "n_genes": self.n_genes, "train_errors": self.train_errors})
 
 
 @dataclass(frozen=True)
@@ -135,8 +133,9 @@ class CvResult:
 
     def predictions(self, threshold_index: int) -> pd.DataFrame:
         """Held-out calls and class probabilities at one grid index (sample, truth, pred, prob_<class>)."""
-        df = pd.DataFrame({"truth": self.truth.values, "pred": self.pred.iloc[:, threshold_index].values},
-                          index=self.truth.index)
+        df = pd.DataFrame(
+            {"truth": self.truth.values, "pred": self.pred.iloc[:, threshold_index].values}, index=self.truth.index
+        )
         for k, c in enumerate(self.classes):
             df[f"prob_{c}"] = self.prob[:, k, threshold_index]
         df.index.name = "sample"
@@ -198,7 +197,9 @@ def _as_arrays(X, y, classes=None):
     codes = np.array([classes.index(v) for v in yv])
     counts = np.bincount(codes, minlength=len(classes))
     if counts.min() < 2:
-        raise InputError(f"each class needs at least 2 samples, counts {dict(zip(classes, counts.tolist()))}", where="y")
+        raise InputError(
+            f"each class needs at least 2 samples, counts {dict(zip(classes, counts.tolist()))}", where="y"
+        )
     return x, codes, classes, X.index, X.columns
 
 
@@ -271,9 +272,20 @@ def _nsc_reference(x, codes, K, xtest, thresholds=None, n_threshold=30, prior=No
     yhat = dd.argmax(axis=2)  # T x m, first class wins ties (pamr softmax uses a strict '>')
     e = _safe_exp(dd)
     prob = e / e.sum(axis=2, keepdims=True)
-    return dict(centroids=centroids, overall=overall, sd=sd, s0=s0, nk=nk, prior=np.asarray(prior, float),
-                se_scale=np.asarray(se_scale, float), d=d, thresholds=thresholds, nonzero=nonzero,
-                yhat=yhat, prob=prob)
+    return dict(
+        centroids=centroids,
+        overall=overall,
+        sd=sd,
+        s0=s0,
+        nk=nk,
+        prior=np.asarray(prior, float),
+        se_scale=np.asarray(se_scale, float),
+        d=d,
+        thresholds=thresholds,
+        nonzero=nonzero,
+        yhat=yhat,
+        prob=prob,
+    )
 
 
 # --- fast path -------------------------------------------------------------------------
@@ -414,8 +426,9 @@ def _grid(d, se_scale, z, thresholds, prior, counts=True, work=None):
         R = np.bincount(iq, weights=w.reshape(-1), minlength=size).reshape(K, 1, T1)[:, :, 1:]
     elif m > 1:
         ww = np.sign(d)[:, None, :] * z[None, :, :]  # K x m x p
-        il = (iq.reshape(K, 1, p) - (np.arange(K) * T1)[:, None, None]
-              + (np.arange(K * m) * T1).reshape(K, m, 1)).reshape(-1)  # (k * m + row) * (T + 1) + c
+        il = (
+            iq.reshape(K, 1, p) - (np.arange(K) * T1)[:, None, None] + (np.arange(K * m) * T1).reshape(K, m, 1)
+        ).reshape(-1)  # (k * m + row) * (T + 1) + c
         size = K * m * T1
         W = np.bincount(il, weights=ww.reshape(-1), minlength=size).reshape(K, m, T1)[:, :, 1:]
         ww *= e[:, None, :]
@@ -449,8 +462,7 @@ def _calls(dd):
     return yhat, e / e.sum(axis=-1, keepdims=True)
 
 
-def _nsc(xs, codes, K, xs_test, thresholds=None, n_threshold=30, prior=None, se_scale=None,
-         s0_percentile=50.0):
+def _nsc(xs, codes, K, xs_test, thresholds=None, n_threshold=30, prior=None, se_scale=None, s0_percentile=50.0):
     """One pamr ``nsc`` call on samples x genes arrays (fast path); returns the fitted pieces
     (centroids and d as genes x classes), per-threshold test results (yhat T x m, prob T x m x K)
     and the class statistics that :func:`_loo` reuses."""
@@ -472,9 +484,21 @@ def _nsc(xs, codes, K, xs_test, thresholds=None, n_threshold=30, prior=None, se_
     thresholds = np.asarray(thresholds, dtype=float)
     dd, nonzero = _grid(d, se_scale, (xs_test - overall[None, :]) / sd[None, :], thresholds, prior)
     yhat, prob = _calls(dd)
-    return dict(centroids=np.ascontiguousarray(cen.T), overall=overall, sd=sd, s0=s0, nk=nk, prior=prior,
-                se_scale=se_scale, d=np.ascontiguousarray(d.T), thresholds=thresholds, nonzero=nonzero,
-                yhat=yhat, prob=prob, stats=(nk, cen, m2, total))
+    return dict(
+        centroids=np.ascontiguousarray(cen.T),
+        overall=overall,
+        sd=sd,
+        s0=s0,
+        nk=nk,
+        prior=prior,
+        se_scale=se_scale,
+        d=np.ascontiguousarray(d.T),
+        thresholds=thresholds,
+        nonzero=nonzero,
+        yhat=yhat,
+        prob=prob,
+        stats=(nk, cen, m2, total),
+    )
 
 
 def _welford(rows):
@@ -559,8 +583,17 @@ def _loo(xs, codes, K, thresholds, prior, se_scale, s0_percentile, stats=None, r
 # public API: training and prediction
 
 
-def train(X: pd.DataFrame, y, *, n_threshold: int = 30, thresholds=None, s0_percentile: float = 50.0,
-          prior=None, classes=None, remove_zeros: bool = True) -> PamFit:
+def train(
+    X: pd.DataFrame,
+    y,
+    *,
+    n_threshold: int = 30,
+    thresholds=None,
+    s0_percentile: float = 50.0,
+    prior=None,
+    classes=None,
+    remove_zeros: bool = True,
+) -> PamFit:
     """Fit nearest shrunken centroids like ``pamr.train`` (defaults are pamr's).
 
     X: genes x samples log-expression. y: one class label per column (a Series indexed by sample
@@ -577,17 +610,29 @@ def train(X: pd.DataFrame, y, *, n_threshold: int = 30, thresholds=None, s0_perc
     if not 0 <= s0_percentile <= 100:
         raise InputError(f"s0_percentile must be within 0..100, got {s0_percentile}", where="s0_percentile")
     xs = np.ascontiguousarray(x.T)
-    r = _nsc(xs, codes, K, xs, thresholds=thresholds, n_threshold=n_threshold, prior=prior,
-             s0_percentile=s0_percentile)
+    r = _nsc(xs, codes, K, xs, thresholds=thresholds, n_threshold=n_threshold, prior=prior, s0_percentile=s0_percentile)
     errors = (r["yhat"] != codes[None, :]).sum(axis=1)
     nt = len(r["thresholds"])
     if remove_zeros:
         zero = np.flatnonzero(r["nonzero"] == 0)
         nt = int(zero[0]) + 1 if len(zero) else nt
-    return PamFit(genes=genes, classes=classes, centroids=r["centroids"], centroid_overall=r["overall"],
-                  sd=r["sd"], s0=r["s0"], se_scale=r["se_scale"], prior=r["prior"], d=r["d"],
-                  thresholds=r["thresholds"][:nt], n_genes=r["nonzero"][:nt], train_errors=errors[:nt],
-                  n_per_class=r["nk"].astype(int), s0_percentile=float(s0_percentile), samples=samples)
+    return PamFit(
+        genes=genes,
+        classes=classes,
+        centroids=r["centroids"],
+        centroid_overall=r["overall"],
+        sd=r["sd"],
+        s0=r["s0"],
+        se_scale=r["se_scale"],
+        prior=r["prior"],
+        d=r["d"],
+        thresholds=r["thresholds"][:nt],
+        n_genes=r["nonzero"][:nt],
+        train_errors=errors[:nt],
+        n_per_class=r["nk"].astype(int),
+        s0_percentile=float(s0_percentile),
+        samples=samples,
+    )
 
 
 def _shrunk_scaled(fit: PamFit, threshold: float) -> np.ndarray:
@@ -718,16 +763,32 @@ def cv(X: pd.DataFrame, y, fit: PamFit | None = None, folds="loo", **train_args)
         prob = np.ones((n, K, T))
         for f in fl:
             tr = np.setdiff1d(np.arange(n), f)
-            r = _nsc(xs[tr], codes[tr], K, xs[f], thresholds=fit.thresholds, prior=fit.prior,
-                     se_scale=fit.se_scale, s0_percentile=fit.s0_percentile)
+            r = _nsc(
+                xs[tr],
+                codes[tr],
+                K,
+                xs[f],
+                thresholds=fit.thresholds,
+                prior=fit.prior,
+                se_scale=fit.se_scale,
+                s0_percentile=fit.s0_percentile,
+            )
             yhat[f, :] = r["yhat"].T
             prob[f, :, :] = np.transpose(r["prob"], (1, 2, 0))
     errors = (yhat != codes[:, None]).sum(axis=0)
     cls = np.asarray(classes, dtype=object)
     pred = pd.DataFrame(cls[yhat], index=samples, columns=range(T))
     truth = pd.Series(cls[codes], index=samples, name="truth")
-    return CvResult(thresholds=fit.thresholds, n_genes=fit.n_genes, errors=errors, pred=pred, prob=prob,
-                    truth=truth, classes=classes, folds=fl)
+    return CvResult(
+        thresholds=fit.thresholds,
+        n_genes=fit.n_genes,
+        errors=errors,
+        pred=pred,
+        prob=prob,
+        truth=truth,
+        classes=classes,
+        folds=fl,
+    )
 
 
 def choose_threshold(cvres: CvResult) -> tuple[int, float]:
@@ -780,8 +841,9 @@ def _select_and_predict(xs, codes, K, xs_test, n_threshold, s0_percentile, prior
     return idx, thr, nz[:nt], full["yhat"][:nt], full["prob"][:nt], errors
 
 
-def nested_loocv(X: pd.DataFrame, y, *, n_threshold: int = 30, s0_percentile: float = 50.0, prior=None,
-                 classes=None) -> NestedResult:
+def nested_loocv(
+    X: pd.DataFrame, y, *, n_threshold: int = 30, s0_percentile: float = 50.0, prior=None, classes=None
+) -> NestedResult:
     """Honest LOOCV: for every held-out sample the whole pamr workflow (fit, inner LOOCV over
     the threshold grid, choice of the largest threshold with the fewest inner errors, and so
     the gene selection) runs on the other samples only; the held-out sample is then called.
@@ -796,11 +858,10 @@ def nested_loocv(X: pd.DataFrame, y, *, n_threshold: int = 30, s0_percentile: fl
     pr = None if prior is None else np.asarray(prior, dtype=float)
     rows = []
     for i in range(n):
-        tr = np.r_[0:i, i + 1:n]
+        tr = np.r_[0:i, i + 1 : n]
         if np.bincount(codes[tr], minlength=K).min() < 3:
             raise InputError("nested LOOCV needs at least 4 samples per class", where="y")
-        idx, thr, nz, yhat, prob, _ = _select_and_predict(xs[tr], codes[tr], K, xs[[i]], n_threshold,
-                                                          s0_percentile, pr)
+        idx, thr, nz, yhat, prob, _ = _select_and_predict(xs[tr], codes[tr], K, xs[[i]], n_threshold, s0_percentile, pr)
         row = {"sample": samples[i], "truth": classes[codes[i]], "pred": classes[yhat[idx, 0]]}
         for k, c in enumerate(classes):
             row[f"prob_{c}"] = float(prob[idx, 0, k])
@@ -821,15 +882,24 @@ def _nested_accuracy(xs, codes, K, n_threshold, s0_percentile, prior):
     n = xs.shape[0]
     ok = 0
     for i in range(n):
-        tr = np.r_[0:i, i + 1:n]
-        idx, _, _, yhat, _, _ = _select_and_predict(xs[tr], codes[tr], K, xs[[i]], n_threshold,
-                                                    s0_percentile, prior)
+        tr = np.r_[0:i, i + 1 : n]
+        idx, _, _, yhat, _, _ = _select_and_predict(xs[tr], codes[tr], K, xs[[i]], n_threshold, s0_percentile, prior)
         ok += int(yhat[idx, 0] == codes[i])
     return ok / n
 
 
-def permutation_pvalue(X: pd.DataFrame, y, n_perm: int = 100, seed: int = 0, *, nested: bool = False,
-                       n_threshold: int = 30, s0_percentile: float = 50.0, prior=None, classes=None) -> dict:
+def permutation_pvalue(
+    X: pd.DataFrame,
+    y,
+    n_perm: int = 100,
+    seed: int = 0,
+    *,
+    nested: bool = False,
+    n_threshold: int = 30,
+    s0_percentile: float = 50.0,
+    prior=None,
+    classes=None,
+) -> dict:
     """Permutation test of the LOOCV accuracy: labels are shuffled ``n_perm`` times (numpy
     Generator from ``seed``) and the same procedure is rerun on each shuffle.
 
@@ -850,8 +920,14 @@ def permutation_pvalue(X: pd.DataFrame, y, n_perm: int = 100, seed: int = 0, *, 
     for b in range(n_perm):
         null[b] = stat(x, rng.permutation(codes), K, n_threshold, s0_percentile, pr)
     p = (1 + int(np.sum(null >= observed - 1e-12))) / (n_perm + 1)
-    return {"observed": float(observed), "null": null, "p_value": float(p), "n_perm": int(n_perm),
-            "nested": bool(nested), "seed": int(seed)}
+    return {
+        "observed": float(observed),
+        "null": null,
+        "p_value": float(p),
+        "n_perm": int(n_perm),
+        "nested": bool(nested),
+        "seed": int(seed),
+    }
 
 
 def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
@@ -888,9 +964,19 @@ def performance(truth, pred, positive: str = "CR", negative: str = "NR", alpha: 
     confusion = {a: {b: int(((t == a) & (p == b)).sum()) for b in levels} for a in sorted(set(t.tolist()))}
     return {
         "n": n,
-        "accuracy": acc["value"], "accuracy_k": acc["k"], "accuracy_text": acc["text"], "accuracy_ci": acc["ci"],
-        "sensitivity": sens["value"], "sensitivity_text": sens["text"], "sensitivity_ci": sens["ci"],
-        "specificity": spec["value"], "specificity_text": spec["text"], "specificity_ci": spec["ci"],
-        "majority_class": str(labels[j]), "majority_baseline": float(counts[j] / n),
-        "confusion": confusion, "positive": positive, "negative": negative,
+        "accuracy": acc["value"],
+        "accuracy_k": acc["k"],
+        "accuracy_text": acc["text"],
+        "accuracy_ci": acc["ci"],
+        "sensitivity": sens["value"],
+        "sensitivity_text": sens["text"],
+        "sensitivity_ci": sens["ci"],
+        "specificity": spec["value"],
+        "specificity_text": spec["text"],
+        "specificity_ci": spec["ci"],
+        "majority_class": str(labels[j]),
+        "majority_baseline": float(counts[j] / n),
+        "confusion": confusion,
+        "positive": positive,
+        "negative": negative,
     }

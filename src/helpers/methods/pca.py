@@ -26,16 +26,23 @@ def log_cpm(counts: pd.DataFrame, prior_count: float = 2.0, norm_factors=None) -
     x = counts.to_numpy(dtype=float)
     lib = x.sum(axis=0)
     if norm_factors is not None:
-        lib = lib * np.asarray(pd.Series(norm_factors).reindex(counts.columns)
-                               if isinstance(norm_factors, (pd.Series, dict)) else norm_factors, dtype=float)
+        lib = lib * np.asarray(
+            pd.Series(norm_factors).reindex(counts.columns)
+            if isinstance(norm_factors, (pd.Series, dict))
+            else norm_factors,
+            dtype=float,
+        )
     if np.any(lib <= 0):
         j = int(np.flatnonzero(lib <= 0)[0])
         raise InputError("library size is zero", path="counts", where=f"column {counts.columns[j]!r}")
-    return pd.DataFrame(cpm(x, lib_size=lib, log=True, prior_count=prior_count), index=counts.index, columns=counts.columns)
+    return pd.DataFrame(
+        cpm(x, lib_size=lib, log=True, prior_count=prior_count), index=counts.index, columns=counts.columns
+    )
 
 
-def pca(log_expr: pd.DataFrame, n_components: int = 5, center: bool = True,
-        scale: bool = False) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+def pca(
+    log_expr: pd.DataFrame, n_components: int = 5, center: bool = True, scale: bool = False
+) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
     """Principal components of the samples of a genes x samples log-expression table.
 
     Genes are centred (and scaled to unit variance if ``scale``; zero-variance genes are then
@@ -61,7 +68,7 @@ def pca(log_expr: pd.DataFrame, n_components: int = 5, center: bool = True,
     signs = np.sign(Vt[np.arange(Vt.shape[0]), idx])
     signs[signs == 0] = 1
     U, Vt = U * signs, Vt * signs[:, None]
-    var = S ** 2 / max(n - 1, 1)
+    var = S**2 / max(n - 1, 1)
     total = var.sum()
     names = [f"PC{i + 1}" for i in range(k)]
     scores = pd.DataFrame(U[:, :k] * S[:k], index=log_expr.columns, columns=names)
@@ -96,8 +103,9 @@ def _silhouette(points: np.ndarray, labels: np.ndarray) -> float:
     return float(silhouette_score(points, labels, metric="euclidean"))
 
 
-def batch_diagnostics(scores: pd.DataFrame, samples: pd.DataFrame, factors=("cohort", "response"),
-                      n_pcs: int = 2) -> pd.DataFrame:
+def batch_diagnostics(
+    scores: pd.DataFrame, samples: pd.DataFrame, factors=("cohort", "response"), n_pcs: int = 2
+) -> pd.DataFrame:
     """How much of the leading PCs each factor explains, in numbers.
 
     For each factor (a sample-sheet column): per PC, R^2 of a one-way ANOVA of the PC scores on the

@@ -45,9 +45,18 @@ def _fig_ax(ax, figsize):
 
 # --------------------------------------------------------------------------- PCA (Fig. 1B, 2C)
 
-def pca_scatter(scores: pd.DataFrame, var: pd.Series, samples: pd.DataFrame, color_col: str = "response",
-                marker_col: str = "cohort", pcs=("PC1", "PC2"), colors: dict | None = None,
-                title: str | None = None, ax=None):
+
+def pca_scatter(
+    scores: pd.DataFrame,
+    var: pd.Series,
+    samples: pd.DataFrame,
+    color_col: str = "response",
+    marker_col: str = "cohort",
+    pcs=("PC1", "PC2"),
+    colors: dict | None = None,
+    title: str | None = None,
+    ax=None,
+):
     """Scatter of two PCs: colour by ``color_col`` (response; ``colors`` maps level -> colour,
     default the book's CR/NR colours), marker by ``marker_col`` (cohort), the variance
     explained on the axes."""
@@ -65,8 +74,17 @@ def pca_scatter(scores: pd.DataFrame, var: pd.Series, samples: pd.DataFrame, col
                 sel &= samples[marker_col].astype(str) == ml
             if not sel.any():
                 continue
-            ax.scatter(scores.loc[sel, x], scores.loc[sel, y], c=cmap[cl], marker=COHORT_MARKERS[mi % len(COHORT_MARKERS)],
-                       s=42, edgecolors="black", linewidths=0.4, alpha=0.9, label=cl if ml is None else f"{cl}, {ml}")
+            ax.scatter(
+                scores.loc[sel, x],
+                scores.loc[sel, y],
+                c=cmap[cl],
+                marker=COHORT_MARKERS[mi % len(COHORT_MARKERS)],
+                s=42,
+                edgecolors="black",
+                linewidths=0.4,
+                alpha=0.9,
+                label=cl if ml is None else f"{cl}, {ml}",
+            )
     ax.set_xlabel(f"{x} ({100 * var[x]:.1f}% of variance)")
     ax.set_ylabel(f"{y} ({100 * var[y]:.1f}% of variance)")
     ax.axhline(0, color="0.85", lw=0.6, zorder=0)
@@ -80,8 +98,17 @@ def pca_scatter(scores: pd.DataFrame, var: pd.Series, samples: pd.DataFrame, col
 
 # --------------------------------------------------------------------------- volcano (Fig. 2A)
 
-def volcano(table: pd.DataFrame, p_max: float, lfc_min: float, use_fdr: bool = False, top_n: int = 15,
-            cr: str = "CR", nr: str = "NR", ax=None):
+
+def volcano(
+    table: pd.DataFrame,
+    p_max: float,
+    lfc_min: float,
+    use_fdr: bool = False,
+    top_n: int = 15,
+    cr: str = "CR",
+    nr: str = "NR",
+    ax=None,
+):
     """Volcano plot of a DE table with ``direction`` (from :func:`helpers.analysis.de.call_degs`): log2FC
     against -log10 p, cut-off lines, and the ``top_n`` most significant DEGs labelled."""
     col = "adj.P.Val" if use_fdr else "P.Value"
@@ -91,15 +118,28 @@ def volcano(table: pd.DataFrame, p_max: float, lfc_min: float, use_fdr: bool = F
     names = {"up": f"higher in {cr}", "down": f"higher in {nr}", "ns": "not significant"}
     for d in ("ns", "down", "up"):
         sel = table["direction"].astype(str) == d
-        ax.scatter(table.loc[sel, "logFC"], y[sel], s=6 if d == "ns" else 10, c=colors[d], alpha=0.6 if d == "ns" else 0.9,
-                   linewidths=0, label=f"{names[d]} ({int(sel.sum())})", rasterized=d == "ns")
+        ax.scatter(
+            table.loc[sel, "logFC"],
+            y[sel],
+            s=6 if d == "ns" else 10,
+            c=colors[d],
+            alpha=0.6 if d == "ns" else 0.9,
+            linewidths=0,
+            label=f"{names[d]} ({int(sel.sum())})",
+            rasterized=d == "ns",
+        )
     ax.axhline(-np.log10(p_max), color="0.3", lw=0.8, ls="--")
     for s in (-1, 1):
         ax.axvline(s * lfc_min, color="0.3", lw=0.8, ls="--")
     top = table[table["direction"].astype(str) != "ns"].sort_values(col).head(top_n)
     for gene, row in top.iterrows():
-        ax.annotate(str(gene), (row["logFC"], -np.log10(max(row[col], 1e-300))), fontsize=7,
-                    xytext=(3, 2), textcoords="offset points")
+        ax.annotate(
+            str(gene),
+            (row["logFC"], -np.log10(max(row[col], 1e-300))),
+            fontsize=7,
+            xytext=(3, 2),
+            textcoords="offset points",
+        )
     ax.set_xlabel(f"log2 fold change ({cr} − {nr})")
     ax.set_ylabel(f"−log10 {'FDR' if use_fdr else 'p-value'}")
     ax.legend(loc="upper left", fontsize=8, markerscale=2)
@@ -109,14 +149,24 @@ def volcano(table: pd.DataFrame, p_max: float, lfc_min: float, use_fdr: bool = F
 
 # --------------------------------------------------------------------------- DEG heatmap (Fig. 2B)
 
+
 def _legend_patches(items):
     from matplotlib.patches import Patch
 
     return [Patch(color=c, label=lab) for lab, c in items]
 
 
-def deg_heatmap(z: pd.DataFrame, samples: pd.DataFrame, Z_samples, Z_genes=None, cr: str = "CR", nr: str = "NR",
-                cohort_col: str = "cohort", vmax: float = 2.5, show_genes: bool | None = None):
+def deg_heatmap(
+    z: pd.DataFrame,
+    samples: pd.DataFrame,
+    Z_samples,
+    Z_genes=None,
+    cr: str = "CR",
+    nr: str = "NR",
+    cohort_col: str = "cohort",
+    vmax: float = 2.5,
+    show_genes: bool | None = None,
+):
     """seaborn clustermap of z-scored DEGs (genes x samples) on the given clusterings: samples
     ordered by the linkage ``Z_samples``, genes by ``Z_genes`` (None: input order), colour bars
     for response and cohort, a diverging scale clipped at +-vmax, both dendrograms drawn.
@@ -131,14 +181,29 @@ def deg_heatmap(z: pd.DataFrame, samples: pd.DataFrame, Z_samples, Z_genes=None,
     clevels = sorted(cohorts.unique())
     ccol = dict(zip(clevels, COHORT_COLORS * (1 + len(clevels) // len(COHORT_COLORS))))
     rcol = response_colors(cr, nr)
-    col_colors = pd.DataFrame({"response": resp.map(lambda r: rcol.get(r, NS_COLOR)), "cohort": cohorts.map(ccol)},
-                              index=z.columns)
+    col_colors = pd.DataFrame(
+        {"response": resp.map(lambda r: rcol.get(r, NS_COLOR)), "cohort": cohorts.map(ccol)}, index=z.columns
+    )
     show_genes = len(z) <= 60 if show_genes is None else show_genes
-    g = sns.clustermap(z, row_linkage=Z_genes, col_linkage=Z_samples, row_cluster=Z_genes is not None,
-                       col_colors=col_colors, cmap=DIVERGING, vmin=-vmax, vmax=vmax, center=0,
-                       xticklabels=True, yticklabels=show_genes, figsize=(8.5, 7.0 if len(z) > 30 else 5.0),
-                       dendrogram_ratio=(0.08, 0.14), colors_ratio=0.025, cbar_pos=(0.01, 0.80, 0.02, 0.14),
-                       cbar_kws={"label": "z-score"}, rasterized=True)
+    g = sns.clustermap(
+        z,
+        row_linkage=Z_genes,
+        col_linkage=Z_samples,
+        row_cluster=Z_genes is not None,
+        col_colors=col_colors,
+        cmap=DIVERGING,
+        vmin=-vmax,
+        vmax=vmax,
+        center=0,
+        xticklabels=True,
+        yticklabels=show_genes,
+        figsize=(8.5, 7.0 if len(z) > 30 else 5.0),
+        dendrogram_ratio=(0.08, 0.14),
+        colors_ratio=0.025,
+        cbar_pos=(0.01, 0.80, 0.02, 0.14),
+        cbar_kws={"label": "z-score"},
+        rasterized=True,
+    )
     ax = g.ax_heatmap
     ax.set_xlabel("")
     ax.set_ylabel("" if show_genes else f"{len(z)} genes")
@@ -146,12 +211,14 @@ def deg_heatmap(z: pd.DataFrame, samples: pd.DataFrame, Z_samples, Z_genes=None,
     ax.tick_params(axis="y", labelsize=6)
     g.ax_col_colors.tick_params(axis="y", labelsize=8)
     handles = _legend_patches([(cr, rcol[cr]), (nr, rcol[nr])] + [(c, ccol[c]) for c in clevels])
-    g.ax_col_dendrogram.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles),
-                               fontsize=7)
+    g.ax_col_dendrogram.legend(
+        handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles), fontsize=7
+    )
     return g.figure
 
 
 # --------------------------------------------------------------------------- GO dot plot (Fig. 2D, S1)
+
 
 def ora_dotplot(ora_table: pd.DataFrame, top: int = 10, ax=None, title: str | None = None, wrap: int = 45):
     """clusterProfiler-style dot plot of an ORA table (:func:`helpers.methods.ora.ora`).
@@ -174,8 +241,15 @@ def ora_dotplot(ora_table: pd.DataFrame, top: int = 10, ax=None, title: str | No
     y = np.arange(len(tab))
     kmax = max(int(tab["k"].max()), 1)
     cmap = LinearSegmentedColormap.from_list("red_blue", ["#e41a1c", "#377eb8"])
-    sc = ax.scatter(tab["ratio"], y, s=30 + 270 * tab["k"].to_numpy() / kmax, c=tab["p.adjust"], cmap=cmap,
-                    edgecolors="none", zorder=3)
+    sc = ax.scatter(
+        tab["ratio"],
+        y,
+        s=30 + 270 * tab["k"].to_numpy() / kmax,
+        c=tab["p.adjust"],
+        cmap=cmap,
+        edgecolors="none",
+        zorder=3,
+    )
     ax.set_yticks(y, labels)
     ax.set_xlabel("GeneRatio")
     ax.grid(True, color="0.9", zorder=0)
@@ -186,8 +260,15 @@ def ora_dotplot(ora_table: pd.DataFrame, top: int = 10, ax=None, title: str | No
     fig.colorbar(sc, ax=ax, fraction=0.05, pad=0.02).set_label("p.adjust")
     ks = sorted({int(v) for v in np.unique(np.linspace(tab["k"].min(), kmax, 3).round())})
     handles = [ax.scatter([], [], s=30 + 270 * kk / kmax, color="0.4") for kk in ks]
-    ax.legend(handles, [str(kk) for kk in ks], title="Count", loc="best", fontsize="small",
-              title_fontsize="small", borderaxespad=0.3)
+    ax.legend(
+        handles,
+        [str(kk) for kk in ks],
+        title="Count",
+        loc="best",
+        fontsize="small",
+        title_fontsize="small",
+        borderaxespad=0.3,
+    )
     if title:
         ax.set_title(title)
     return fig
@@ -195,8 +276,10 @@ def ora_dotplot(ora_table: pd.DataFrame, top: int = 10, ax=None, title: str | No
 
 # --------------------------------------------------------------------------- GSEA (Fig. 3A)
 
-def gsea_bars(res: pd.DataFrame, top: int = 10, labels: dict | None = None, up_label: str = "CR",
-              down_label: str = "NR"):
+
+def gsea_bars(
+    res: pd.DataFrame, top: int = 10, labels: dict | None = None, up_label: str = "CR", down_label: str = "NR"
+):
     """Bar chart of NES like Fig. 3A of the paper.
 
     The ``top`` sets with NES > 0 (higher in ``up_label``) are drawn above a dashed line and the
@@ -212,7 +295,7 @@ def gsea_bars(res: pd.DataFrame, top: int = 10, labels: dict | None = None, up_l
     rows = pd.concat([up, down])
     names = [labels.get(p, p) if labels else p for p in rows["pathway"]]
     y = np.arange(len(rows))[::-1].astype(float)
-    y[len(up):] -= 1.0  # a gap for the dashed line
+    y[len(up) :] -= 1.0  # a gap for the dashed line
     fig, ax = _plt().subplots(figsize=(8, 0.35 * (len(rows) + 1) + 1.2))
     ax.barh(y, rows["NES"], color=[CR_COLOR if v > 0 else NR_COLOR for v in rows["NES"]], height=0.7)
     ax.set_yticks(y)
@@ -226,8 +309,7 @@ def gsea_bars(res: pd.DataFrame, top: int = 10, labels: dict | None = None, up_l
     return fig
 
 
-def enrichment_curves(ranking: pd.Series, sets: dict, chosen: dict, labels: dict | None = None,
-                      xlabel: str = "rank"):
+def enrichment_curves(ranking: pd.Series, sets: dict, chosen: dict, labels: dict | None = None, xlabel: str = "rank"):
     """One panel per chosen set (``chosen``: panel title -> set id): the GSEA running sum along
     the ranking (:func:`helpers.methods.gsea.enrichment_curve`). A set that is not in ``sets``
     gets an empty, hidden panel."""
@@ -253,6 +335,7 @@ def enrichment_curves(ranking: pd.Series, sets: dict, chosen: dict, labels: dict
 
 # --------------------------------------------------------------------------- GSVA (Fig. 3B)
 
+
 def gsva_heatmap(scores: pd.DataFrame, test: pd.DataFrame, samples: pd.DataFrame, cr: str = "CR", nr: str = "NR"):
     """seaborn heatmap of GSVA scores: pathways in the order of ``test`` (the limma table,
     sorted by p), samples grouped by response (stable within a group), a response colour bar
@@ -265,29 +348,62 @@ def gsva_heatmap(scores: pd.DataFrame, test: pd.DataFrame, samples: pd.DataFrame
     m = scores.loc[test.index, order]
     fig = _plt().figure(figsize=(9, 0.35 * len(m) + 1.5))
     g = fig.add_gridspec(2, 3, height_ratios=[0.4, len(m)], width_ratios=[30, 2.2, 1], hspace=0.05, wspace=0.05)
-    ax_r, ax, ax_p, cax = (fig.add_subplot(g[0, 0]), fig.add_subplot(g[1, 0]), fig.add_subplot(g[1, 1]),
-                           fig.add_subplot(g[1, 2]))
+    ax_r, ax, ax_p, cax = (
+        fig.add_subplot(g[0, 0]),
+        fig.add_subplot(g[1, 0]),
+        fig.add_subplot(g[1, 1]),
+        fig.add_subplot(g[1, 2]),
+    )
     resp = samples.loc[order, "response"].astype(str).to_numpy()
-    sns.heatmap([[0 if r == cr else 1 for r in resp]], ax=ax_r, cmap=ListedColormap([CR_COLOR, NR_COLOR]), vmin=0,
-                vmax=1, cbar=False, xticklabels=False, yticklabels=["response"])
+    sns.heatmap(
+        [[0 if r == cr else 1 for r in resp]],
+        ax=ax_r,
+        cmap=ListedColormap([CR_COLOR, NR_COLOR]),
+        vmin=0,
+        vmax=1,
+        cbar=False,
+        xticklabels=False,
+        yticklabels=["response"],
+    )
     ax_r.tick_params(axis="y", labelsize=8, rotation=0)
     lim = float(np.nanmax(np.abs(m.to_numpy()))) or 1.0
-    sns.heatmap(m, ax=ax, cmap=DIVERGING, vmin=-lim, vmax=lim, center=0, cbar_ax=cax, xticklabels=True,
-                yticklabels=True, cbar_kws={"label": "GSVA score"})
+    sns.heatmap(
+        m,
+        ax=ax,
+        cmap=DIVERGING,
+        vmin=-lim,
+        vmax=lim,
+        center=0,
+        cbar_ax=cax,
+        xticklabels=True,
+        yticklabels=True,
+        cbar_kws={"label": "GSVA score"},
+    )
     ax.set_xlabel("")
     ax.set_ylabel("")
     ax.tick_params(axis="x", labelsize=6, rotation=90)
     ax.tick_params(axis="y", labelsize=8)
     signed = -np.log10(test["P.Value"].to_numpy(dtype=float)) * np.sign(test["logFC"].to_numpy(dtype=float))
     pl = max(2.0, float(np.abs(signed).max()))
-    sns.heatmap(signed[:, None], ax=ax_p, cmap="PuOr_r", vmin=-pl, vmax=pl, cbar=False, xticklabels=["p"],
-                yticklabels=False, annot=np.array([[f"{p:.1g}"] for p in test["P.Value"]]), fmt="",
-                annot_kws={"fontsize": 6, "color": "black"})
+    sns.heatmap(
+        signed[:, None],
+        ax=ax_p,
+        cmap="PuOr_r",
+        vmin=-pl,
+        vmax=pl,
+        cbar=False,
+        xticklabels=["p"],
+        yticklabels=False,
+        annot=np.array([[f"{p:.1g}"] for p in test["P.Value"]]),
+        fmt="",
+        annot_kws={"fontsize": 6, "color": "black"},
+    )
     ax_p.tick_params(axis="x", labelsize=8)
     return fig
 
 
 # --------------------------------------------------------------------------- PAM (Fig. 4)
+
 
 def cv_curve(curve: pd.DataFrame, threshold: float, n_genes: int):
     """PAM's cross-validation curve: LOOCV and training errors along the threshold grid, the
@@ -314,8 +430,9 @@ def delta_margins(scores: pd.DataFrame, cr: str = "CR", nr: str = "NR"):
     the recorded response, sorted by the margin (``scores``: sample, delta_<cr>, delta_<nr>, response)."""
     from matplotlib.patches import Patch
 
-    d = scores.assign(margin=scores[f"delta_{cr}"] - scores[f"delta_{nr}"]).sort_values(["margin", "sample"],
-                                                                                        kind="mergesort")
+    d = scores.assign(margin=scores[f"delta_{cr}"] - scores[f"delta_{nr}"]).sort_values(
+        ["margin", "sample"], kind="mergesort"
+    )
     fig, ax = _plt().subplots(figsize=(8, 3.4))
     ax.bar(range(len(d)), d["margin"], color=[CR_COLOR if r == cr else NR_COLOR for r in d["response"]])
     ax.axhline(0, color="black", lw=0.8)
@@ -329,6 +446,7 @@ def delta_margins(scores: pd.DataFrame, cr: str = "CR", nr: str = "NR"):
 
 # --------------------------------------------------------------------------- benchmarks
 
+
 def bench_scaling(scale: list[dict], notebooks):
     """Seconds per notebook against the number of samples in the twin (log scale), one line per
     notebook (``scale``: runs with ``n_samples`` and ``notebook_seconds``)."""
@@ -337,8 +455,16 @@ def bench_scaling(scale: list[dict], notebooks):
     n = len(OKABE_ITO)
     for i, nb in enumerate(notebooks):
         ys = [r["notebook_seconds"].get(nb) for r in scale]
-        ax.plot(sizes, ys, marker="os^D"[(i // n) % 4], ls=["-", "--"][(i // n) % 2], color=OKABE_ITO[i % n],
-                label=nb, lw=1.2, ms=3)
+        ax.plot(
+            sizes,
+            ys,
+            marker="os^D"[(i // n) % 4],
+            ls=["-", "--"][(i // n) % 2],
+            color=OKABE_ITO[i % n],
+            label=nb,
+            lw=1.2,
+            ms=3,
+        )
     ax.set_xlabel("samples in the twin")
     ax.set_ylabel("seconds")
     ax.set_yscale("log")

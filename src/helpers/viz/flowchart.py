@@ -96,15 +96,31 @@ def snakemake_rulegraph(snakefile: Path, snakemake: str | None = None) -> str:
     exe = snakemake or str(Path(sys.executable).parent / "snakemake")
     gen = snakefile.parent / "scripts" / "make_tiny_genome.py"
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, str(gen), "--out", tmp, "--samples", "2", "--mean-fragments", "2"],
-                       check=True, capture_output=True)
-        proc = subprocess.run([exe, "-s", str(snakefile), "--configfile", str(Path(tmp) / "config.yaml"),
-                               "--rulegraph", "--forceall", "--quiet", "all"], capture_output=True, text=True,
-                              cwd=snakefile.parent.parent)
+        subprocess.run(
+            [sys.executable, str(gen), "--out", tmp, "--samples", "2", "--mean-fragments", "2"],
+            check=True,
+            capture_output=True,
+        )
+        proc = subprocess.run(
+            [
+                exe,
+                "-s",
+                str(snakefile),
+                "--configfile",
+                str(Path(tmp) / "config.yaml"),
+                "--rulegraph",
+                "--forceall",
+                "--quiet",
+                "all",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=snakefile.parent.parent,
+        )
     if proc.returncode != 0 or "digraph" not in proc.stdout:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise InputError(f"snakemake --rulegraph failed: {last}", path=snakefile)
-    return proc.stdout[proc.stdout.index("digraph"):]
+    return proc.stdout[proc.stdout.index("digraph") :]
 
 
 # Which rules take which external input (the rule graph only knows rule-to-rule edges). A test
@@ -115,9 +131,14 @@ EXTERNAL_INPUTS = {
 }
 
 
-def flowchart_graph(rules: Graph, steps, counts_label: str = "GSE153670 counts (GEO)",
-                    external=EXTERNAL_INPUTS, merge_rule: str = "merge_counts",
-                    cohort_stem: str = "01_cohort") -> Graph:
+def flowchart_graph(
+    rules: Graph,
+    steps,
+    counts_label: str = "GSE153670 counts (GEO)",
+    external=EXTERNAL_INPUTS,
+    merge_rule: str = "merge_counts",
+    cohort_stem: str = "01_cohort",
+) -> Graph:
     """Datasets, upstream rules and chapters in one graph. The count matrix of GSE153670 enters
     the cohort chapter directly; PRJCA000750's reads and the reference enter the rules named in
     ``external``; ``merge_rule``'s counts enter the cohort chapter. Chapters that read no other
@@ -135,7 +156,9 @@ def flowchart_graph(rules: Graph, steps, counts_label: str = "GSE153670 counts (
     for key, (_, names) in external.items():
         for name in names:
             if f"rule:{name}" not in rules.labels:
-                raise InputError(f"rule '{name}' (input '{key}') is not in the workflow's rule graph", where="flowchart")
+                raise InputError(
+                    f"rule '{name}' (input '{key}') is not in the workflow's rule graph", where="flowchart"
+                )
             g.connect(f"data:{key}", f"rule:{name}")
     stems = {s.stem for s in steps}
     if cohort_stem not in stems:
@@ -193,9 +216,11 @@ def _order_layers(g: Graph, layer: dict) -> dict:
     for k in sorted(rows):
         nodes = rows[k]
         if k > 0:
+
             def key(n, nodes=nodes):
                 ps = [where[p] for p in preds[n] if p in where]
                 return (sum(ps) / len(ps) if ps else float(nodes.index(n)), nodes.index(n))
+
             nodes = sorted(nodes, key=key)
         width = len(nodes)
         for i, n in enumerate(nodes):
@@ -224,22 +249,40 @@ def draw_flowchart(g: Graph, title: str = "Fig. 1A (this reproduction): from pub
             pos[n] = ((i - (len(nodes) - 1) / 2) * dx, -k * dy)
     for a, b in red.edges:
         (x0, y0), (x1, y1) = pos[a], pos[b]
-        ax.annotate("", xy=(x1, y1 + h / 2), xytext=(x0, y0 - h / 2),
-                    arrowprops={"arrowstyle": "-|>", "color": line[red.kinds[a]], "lw": 1.0,
-                                "shrinkA": 0, "shrinkB": 1})
+        ax.annotate(
+            "",
+            xy=(x1, y1 + h / 2),
+            xytext=(x0, y0 - h / 2),
+            arrowprops={"arrowstyle": "-|>", "color": line[red.kinds[a]], "lw": 1.0, "shrinkA": 0, "shrinkB": 1},
+        )
     for n, (x, y) in pos.items():
         kind = red.kinds[n]
-        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.1",
-                                    facecolor=fill[kind], edgecolor=line[kind], lw=1.3, zorder=3))
+        ax.add_patch(
+            FancyBboxPatch(
+                (x - w / 2, y - h / 2),
+                w,
+                h,
+                boxstyle="round,pad=0.02,rounding_size=0.1",
+                facecolor=fill[kind],
+                edgecolor=line[kind],
+                lw=1.3,
+                zorder=3,
+            )
+        )
         ax.text(x, y, _label(red.labels[n]), ha="center", va="center", fontsize=9, zorder=4)
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
     ax.set_xlim(min(xs) - w * 0.6, max(xs) + w * 0.6)
     ax.set_ylim(min(ys) - h, max(ys) + h)
     ax.axis("off")
-    handles = [Patch(facecolor=fill[k], edgecolor=line[k], label=lab)
-               for k, lab in [(DATA_KIND, "public data and reference"), (UPSTREAM_KIND, "upstream workflow (a Snakemake rule)"),
-                              (CHAPTER_KIND, "chapter of this book")]]
+    handles = [
+        Patch(facecolor=fill[k], edgecolor=line[k], label=lab)
+        for k, lab in [
+            (DATA_KIND, "public data and reference"),
+            (UPSTREAM_KIND, "upstream workflow (a Snakemake rule)"),
+            (CHAPTER_KIND, "chapter of this book"),
+        ]
+    ]
     fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=9)
     ax.set_title(title, fontsize=11, loc="left")
     fig.tight_layout(rect=(0, 0.04, 1, 1))

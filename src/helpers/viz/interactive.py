@@ -39,8 +39,16 @@ def install_plotly(static_dir: Path) -> Path:
     return target
 
 
-def volcano_html(table: pd.DataFrame, p_max: float, lfc_min: float, use_fdr: bool = False, cr: str = "CR",
-                 nr: str = "NR", div_id: str = "volcano", static_prefix: str = "../_static/") -> str:
+def volcano_html(
+    table: pd.DataFrame,
+    p_max: float,
+    lfc_min: float,
+    use_fdr: bool = False,
+    cr: str = "CR",
+    nr: str = "NR",
+    div_id: str = "volcano",
+    static_prefix: str = "../_static/",
+) -> str:
     """Fig. 2A as an interactive volcano: hovering a point shows the gene, log2FC and p-value.
 
     ``table`` is a DE table indexed by gene with ``logFC``, ``P.Value``/``adj.P.Val`` and
@@ -64,26 +72,42 @@ def volcano_html(table: pd.DataFrame, p_max: float, lfc_min: float, use_fdr: boo
             idx = idx[np.linspace(0, len(idx) - 1, 4000).astype(int)]
         sub = table.iloc[idx]
         genes = [html.escape(str(g)) for g in sub.index]
-        fig.add_trace(go.Scatter(
-            x=sub["logFC"].round(4).tolist(), y=np.round(y[idx], 4).tolist(), mode="markers",
-            name=f"{html.escape(names[d])} ({int((direction == d).sum())})",
-            marker={"color": colours[d], "size": 5 if d == "ns" else 7, "opacity": 0.6 if d == "ns" else 0.9},
-            customdata=[[g, f"{p:.3g}"] for g, p in zip(genes, sub[col])],
-            hovertemplate="<b>%{customdata[0]}</b><br>log2FC %{x:.2f}<br>" + ("FDR" if use_fdr else "p")
-                          + " %{customdata[1]}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=sub["logFC"].round(4).tolist(),
+                y=np.round(y[idx], 4).tolist(),
+                mode="markers",
+                name=f"{html.escape(names[d])} ({int((direction == d).sum())})",
+                marker={"color": colours[d], "size": 5 if d == "ns" else 7, "opacity": 0.6 if d == "ns" else 0.9},
+                customdata=[[g, f"{p:.3g}"] for g, p in zip(genes, sub[col])],
+                hovertemplate="<b>%{customdata[0]}</b><br>log2FC %{x:.2f}<br>"
+                + ("FDR" if use_fdr else "p")
+                + " %{customdata[1]}<extra></extra>",
+            )
+        )
     fig.add_hline(y=-np.log10(p_max), line_dash="dash", line_color="#555555", line_width=1)
     for s in (-1, 1):
         fig.add_vline(x=s * lfc_min, line_dash="dash", line_color="#555555", line_width=1)
-    fig.update_layout(template="simple_white", height=460, margin={"l": 60, "r": 20, "t": 30, "b": 50},
-                      xaxis_title=f"log2 fold change ({html.escape(cr)} − {html.escape(nr)})",
-                      yaxis_title=f"−log10 {'FDR' if use_fdr else 'p-value'}",
-                      legend={"orientation": "h", "y": -0.2}, font={"size": 13})
+    fig.update_layout(
+        template="simple_white",
+        height=460,
+        margin={"l": 60, "r": 20, "t": 30, "b": 50},
+        xaxis_title=f"log2 fold change ({html.escape(cr)} − {html.escape(nr)})",
+        yaxis_title=f"−log10 {'FDR' if use_fdr else 'p-value'}",
+        legend={"orientation": "h", "y": -0.2},
+        font={"size": 13},
+    )
     spec = fig.to_plotly_json()
-    payload = json.dumps({"data": spec["data"], "layout": spec["layout"]}, sort_keys=True,
-                         default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    payload = json.dumps(
+        {"data": spec["data"], "layout": spec["layout"]},
+        sort_keys=True,
+        default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o),
+    )
     payload = payload.replace("</", "<\\/")  # a data string can never close the script element
     safe_id = "".join(ch for ch in div_id if ch.isalnum() or ch in "-_") or "volcano"
-    return (f'<div id="{safe_id}" class="helpers-plotly" style="width:100%;height:460px"></div>\n'
-            f'<script src="{static_prefix}{PLOTLY_STATIC}"></script>\n'
-            f'<script>(function(){{var f={payload};'
-            f'Plotly.newPlot("{safe_id}",f.data,f.layout,{{responsive:true,displaylogo:false}});}})();</script>')
+    return (
+        f'<div id="{safe_id}" class="helpers-plotly" style="width:100%;height:460px"></div>\n'
+        f'<script src="{static_prefix}{PLOTLY_STATIC}"></script>\n'
+        f"<script>(function(){{var f={payload};"
+        f'Plotly.newPlot("{safe_id}",f.data,f.layout,{{responsive:true,displaylogo:false}});}})();</script>'
+    )
