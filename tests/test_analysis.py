@@ -23,9 +23,15 @@ from helpers.methods import pam
 
 def _de(directions, logfc=None, p=None):
     idx = [f"g{i}" for i in range(len(directions))]
-    t = pd.DataFrame({"logFC": logfc if logfc is not None else [1.0 if d == "up" else -1.0 if d == "down" else 0.0
-                                                                 for d in directions],
-                      "P.Value": p if p is not None else [0.001 if d != "ns" else 0.5 for d in directions]}, index=idx)
+    t = pd.DataFrame(
+        {
+            "logFC": logfc
+            if logfc is not None
+            else [1.0 if d == "up" else -1.0 if d == "down" else 0.0 for d in directions],
+            "P.Value": p if p is not None else [0.001 if d != "ns" else 0.5 for d in directions],
+        },
+        index=idx,
+    )
     t["adj.P.Val"] = t["P.Value"] * 10
     t["direction"] = directions
     return t
@@ -33,12 +39,13 @@ def _de(directions, logfc=None, p=None):
 
 # --------------------------------------------------------------------------- de
 
+
 def test_multiverse_and_its_cells():
     t = _de(["up", "down", "ns"], logfc=[1.0, -0.7, 0.1], p=[0.001, 0.005, 0.5]).drop(columns="direction")
     mv = dea.multiverse({"m": t}, [1.5, 2.0], 0.01, paper={"n_de": 359, "n_up": 57, "n_down": 302})
     assert len(mv) == 2 * 2 + 1 and mv["method"].iloc[-1].startswith("paper")
-    assert dea.multiverse_count(mv, "m", 1.5) == 2   # |logFC| >= 0.585
-    assert dea.multiverse_count(mv, "m", 2.0) == 1   # |logFC| >= 1
+    assert dea.multiverse_count(mv, "m", 1.5) == 2  # |logFC| >= 0.585
+    assert dea.multiverse_count(mv, "m", 2.0) == 1  # |logFC| >= 1
     assert dea.multiverse_count(mv, "m", 1.5, "FDR") == 1  # adjusted p 0.01 and 0.05: only the first passes 0.01
     assert dea.multiverse_count(mv, "other", 2.0) is None
 
@@ -80,9 +87,11 @@ def test_run_cohort_de_dispatches_by_kind(monkeypatch):
 
 # --------------------------------------------------------------------------- structure
 
+
 def test_deg_matrix_cluster_agreement_and_majority():
-    expr = pd.DataFrame(np.random.default_rng(0).normal(size=(5, 6)), index=[f"g{i}" for i in range(5)],
-                        columns=list("abcdef"))
+    expr = pd.DataFrame(
+        np.random.default_rng(0).normal(size=(5, 6)), index=[f"g{i}" for i in range(5)], columns=list("abcdef")
+    )
     de = _de(["up", "ns", "down", "up", "down"]).rename(index={"g4": "absent"})
     z = st.deg_matrix(de, expr)
     assert list(z.index) == ["g0", "g2", "g3"]
@@ -90,8 +99,10 @@ def test_deg_matrix_cluster_agreement_and_majority():
     with pytest.raises(InputError, match="direction"):
         st.deg_matrix(de.drop(columns="direction"), expr)
     # two clean groups of samples: the 2-cluster cut matches them
-    x = pd.DataFrame(np.r_[np.c_[np.ones((3, 3)), -np.ones((3, 3))]] + np.random.default_rng(1).normal(0, .1, (3, 6)),
-                     columns=list("abcdef"))
+    x = pd.DataFrame(
+        np.r_[np.c_[np.ones((3, 3)), -np.ones((3, 3))]] + np.random.default_rng(1).normal(0, 0.1, (3, 6)),
+        columns=list("abcdef"),
+    )
     agree = st.cluster_agreement(st.cluster_samples(x, metric="euclidean"), list("CCCNNN"))
     assert agree["purity"] == 1.0 and agree["ari"] == pytest.approx(1.0)
     assert st.cluster_genes(x.iloc[:2]) is None
@@ -100,11 +111,14 @@ def test_deg_matrix_cluster_agreement_and_majority():
 
 # --------------------------------------------------------------------------- enrichment
 
+
 def test_ora_by_direction_and_summary(monkeypatch):
     from helpers.data.genesets import GeneSets
 
-    sets = GeneSets({"S1": [f"g{i}" for i in range(12)], "S2": [f"g{i}" for i in range(10, 30)]},
-                    descriptions={"S1": "first", "S2": "second"})
+    sets = GeneSets(
+        {"S1": [f"g{i}" for i in range(12)], "S2": [f"g{i}" for i in range(10, 30)]},
+        descriptions={"S1": "first", "S2": "second"},
+    )
     monkeypatch.setattr(en.gs, "load_collection", lambda c: sets)
     de = _de(["up"] * 8 + ["ns"] * 22 + ["down"] * 5)
     res = en.ora_by_direction(de, ["go_bp", "/x/my.gmt"], min_size=5, max_size=500)
@@ -123,14 +137,24 @@ def test_ranking_and_gsea_claim_rows():
     assert en.ranking(de, "t").tolist() == [3.0, -1.0] and en.ranking(de).tolist() == [1.0, -2.0]
     with pytest.raises(InputError, match="ranking metric"):
         en.ranking(de, "pvalue")
-    res = pd.DataFrame({"pathway": ["P1", "P2"], "description": ["d1", "d2"], "size": [20, 30], "NES": [1.5, -2.0],
-                        "pval": [0.01, 0.001], "padj": [0.02, 0.002]})
+    res = pd.DataFrame(
+        {
+            "pathway": ["P1", "P2"],
+            "description": ["d1", "d2"],
+            "size": [20, 30],
+            "NES": [1.5, -2.0],
+            "pval": [0.01, 0.001],
+            "padj": [0.02, 0.002],
+        }
+    )
     assert en.gsea_counts(res, 0.05) == {"n_sets": 2, "n_sig": 2, "n_sig_up": 1, "n_sig_down": 1}
     rows = en.gsea_claim_rows(res, {"chemokine": "P1", "missing": "P9"})
     assert rows["NES"].tolist()[0] == 1.5 and np.isnan(rows["NES"].iloc[1])
     nums = en.claim_numbers(rows, "NES", "gsea_{claim}_nes")
-    assert nums == {"gsea_chemokine_nes": 1.5,
-                    "gsea_missing_nes": "not measured: set P9 not tested (size filter or absent)"}
+    assert nums == {
+        "gsea_chemokine_nes": 1.5,
+        "gsea_missing_nes": "not measured: set P9 not tested (size filter or absent)",
+    }
 
 
 def test_gsva_claim_rows_and_significant_digits():
@@ -143,6 +167,7 @@ def test_gsva_claim_rows_and_significant_digits():
 
 
 # --------------------------------------------------------------------------- classifier (Fig. 4, Table 1)
+
 
 def _toy(p=60, n_cr=12, n_nr=7, shift=2.0, n_shift=5, seed=3):
     rng = np.random.default_rng(seed)
@@ -163,7 +188,7 @@ def test_signature_table_sd_is_s_i_plus_s0_once(tmp_path):
     x = X.to_numpy()
     cen = np.column_stack([x[:, y == c].mean(axis=1) for c in ("CR", "NR")])
     resid = x - cen[:, (y == "NR").astype(int)]
-    s = np.sqrt((resid ** 2).sum(axis=1) / (x.shape[1] - 2))
+    s = np.sqrt((resid**2).sum(axis=1) / (x.shape[1] - 2))
     s0 = np.median(s)
     want = pd.Series(s + s0, index=X.index).loc[table.index]
     np.testing.assert_allclose(table["sd_si_plus_s0"], want, rtol=1e-12)
@@ -184,14 +209,68 @@ def test_select_with_target_n_genes():
     assert {"threshold", "n_genes", "cv_errors", "train_errors"} <= set(sel.curve.columns)
 
 
+def test_null_cv_errors_calls_the_majority_by_the_priors():
+    y = np.array(["CR"] * 12 + ["NR"] * 8)
+    assert clf.null_cv_errors(y, ["CR", "NR"]) == 8  # everyone CR
+    assert clf.null_cv_errors(y, ["CR", "NR"], prior=[0.4, 0.6]) == 12  # everyone NR
+    # 5 vs 5: holding out a CR leaves NR the larger class, and the other way round: all wrong
+    assert clf.null_cv_errors(np.array(["CR"] * 5 + ["NR"] * 5), ["CR", "NR"]) == 10
+
+
+def test_nonempty_threshold_rule():
+    curve = pd.DataFrame(
+        {"threshold": [0.0, 1.0, 2.0, 3.0, 4.0], "n_genes": [50, 10, 3, 1, 0], "cv_errors": [4, 2, 2, 3, 0]}
+    )
+    assert clf.nonempty_threshold(curve, null_errors=8) == 2  # largest of the fewest (2) with a gene
+    assert clf.nonempty_threshold(curve, null_errors=2) is None  # ties the null: no signature
+    assert clf.nonempty_threshold(curve.assign(n_genes=0), null_errors=8) is None
+
+
+def test_select_when_pamr_rule_keeps_no_gene():
+    """Pure-noise labels: pamr's rule lands on an empty model on some seeds; then either a
+    stated non-empty choice that beats the null or no signature, never a crash. Over seeds."""
+    seen = set()
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        X = pd.DataFrame(
+            rng.normal(size=(40, 16)), index=[f"G{i}" for i in range(40)], columns=[f"S{j}" for j in range(16)]
+        )
+        y = np.array(["CR"] * 10 + ["NR"] * 6)
+        sel = clf.select(X, y)
+        assert sel.null_errors == 6
+        if not pam.surviving_genes(sel.fit, sel.rule_threshold):
+            assert "keeps no gene" in sel.note
+            if sel.has_signature:
+                seen.add("alt")
+                row = sel.curve.loc[sel.curve["threshold"] == sel.threshold].iloc[0]
+                assert row["n_genes"] > 0 and row["cv_errors"] < sel.null_errors
+                assert "chosen instead" in sel.note
+            else:
+                seen.add("none")
+                assert sel.threshold is None and sel.genes == [] and "no signature" in sel.note
+        else:
+            assert sel.note == "" and sel.threshold == sel.rule_threshold
+    assert "none" in seen
+
+
+def test_not_measured_numbers():
+    got = clf.not_measured_numbers(["a", "b"], clf.NO_SIGNATURE)
+    assert got == {"a": clf.NO_SIGNATURE, "b": clf.NO_SIGNATURE}
+    with pytest.raises(ValueError):
+        clf.not_measured_numbers(["a"], "no signature")
+
+
 def test_performance_numbers_paper_comparison_and_honesty():
     truth = np.array(["CR"] * 22 + ["NR"] * 9)
     pred = truth.copy()
     pred[[22, 23, 24]] = "CR"  # the paper's Fig. 4: 28/31, 22/22, 6/9
     perf = pam.performance(truth, pred)
     nums = clf.performance_numbers(perf, "pam_loocv")
-    assert (nums["pam_loocv_accuracy"], nums["pam_loocv_sensitivity"], nums["pam_loocv_specificity"]) == \
-        ("28/31", "22/22", "6/9")
+    assert (nums["pam_loocv_accuracy"], nums["pam_loocv_sensitivity"], nums["pam_loocv_specificity"]) == (
+        "28/31",
+        "22/22",
+        "6/9",
+    )
     assert nums["pam_loocv_accuracy_value"] == 0.9032 and nums["majority_baseline_text"] == "22/31"
     assert "majority_baseline" not in clf.performance_numbers(perf, "x", baseline=False)
     cmp = clf.paper_comparison(perf, {"accuracy": "28/31", "sensitivity": "22/22", "specificity": "6/9"})
@@ -218,6 +297,7 @@ def test_published_model_pages():
 
 # --------------------------------------------------------------------------- provenance and benchmarks
 
+
 def test_sha256_git_revision_and_files(tmp_path):
     (tmp_path / "data" / "raw").mkdir(parents=True)
     (tmp_path / "data" / "a.txt").write_text("abc")
@@ -240,10 +320,14 @@ def test_sha256_git_revision_and_files(tmp_path):
 def test_execution_table_and_versions(tmp_path):
     (tmp_path / "pca").mkdir()
     (tmp_path / "pca" / ".stamp.json").write_text(json.dumps({"seconds": 3.5, "peak_rss_mb": 200, "profile": "test"}))
-    steps = [SimpleNamespace(stem="02_pca", item="pca", title="Fig. 1B"), SimpleNamespace(stem="03_de", item="de", title="2A")]
+    steps = [
+        SimpleNamespace(stem="02_pca", item="pca", title="Fig. 1B"),
+        SimpleNamespace(stem="03_de", item="de", title="2A"),
+    ]
     t = pv.execution_table(steps, tmp_path)
-    assert t.to_dict("records") == [{"notebook": "02_pca", "paper item": "Fig. 1B", "seconds": 3.5,
-                                     "peak memory (MB)": 200, "profile": "test"}]
+    assert t.to_dict("records") == [
+        {"notebook": "02_pca", "paper item": "Fig. 1B", "seconds": 3.5, "peak memory (MB)": 200, "profile": "test"}
+    ]
     assert pv.execution_table([], tmp_path).empty
     v = pv.package_versions(["numpy", "surely-not-a-package-xyz"]).set_index("package")["version"]
     assert v["numpy"] == np.__version__ and v["surely-not-a-package-xyz"] == "not installed"
@@ -256,10 +340,14 @@ def test_benchmark_goals(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(InputError, match="JSON"):
         bm.load(tmp_path / "bad.json")
-    bench = {"goals": {"cold_seconds": 100, "warm_seconds": 5, "one_param_seconds": 20, "scale_310_seconds": 300},
-             "cold": {"seconds": 104, "notebook_seconds": {"a": 1.0}, "notebook_peak_rss_mb": {"a": 10}},
-             "warm": {"seconds": 2.1}, "scale": [{"n_samples": 310, "seconds": 277, "notebook_seconds": {"a": 9.0},
-                                                  "notebook_peak_rss_mb": {"a": 50}}]}
+    bench = {
+        "goals": {"cold_seconds": 100, "warm_seconds": 5, "one_param_seconds": 20, "scale_310_seconds": 300},
+        "cold": {"seconds": 104, "notebook_seconds": {"a": 1.0}, "notebook_peak_rss_mb": {"a": 10}},
+        "warm": {"seconds": 2.1},
+        "scale": [
+            {"n_samples": 310, "seconds": 277, "notebook_seconds": {"a": 9.0}, "notebook_peak_rss_mb": {"a": 50}}
+        ],
+    }
     g = bm.goals(bench)
     assert g["met"].tolist() == ["no", "yes", "not measured", "yes"]
     per = bm.per_notebook(bench)
