@@ -229,7 +229,8 @@ def cohort_unknown_build_parameter(t):
 
 def _small_cohort(t):
     c = cohort.build_cohort({"dataset": "custom", "custom": {
-        "table": str(w(t, "counts.tsv", COUNTS)), "sample_sheet": str(w(t, "samples.tsv", SHEET))}})
+        "table": str(w(t, "counts.tsv", COUNTS)), "sample_sheet": str(w(t, "samples.tsv", SHEET))}},
+        min_genes=1, min_per_class=2)  # 3 genes, 2 per class: below the book's minimums on purpose
     return c
 
 
@@ -245,69 +246,314 @@ def save_cohort_meta_not_json(t):
     return lambda: cohort.save_cohort(c, t / "out"), [t / "out", "cohort.meta", "JSON"]
 
 
+# =============================================================================== real cohorts (issue 16)
+# Inputs as users hand them over: realistic sizes (the scale rules judge >= 1000 values, chapter
+# 01 wants >= 1000 genes), each broken in one way. Checked by test_real_cohort_bad_input below.
+
+def _real_counts(n_genes=1200, samples=tuple("ABCDEFGH"), seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    mu = np.exp(rng.normal(4.0, 2.0, n_genes))
+    return pd.DataFrame(rng.poisson(mu[:, None] * rng.lognormal(0, 0.3, len(samples))[None, :]),
+                        index=pd.Index([f"GENE{i}" for i in range(n_genes)], name="gene"), columns=list(samples))
+
+
+def _real_sheet(t, labels=("CR",) * 4 + ("NR",) * 4, samples=tuple("ABCDEFGH"), name="samples.tsv"):
+    return w(t, name, "sample_id\tresponse\n" + "".join(f"{s}\t{r}\n" for s, r in zip(samples, labels)))
+
+
+def _build_custom(t, table: Path, sheet: Path, **custom):
+    params = {"dataset": "custom", "custom": {"table": str(table), "sample_sheet": str(sheet), **custom}}
+    return lambda: cohort.save_cohort(cohort.build_cohort(params), t / "out")
+
+
+def real_rounded_log_as_counts(t):
+    c = np.round(np.log2(_real_counts() + 1)).astype(int)
+    p = w(t, "counts.tsv", c.to_csv(sep="\t"))
+    return _build_custom(t, p, _real_sheet(t)), [p, "largest value at line", "column '", "integer-rounded log values",
+                                                  "set kind: logexpr"]
+
+
+def real_counts_x1000_as_logexpr(t):
+    c = _real_counts() * 1000
+    p = w(t, "logexpr.tsv", c.to_csv(sep="\t"))
+    g, s = c.stack().idxmax()
+    return (_build_custom(t, p, _real_sheet(t), kind="logexpr"),
+            [p, f"(gene {g!r}), column {s!r}", "impossible on a log scale", "set kind: counts"])
+
+
+def real_blank_excel_sheet(t):
+    s = w(t, "samples.csv", ",,,\r\n,,,\r\n,,,\r\n")
+    return lambda: loaders.read_sample_sheet(s), [s, "no table", "empty sheet exported from Excel"]
+
+
+def real_all_zero_sample(t):
+    c = _real_counts()
+    c["F"] = 0
+    p = w(t, "counts.tsv", c.to_csv(sep="\t"))
+    return _build_custom(t, p, _real_sheet(t)), [p, "column 'F'", "has no reads", "remove the sample"]
+
+
+def real_six_cr_two_nr(t):
+    p = w(t, "counts.tsv", _real_counts().to_csv(sep="\t"))
+    s = _real_sheet(t, labels=("CR",) * 6 + ("NR",) * 2)
+    return _build_custom(t, p, s), [s, "column 'response'", "class 'NR' has 2 sample(s)", "holds CR (6), NR (2)",
+                                    "at least 3 per class", "chapter 08", "add samples"]
+
+
+def real_cr_label_nr(t):
+    p = w(t, "counts.tsv", _real_counts().to_csv(sep="\t"))
+    s = _real_sheet(t)
+    params = {"dataset": "custom", "labels": ["NR", "NR"], "custom": {"table": str(p), "sample_sheet": str(s)}}
+    return (lambda: cohort.build_cohort(params),
+            [s, "column 'response'", "labels ['NR', 'NR'] are not distinct", "holds CR (4), NR (4)"])
+
+
+def real_hash_header_with_wrong_width(t):
+    c = _real_counts()
+    text = c.to_csv(sep="\t").split("\n", 1)[1]  # data rows only
+    p = w(t, "counts.tsv", "#gene\tA\tB\tC\n" + text)  # the header lost five sample names
+    return (lambda: loaders.read_count_matrix(p),
+            [p, "line 1", "line 2 looks like data, not a header", "remove the '#'", "9 fields"])
+
+
+def real_length_sample_dropped(t):
+    c = _real_counts(samples=("Length", "B", "C", "D", "E", "F", "G", "H"))
+    p = w(t, "counts.tsv", c.to_csv(sep="\t"))
+    s = _real_sheet(t, samples=("Length", "B", "C", "D", "E", "F", "G", "H"))
+    return _build_custom(t, p, s), [p, "'Length'", "dropped as an annotation column", "rename that sample"]
+
+
+def real_count_overflows_int64(t):
+    c = _real_counts().astype(object)
+    c.iloc[4, 2] = "99999999999999999999"
+    p = w(t, "counts.tsv", c.to_csv(sep="\t"))
+    return (_build_custom(t, p, _real_sheet(t)),
+            [p, "line 6 (gene 'GENE4'), column 'C'", "too large to be a read count", "not a count table?"])
+
+
+def real_xlsx_as_table(t):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    for row in [["gene", *"ABCDEFGH"]] + [[g, *map(int, v)] for g, v in _real_counts(50).iterrows()]:
+        wb.active.append(row)
+    p = t / "counts.xlsx"
+    wb.save(p)
+    return _build_custom(t, p, _real_sheet(t)), [p, "Excel workbook (.xlsx)", "'Text (Tab delimited)' or 'CSV'"]
+
+
+def real_scorer_given_raw_counts(t):
+    from helpers.analysis import signature
+
+    c = _real_counts()
+    c.index = model.published_model().genes + list(c.index[14:])
+    p = w(t, "expression.tsv", c.to_csv(sep="\t"))
+    match = signature.map_model("published", c.index)
+    return lambda: signature.score_cohort(match, c.astype(float), source=p), [p, "values", "raw counts"]
+
+
+REAL_CASES = [real_rounded_log_as_counts, real_counts_x1000_as_logexpr, real_blank_excel_sheet,
+              real_all_zero_sample, real_six_cr_two_nr, real_cr_label_nr, real_hash_header_with_wrong_width,
+              real_length_sample_dropped, real_count_overflows_int64, real_xlsx_as_table,
+              real_scorer_given_raw_counts]
+
+
+@pytest.mark.parametrize("case", REAL_CASES, ids=[c.__name__.replace("_", "-") for c in REAL_CASES])
+def test_real_cohort_bad_input(case, tmp_path):
+    """The same house rules as test_bad_input: InputError, one line naming file/where/fix, nothing written."""
+    call, needles = case(tmp_path)
+    before = snapshot(tmp_path)
+    with pytest.raises(InputError) as info:
+        call()
+    assert type(info.value) is InputError
+    check_message(str(info.value), needles)
+    assert snapshot(tmp_path) == before
+
+
 # =============================================================================== config
 
-CONFIG = """global:
-  seed: 1
-  dataset: twin
-notebooks:
-  03_de:
-    p_max: 0.01
-    covariate: null
-profiles:
-"""
+CONFIG_FILE = ROOT / "config" / "params.yml"
+CONFIG = CONFIG_FILE.read_text()  # the shipped file; each case below breaks one thing in a copy
+
+
+def _config_with(t, old: str, new: str) -> Path:
+    """A copy of the shipped params.yml with ``old`` replaced by ``new`` (``old`` must occur)."""
+    assert old in CONFIG, f"the case no longer matches config/params.yml: {old!r}"
+    return w(t, "params.yml", CONFIG.replace(old, new, 1))
+
+
+def _config_line(text: str) -> int:
+    """1-based line of the first line of the shipped params.yml that starts with ``text``."""
+    return next(i for i, line in enumerate(CONFIG.splitlines(), 1) if line.startswith(text))
+
+
+def _with_profile(t, body: str) -> Path:
+    """A copy of the shipped params.yml with a profile ``evil`` (``body`` indented below it)."""
+    return _config_with(t, "profiles:\n", "profiles:\n  evil:\n" + "".join(f"    {l}\n" for l in body.splitlines()))
 
 
 def config_unknown_key(t):
-    p = w(t, "params.yml", CONFIG + "  test:\n    notebooks:\n      03_de: {p_maxx: 0.05}\n")
-    return lambda: config.Params(p), [p, "unknown key 'profiles.test.notebooks.03_de.p_maxx'"]
+    p = _with_profile(t, "notebooks:\n  03_de: {p_maxx: 0.05}")
+    return lambda: config.Params(p), [p, "profiles.evil.notebooks.03_de.p_maxx: unknown key 'p_maxx'", "did you mean 'p_max'?"]
+
+
+def config_notebook_key_typo(t):
+    p = _config_with(t, "    covariate: null", "    covariat: null")
+    return lambda: config.Params(p), [p, "notebooks.03_de.covariat: unknown key 'covariat' (did you mean 'covariate'?)"]
+
+
+def config_missing_key(t):
+    p = _config_with(t, "  use_fdr:", "  # use_fdr:")
+    return lambda: config.Params(p), [p, "global.use_fdr: missing key 'use_fdr'"]
 
 
 def config_wrong_type(t):
-    p = w(t, "params.yml", CONFIG + "  test:\n    global: {seed: seven}\n")
-    return lambda: config.Params(p), [p, "'profiles.test.global.seed' must be int", "'seven'"]
+    p = _with_profile(t, "global: {seed: seven}")
+    return lambda: config.Params(p), [p, "profiles.evil.global.seed: must be an integer >= 0, got text 'seven'"]
+
+
+def config_p_max_negative(t):
+    p = _config_with(t, "  p_max: 0.01 ", "  p_max: -0.5 ")
+    return lambda: config.Params(p), [p, "global.p_max: must be > 0 and <= 1, got -0.5"]
+
+
+def config_p_max_nan(t):
+    p = _config_with(t, "  p_max: 0.01 ", "  p_max: .nan ")
+    return lambda: config.Params(p), [p, "global.p_max: must be a number > 0 and <= 1, got nan"]
+
+
+def config_fc_min_below_one(t):
+    p = _config_with(t, "  fc_min: 1.5 ", "  fc_min: 0.5 ")
+    return lambda: config.Params(p), [p, "global.fc_min: must be >= 1, got 0.5"]
+
+
+def config_seed_sexagesimal(t):
+    p = _config_with(t, "  seed: 20220218", "  seed: 12:30")  # YAML 1.1 would read 750
+    return lambda: config.Params(p), [p, "global.seed: must be an integer >= 0, got text '12:30'"]
+
+
+def config_priors_typo(t):
+    p = _config_with(t, "    priors: proportions", "    priors: proportion")
+    return lambda: config.Params(p), [p, "notebooks.08_pam.priors: must be one of proportions, equal, got 'proportion'",
+                                      "(did you mean 'proportions'?)"]
+
+
+def config_same_labels(t):
+    p = _config_with(t, "  nr_label: NR", "  nr_label: CR")
+    return lambda: config.Params(p), [p, "global.nr_label: must differ from cr_label (both are 'CR')"]
+
+
+def config_duplicated_key(t):
+    n = _config_line("  seed:")
+    p = _config_with(t, "  seed: 20220218", "  seed: 20220218\n  seed: 7")
+    return lambda: config.Params(p), [p, f"line {n + 1}: duplicated key 'seed' (first at line {n})"]
+
+
+def config_alias_bomb(t):
+    """Nine levels of nine aliases (9**9 strings once expanded): refused at the first anchor."""
+    levels = ['lol0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"lol{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    n = _config_line("global:")
+    p = _config_with(t, "global:\n", "global:\n" + "".join(f"  {l}\n" for l in levels))
+    return lambda: config.Params(p), [p, f"line {n + 1}: YAML anchors and aliases are not allowed (found &l0)"]
 
 
 def config_yaml_python_object(t):
     flag = t / "pwned"
-    p = w(t, "params.yml", CONFIG.replace("seed: 1", f"seed: !!python/object/apply:os.system ['touch {flag}']"))
+    n = _config_line("  seed:")
+    p = _config_with(t, "  seed: 20220218", f"  seed: !!python/object/apply:os.system ['touch {flag}']")
 
     def call():
         try:
             config.Params(p)
         finally:
             assert not flag.exists(), "the YAML tag was executed"
-    return call, [p, "line 2", "not valid YAML", "python/object"]
+    return call, [p, f"line {n}", "not valid YAML", "python/object"]
 
 
 def config_yaml_syntax(t):
-    p = w(t, "params.yml", CONFIG.replace("seed: 1", "seed: [1"))
+    p = _config_with(t, "  seed: 20220218", "  seed: [1")
     return lambda: config.Params(p), [p, "not valid YAML", "line"]
 
 
 def config_unknown_top_level_key(t):
     p = w(t, "params.yml", CONFIG + "notebook:\n  03_de: {}\n")
-    return lambda: config.Params(p), [p, "unknown top-level key 'notebook'"]
+    return lambda: config.Params(p), [p, "notebook: unknown key 'notebook' (did you mean 'notebooks'?)"]
 
 
 def config_file_missing(t):
     p = t / "params.yml"
-    return lambda: config.Params(p), [p, "not found"]
+    return lambda: config.Params(p), [p, "config file not found"]
+
+
+def _set(*items):
+    return lambda: config.Params(CONFIG_FILE).check_sets(config.parse_set(list(items)))
 
 
 def set_unknown_key(t):
-    p = w(t, "params.yml", CONFIG)
-    return lambda: config.Params(p).check_sets({"sed": 3}), ["--set", "unknown key 'sed'"]
+    return lambda: config.Params(CONFIG_FILE).check_sets({"sed": 3}), ["--set: sed: unknown key 'sed' (did you mean 'seed'?)"]
+
+
+def set_unknown_notebook_key(t):
+    return _set("03_de.p_maxx=0.05"), ["--set: 03_de.p_maxx: unknown key 'p_maxx' for 03_de (did you mean 'p_max'?)"]
+
+
+def set_dotted_unknown_key(t):
+    return _set("01_cohort.custom.tabel=/data/t.tsv"), ["--set: 01_cohort.custom.tabel: unknown key 'tabel' (did you mean 'table'?)"]
 
 
 def set_wrong_type(t):
-    p = w(t, "params.yml", CONFIG)
-    return (lambda: config.Params(p).check_sets(config.parse_set(["03_de.p_max=lots"])),
-            ["--set", "'03_de.p_max' must be float", "'lots'"])
+    return _set("03_de.p_max=lots"), ["--set: 03_de.p_max: must be a number > 0 and <= 1, got text 'lots'"]
+
+
+def set_p_max_negative(t):
+    return _set("03_de.p_max=-0.5"), ["--set: 03_de.p_max: must be > 0 and <= 1, got -0.5"]
+
+
+def set_p_max_nan(t):
+    return _set("p_max=.nan"), ["--set: p_max: must be a number > 0 and <= 1, got nan"]
+
+
+def set_fc_min_below_one(t):
+    return _set("fc_min=0.5"), ["--set: fc_min: must be >= 1, got 0.5"]
+
+
+def set_seed_sexagesimal(t):
+    return _set("seed=12:30"), ["--set: seed: must be an integer >= 0, got text '12:30'"]
+
+
+def set_priors_typo(t):
+    return _set("08_pam.priors=proportion"), ["--set: 08_pam.priors: must be one of proportions, equal, got 'proportion'"]
+
+
+def set_same_labels(t):
+    return _set("cr_label=NR"), ["--set: cr_label: must differ from nr_label (both are 'NR')"]
+
+
+def set_custom_without_files(t):
+    return _set("dataset=custom"), ["--set: 01_cohort.custom.table: must be the path of the genes x samples table when dataset is custom"]
+
+
+def set_duplicated_key_in_value(t):
+    return _set("01_cohort.custom={table: a.tsv, table: b.tsv}"), ["--set: 01_cohort.custom: duplicated key 'table'"]
+
+
+def set_alias(t):
+    return _set("seed=*s"), ["--set: seed: YAML anchors and aliases are not allowed (found *s)"]
 
 
 def set_without_equals(t):
     return lambda: config.parse_set(["seed"]), ["--set", "expected key=value", "'seed'"]
+
+
+def params_file_bad_value(t):
+    f = w(t, "my.yml", "global: {p_max: 0.05}\nnotebooks:\n  08_pam: {n_perm: 0}\n")
+    return lambda: config.Params(CONFIG_FILE).read_overrides(f), [f, "notebooks.08_pam.n_perm: must be >= 1, got 0"]
+
+
+def params_file_unknown_key(t):
+    f = w(t, "my.yml", "notebooks:\n  01_cohort:\n    custom: {table: /data/t.tsv, sheet: /data/s.tsv}\n")
+    return lambda: config.Params(CONFIG_FILE).read_overrides(f), [f, "notebooks.01_cohort.custom.sheet: unknown key 'sheet'"]
 
 
 # =============================================================================== gene sets
@@ -554,10 +800,15 @@ CASES = [
     cohort_one_sample_in_class, cohort_no_genes_left_after_id_mapping,
     cohort_unknown_label_nothing_saved, cohort_unknown_build_parameter,
     save_cohort_misaligned_sheet, save_cohort_meta_not_json,
-    # config
-    config_unknown_key, config_wrong_type, config_yaml_python_object, config_yaml_syntax,
-    config_unknown_top_level_key, config_file_missing, set_unknown_key, set_wrong_type,
-    set_without_equals,
+    # config: params.yml, --set, --params
+    config_unknown_key, config_notebook_key_typo, config_missing_key, config_wrong_type,
+    config_p_max_negative, config_p_max_nan, config_fc_min_below_one, config_seed_sexagesimal,
+    config_priors_typo, config_same_labels, config_duplicated_key, config_alias_bomb,
+    config_yaml_python_object, config_yaml_syntax, config_unknown_top_level_key, config_file_missing,
+    set_unknown_key, set_unknown_notebook_key, set_dotted_unknown_key, set_wrong_type,
+    set_p_max_negative, set_p_max_nan, set_fc_min_below_one, set_seed_sexagesimal, set_priors_typo,
+    set_same_labels, set_custom_without_files, set_duplicated_key_in_value, set_alias,
+    set_without_equals, params_file_bad_value, params_file_unknown_key,
     # gene sets
     gmt_missing, gmt_empty, gmt_line_with_two_fields, gmt_space_separated, gmt_corrupt_gzip,
     gmt_duplicated_set_name, gmt_no_overlap,
@@ -605,15 +856,25 @@ def test_config_not_utf8(tmp_path):
 
 
 def test_config_profile_path_outside_project(tmp_path):
-    p = w(tmp_path, "params.yml", "global: {seed: 1}\nnotebooks:\n  09_published_model: {model_name: published}\n"
-                                  "profiles:\n  evil:\n    notebooks:\n      09_published_model: "
-                                  "{model_name: /etc/passwd}\n")
+    p = _with_profile(tmp_path, "notebooks:\n  09_published_model: {model_name: /etc/passwd}")
     with pytest.raises(InputError, match="'profiles.evil.notebooks.09_published_model.model_name' names a path outside"):
         config.check_paths(config.Params(p), tmp_path)
     # the same path given on the command line is the user's explicit choice
     P = config.Params(p)
     P.check_sets({"09_published_model.model_name": "/etc/passwd"})
     assert P.effective("09_published_model", sets={"09_published_model.model_name": "/etc/passwd"})["model_name"] == "/etc/passwd"
+
+
+def test_config_yaml_12_numbers(tmp_path):
+    """YAML 1.2 numbers in params.yml and --set: 010 is 10 (YAML 1.1: 8), 1e-3 a float (1.1: text)."""
+    p = _config_with(tmp_path, "  seed: 20220218", "  seed: 010")
+    p.write_text(p.read_text().replace("  p_max: 0.01 ", "  p_max: 1e-3 ", 1))
+    P = config.Params(p)
+    assert P.effective("08_pam")["seed"] == 10 and P.effective("03_de")["p_max"] == 0.001
+    sets = config.parse_set(["seed=010", "03_de.p_max=1e-3"])
+    assert sets == {"seed": 10, "03_de.p_max": 0.001}
+    e = config.Params(CONFIG_FILE).effective("03_de", sets=sets)
+    assert (e["seed"], e["p_max"]) == (10, 0.001) and isinstance(e["p_max"], float)
 
 
 # =============================================================================== CLI
@@ -630,6 +891,7 @@ def _project(t: Path, config_text: str | None = None) -> dict:
     root = t / "proj"
     w(root, "config/params.yml", config_text if config_text is not None else (ROOT / "config" / "params.yml").read_text())
     w(root, "config/book.yml", (ROOT / "config" / "book.yml").read_text())
+    w(root, "config/params.schema.yml", (ROOT / "config" / "params.schema.yml").read_text())
     w(root, "notebooks/01_cohort.md", "# stub\n")  # a stub: validation must fail before anything runs
     return {"HELPERS_ROOT": str(root), "HELPERS_RESULTS": str(root / "results"),
             "HELPERS_EXECUTED": str(root / "executed")}
@@ -658,7 +920,7 @@ def cli_run_set_unknown_key(t):
 
 def cli_run_config_python_object(t):
     flag = t / "pwned"
-    text = CONFIG.replace("seed: 1", f"seed: !!python/object/apply:os.system ['touch {flag}']")
+    text = CONFIG.replace("  seed: 20220218", f"  seed: !!python/object/apply:os.system ['touch {flag}']", 1)
     return ["run"], _project(t, text), ["params.yml", "not valid YAML"]
 
 
@@ -699,14 +961,24 @@ def main_score_duplicated_samples(t):
 
 
 def main_run_set_wrong_type(t):
-    return ["run", "--set", "seed=abc"], ["--set", "'seed' must be int"]
+    return ["run", "--set", "seed=abc"], ["--set: seed: must be an integer >= 0, got text 'abc'"]
+
+
+def main_run_params_file_bad_value(t):
+    f = w(t, "my.yml", "global: {fc_min: 0.5}\n")
+    return ["run", "--params", str(f)], [f, "global.fc_min: must be >= 1, got 0.5"]
+
+
+def main_run_params_file_missing(t):
+    return ["run", "--params", str(t / "nope.yml")], [t / "nope.yml", "parameters file not found"]
 
 
 def main_run_unknown_profile(t):
     return ["run", "--profile", "fast"], ["params.yml", "unknown profile 'fast'"]
 
 
-MAIN_CASES = [main_score_nan, main_score_duplicated_samples, main_run_set_wrong_type, main_run_unknown_profile]
+MAIN_CASES = [main_score_nan, main_score_duplicated_samples, main_run_set_wrong_type, main_run_unknown_profile,
+              main_run_params_file_bad_value, main_run_params_file_missing]
 
 
 @pytest.mark.parametrize("case", MAIN_CASES, ids=[c.__name__.replace("_", "-") for c in MAIN_CASES])
@@ -716,6 +988,7 @@ def test_main_bad_input(case, tmp_path, capsys, monkeypatch):
     proj = tmp_path / "proj"
     w(proj, "config/params.yml", (ROOT / "config" / "params.yml").read_text())
     w(proj, "config/book.yml", (ROOT / "config" / "book.yml").read_text())
+    w(proj, "config/params.schema.yml", (ROOT / "config" / "params.schema.yml").read_text())
     w(proj, "notebooks/01_cohort.md", "# stub\n")  # a stub: validation must fail before anything runs
     real_project = runner.Project  # point `run` at the scratch project, never at this checkout
     monkeypatch.setattr(runner, "Project", lambda *a, **k: real_project(

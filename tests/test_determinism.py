@@ -154,3 +154,45 @@ def test_chain_is_identical_across_processes_and_hash_seeds(tmp_path):
     for name in ("de.tsv", "gsea.tsv", "gsva.tsv"):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
     _same_files(outs[0] / "cohort", outs[1] / "cohort")
+
+
+# ----------------------------------------------------------------------------- every download, twice
+
+#: Result files that describe the run itself, not its inputs: they differ between two runs by design.
+RUN_DESCRIPTIONS = {
+    "run_log.json": "seconds and peak memory per notebook",
+    "reproducibility/execution.tsv": "seconds and peak memory per notebook",
+    "reproducibility/numbers.json": "the total execution time is one of its numbers",
+}
+
+
+@pytest.mark.slow
+def test_every_download_is_byte_identical_across_two_builds(tmp_path_factory):
+    """The whole project run twice, in two fresh copies, on the hostile custom cohort of
+    tests/test_hostile_book.py (the first run is the one that test builds its book from): every file a page offers
+    for download (results/<item>/: tables, workbooks, figures, numbers, the cohort, models,
+    results.zip) has the same bytes, and so has every executed notebook but the one that reports
+    timings. Exceptions are listed in RUN_DESCRIPTIONS with the reason."""
+    from test_hostile_book import hostile_run
+
+    base = tmp_path_factory.getbasetemp()
+    (a, pa), (b, pb) = hostile_run(base, "hostile"), hostile_run(base, "hostile2")
+    assert pa.returncode == 0 and pb.returncode == 0, (pa.stderr[-2000:], pb.stderr[-2000:])
+
+    def files(root: Path) -> dict:
+        res = root / "results"
+        return {p.relative_to(res).as_posix(): p for p in res.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(res).parts)}
+
+    fa, fb = files(a), files(b)
+    assert sorted(fa) == sorted(fb)
+    kinds = {Path(n).suffix for n in fa}
+    assert {".tsv", ".xlsx", ".svg", ".png", ".json", ".zip", ".h5ad"} <= kinds, kinds
+    differ = [n for n in sorted(fa) if n not in RUN_DESCRIPTIONS and fa[n].read_bytes() != fb[n].read_bytes()]
+    assert not differ, differ
+    assert "reproducibility/results.zip" in fa and "reproducibility/supplementary_tables.xlsx" in fa
+    timed = {"11_reproducibility.ipynb"}  # its execution table
+    nbs = sorted(p.name for p in (a / "executed").glob("*.ipynb"))
+    assert len(nbs) >= 12
+    differ = [n for n in nbs if n not in timed and (a / "executed" / n).read_bytes() != (b / "executed" / n).read_bytes()]
+    assert not differ, differ

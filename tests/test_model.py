@@ -54,6 +54,7 @@ def test_published_model_is_table_1():
     assert m.priors["CR"] == pytest.approx(22 / 31) and m.priors["NR"] == pytest.approx(9 / 31)
     assert "10.1038/s41598-022-06830-3" in m.provenance["source"]
     assert "not printed" in m.provenance["priors"]
+    assert m.scale == "log2" and "BRB-ArrayTools" in m.provenance["scale"]  # a known scale, described
 
 
 def test_hand_computed_delta_matches_scorer():
@@ -72,7 +73,7 @@ def test_hand_computed_delta_matches_scorer():
 def small_model_dict(**over):
     d = {"name": "toy", "classes": ["CR", "NR"], "genes": ["G1", "G2"],
          "centroids": {"CR": [0.0, 0.0], "NR": [2.0, 2.0]}, "sd": [1.0, 1.0],
-         "priors": {"CR": 0.5, "NR": 0.5}, "scale": "toy units"}
+         "priors": {"CR": 0.5, "NR": 0.5}, "scale": "log2"}
     d.update(over)
     return d
 
@@ -141,7 +142,7 @@ def fitted(ref):
 
 def test_model_from_fit_scores_like_pamr_predict(ref, tmp_path):
     X, y, fit, thr = fitted(ref)
-    m = model.model_from_fit(fit, thr, scale="voom log2-CPM (TMM)")
+    m = model.model_from_fit(fit, thr, scale="voom")
     assert m.genes == pam.surviving_genes(fit, thr)
     res = model.score(m, X).set_index("sample")
     assert (res["call"] == pam.predict(fit, X, thr)).all()
@@ -155,7 +156,7 @@ def test_model_from_fit_scores_like_pamr_predict(ref, tmp_path):
     model.save_model(m2, p2)
     assert p1.read_bytes() == p2.read_bytes()
     d = json.loads(p1.read_text())
-    assert d["provenance"]["threshold"] == thr and d["scale"] == "voom log2-CPM (TMM)"
+    assert d["provenance"]["threshold"] == thr and d["scale"] == "voom"
     pd.testing.assert_frame_equal(model.score(m2, X), model.score(m, X))
 
 

@@ -20,10 +20,61 @@ STEPS = (Step("01_a", "a", "A"), Step("02_b", "b", "B", ("01_a",)), Step("03_c",
 PARAMS = """
 global:
   seed: 1
+  cr_label: CR   # the parameter rules (helpers.engine.config.RULES) compare the two labels
+  nr_label: NR
 notebooks:
   01_a: {x: 1}
   02_b: {k: 10}
   03_c: {y: 1, fail: false, nap: 0}
+"""
+
+
+# The miniature project's own parameter schema (config/params.schema.yml beside its params.yml)
+SCHEMA = """
+$schema: "https://json-schema.org/draft/2020-12/schema"
+type: object
+additionalProperties: false
+required: [global, notebooks]
+properties:
+  global: {$ref: "#/$defs/global"}
+  notebooks:
+    type: object
+    additionalProperties: false
+    required: [01_a, 02_b, 03_c]
+    properties:
+      01_a: {$ref: "#/$defs/01_a"}
+      02_b: {$ref: "#/$defs/02_b"}
+      03_c: {$ref: "#/$defs/03_c"}
+  profiles:
+    type: object
+    additionalProperties: {$ref: "#/$defs/override"}
+$defs:
+  global:
+    type: object
+    additionalProperties: false
+    required: [seed, cr_label, nr_label]
+    properties: {seed: {type: integer}, cr_label: {type: string}, nr_label: {type: string}}
+  01_a:
+    type: object
+    additionalProperties: false
+    required: [x]
+    properties: {x: {type: integer}}
+  02_b:
+    type: object
+    additionalProperties: false
+    required: [k]
+    properties: {k: {type: integer}}
+  03_c:
+    type: object
+    additionalProperties: false
+    required: [y, fail, nap]
+    properties: {y: {type: integer}, fail: {type: boolean}, nap: {type: number}}
+  override:
+    type: object
+    additionalProperties: false
+    properties:
+      global: {type: object}
+      notebooks: {type: object}
 """
 
 
@@ -47,6 +98,7 @@ def nb(params_src, body):
 def make_project(tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "params.yml").write_text(PARAMS)
+    (tmp_path / "config" / "params.schema.yml").write_text(SCHEMA)
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "data").mkdir()
     w = "from helpers.engine.paths import results_dir, results_of\n"
@@ -148,7 +200,7 @@ def test_unknown_notebook_selection(proj):
 
 
 def test_bad_set_stops_before_running(proj):
-    with pytest.raises(InputError, match="'01_a.x' must be int"):
+    with pytest.raises(InputError, match="01_a.x: must be an integer"):
         run(proj, sets={"01_a.x": "big"}, log=quiet)
     assert not (proj.results / "a").exists()
 
@@ -189,11 +241,13 @@ def test_killed_run_leaves_last_good_results(proj):
     env = dict(os.environ, HELPERS_ROOT=str(proj.root), HELPERS_RESULTS=str(proj.results))
     p = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    stage = proj.results / ".staging-c" / "out.tsv"
+    def staged():
+        return list(proj.results.glob(".staging-c.*/out.tsv"))
+
     deadline = time.time() + 120
-    while not stage.exists() and time.time() < deadline and p.poll() is None:
+    while not staged() and time.time() < deadline and p.poll() is None:
         time.sleep(0.2)
-    assert stage.exists(), "the notebook never started writing"
+    assert staged(), "the notebook never started writing"
     os.killpg(p.pid, signal.SIGKILL)  # the runner and the kernel it started
     p.wait()
     # the half-written result never replaced the good one
@@ -202,7 +256,7 @@ def test_killed_run_leaves_last_good_results(proj):
     # the next run completes (and cleans the leftover staging folder)
     assert run(proj, sets={"03_c.y": 9}, log=quiet)["03_c"] == "ran"
     assert (proj.results / "c" / "out.tsv").read_text() == "9"
-    assert not (proj.results / ".staging-c").exists()
+    assert not list(proj.results.glob(".staging-*")), "the killed run's staging folder was left behind"
 
 
 @pytest.mark.slow
@@ -244,3 +298,29 @@ def test_cell_ids_are_stable_under_insertion(tmp_path):
     assert len(after) == len(before) + 1
     assert [i for i in after if i in before] == before
     assert len(set(after)) == len(after)
+
+
+def test_executed_copy_drops_what_differs_run_to_run(tmp_path):
+    """Papermill's random id for its injected cell and memory addresses in object reprs would make
+    two runs' executed notebooks differ; the runner's post-processing removes both."""
+    from helpers.engine.runner import _postprocess
+
+    def executed(cell_id, address):
+        n = nb("x = 1", "show(t)")
+        inj = nbformat.v4.new_code_cell("x = 2")
+        inj.metadata["tags"] = ["injected-parameters"]
+        inj["id"] = cell_id
+        n.cells.insert(2, inj)
+        for i, c in enumerate(n.cells):  # the runner gives source cells stable ids (read_notebook)
+            if c is not inj:
+                c["id"] = f"c{i}"
+        n.cells[-1].outputs = [nbformat.v4.new_output("execute_result", data={
+            "text/plain": f"<pandas.io.formats.style.Styler at {address}>", "text/html": "<table></table>"},
+            execution_count=1)]
+        p = tmp_path / f"{cell_id}.ipynb"
+        nbformat.write(n, str(p))
+        return nbformat.writes(_postprocess(p, STEPS[0], "default", {}, {"x": 2}))
+
+    a, b = executed("ac8a1b5b", "0x7f474111f050"), executed("af193508", "0x7f2ab90fe7d0")
+    assert a == b
+    assert "0x7f" not in a and "<pandas.io.formats.style.Styler>" in a

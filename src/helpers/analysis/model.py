@@ -15,29 +15,33 @@ Model JSON (``save_model`` / ``load_model``)::
 
     {"format": "helpers.pam-model/1", "name": ..., "classes": ["CR", "NR"],
      "genes": [...], "centroids": {"CR": [...], "NR": [...]}, "sd": [...],
-     "priors": {"CR": 0.71, "NR": 0.29}, "scale": "<expression scale the model expects>",
+     "priors": {"CR": 0.71, "NR": 0.29}, "scale": "logcpm",
      "provenance": {...}}
 
-Every field but ``name``, ``format`` and ``provenance`` is required.
+Every field but ``name``, ``format`` and ``provenance`` is required. A model file is checked
+before use: centroids and SDs finite, every SD positive, priors positive and summing to 1, and
+``scale`` one of :data:`SCALES` (the log2 expression scales this project produces). Every known
+scale is a log2 scale, so :func:`score_file` also checks that the table it scores looks like log2
+expression and not raw counts (see :func:`check_log2_scale` for the criterion).
 """
 
 from __future__ import annotations
 
-import gzip
 import io as _io
 import json
+import os
+import stat
 import sys
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from helpers.methods import pam
 from helpers.engine.errors import InputError
-from helpers.engine.io import write_json, write_tsv
+from helpers.engine.io import read_input, write_json, write_tsv
 from helpers.engine.paths import PAPER
+from helpers.methods import pam
 
 __all__ = [
     "Model",
@@ -50,6 +54,9 @@ __all__ = [
     "read_expression",
     "score_file",
     "score_cli",
+    "check_log2_scale",
+    "check_output_path",
+    "SCALES",
 ]
 
 FORMAT = "helpers.pam-model/1"
@@ -59,10 +66,24 @@ REQUIRED = ("classes", "genes", "centroids", "sd", "priors", "scale")
 #: proportions of the training set, which for the paper's cohort are 22 CR and 9 NR of 31.
 PUBLISHED_PRIORS = {"CR": 22 / 31, "NR": 9 / 31}
 
+#: The expression scales a model may declare (its ``scale`` field), all log2 scales. The first
+#: three are :func:`helpers.analysis.expression.log_expression`'s; ``log2`` is any other log2
+#: expression (arrays, log2 normalised counts).
+SCALES = {
+    "logcpm": "edgeR log2-CPM (TMM library sizes, prior count 2)",
+    "voom": "voom log2-CPM (TMM library sizes)",
+    "log2_counts": "log2(count + 1)",
+    "log2": "log2 expression of another normalisation (arrays, log2 normalised counts)",
+}
+
+#: What the published model's ``log2`` means (kept in its provenance).
 PUBLISHED_SCALE = (
     "log2 expression on the scale of the paper's BRB-ArrayTools analysis (Methods: 'log intensities'); "
     "centroids near 4-7, so a log2 normalized-count scale; scores are only meaningful on that scale"
 )
+
+#: The plausible range of log2 expression (see :func:`check_log2_scale`).
+LOG2_RANGE = (-30.0, 30.0)
 
 PUBLISHED_PROVENANCE = {
     "source": "Shao, Iyer et al. Identification of genomic signatures in bone marrow associated with "
@@ -75,6 +96,7 @@ PUBLISHED_PROVENANCE = {
     "priors": "not printed in the paper; assumed the training class proportions 22/31 (CR) and 9/31 (NR), "
               "the pamr / BRB-ArrayTools default",
     "reported_performance": "LOOCV accuracy 90.3% (28/31), sensitivity 100% (22/22), specificity 66.7% (6/9)",
+    "scale": PUBLISHED_SCALE,
 }
 
 
@@ -170,8 +192,10 @@ def _build(d: dict, source) -> Model:
     if not np.all(np.isfinite(pv)) or np.any(pv <= 0) or abs(pv.sum() - 1) > 1e-6:
         raise InputError(f"must be positive and sum to 1, got {pv.tolist()}", path=source, where="priors")
     scale = d["scale"]
-    if not isinstance(scale, str) or not scale.strip():
-        raise InputError("must be a non-empty description of the expression scale", path=source, where="scale")
+    if not isinstance(scale, str) or scale not in SCALES:
+        shown = scale if isinstance(scale, str) and len(scale) <= 40 else f"{str(scale)[:40]}..."
+        raise InputError(f"unknown expression scale {shown!r}; expected one of {', '.join(SCALES)}",
+                         path=source, where="scale")
     prov = d.get("provenance", {})
     if not isinstance(prov, dict):
         prov = {"note": str(prov)}
@@ -197,7 +221,7 @@ def published_model(table_path=None) -> Model:
         "centroids": {"CR": t["centroid_CR"].tolist(), "NR": t["centroid_NR"].tolist()},
         "sd": t["sd"].tolist(),
         "priors": dict(PUBLISHED_PRIORS),
-        "scale": PUBLISHED_SCALE,
+        "scale": "log2",
         "provenance": dict(PUBLISHED_PROVENANCE),
     }
     return _build(d, path)
@@ -215,7 +239,7 @@ def load_model(name_or_path) -> Model:
     if path.is_dir():
         raise InputError("expected a model JSON file, found a folder", path=path)
     try:
-        d = json.loads(path.read_bytes().decode("utf-8-sig"))
+        d = json.loads(read_input(path).data.decode("utf-8-sig"))  # capped: helpers.engine.io.MAX_INPUT_BYTES
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text (byte {exc.start}); expected a model JSON file", path=path) from None
     except json.JSONDecodeError as exc:
@@ -228,11 +252,11 @@ def save_model(model: Model, path) -> Path:
     return write_json(model.to_dict(), path)
 
 
-def model_from_fit(fit: "pam.PamFit", threshold: float, scale: str, name: str = "pam",
+def model_from_fit(fit: pam.PamFit, threshold: float, scale: str, name: str = "pam",
                    provenance: dict | None = None) -> Model:
     """Freeze a :class:`helpers.methods.pam.PamFit` at ``threshold``: the surviving genes (pamr.listgenes
-    order), their shrunken centroids, ``s_i + s0`` and the fit's priors. ``scale`` says which
-    expression scale the model expects (e.g. "voom log2-CPM, TMM")."""
+    order), their shrunken centroids, ``s_i + s0`` and the fit's priors. ``scale`` names the
+    expression scale the model expects, one of :data:`SCALES` (e.g. ``"voom"``)."""
     genes = pam.surviving_genes(fit, threshold)
     if not genes:
         raise InputError(f"threshold {threshold} keeps no gene; nothing to freeze", where="threshold")
@@ -322,12 +346,7 @@ def score(model: Model, expression: pd.DataFrame, source="expression") -> pd.Dat
 
 
 def _open_text(path: Path):
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InputError(f"truncated or corrupt gzip file ({exc})", path=path) from None
+    raw = read_input(path).data  # gunzipped if compressed, capped (helpers.engine.io.MAX_INPUT_BYTES)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -403,15 +422,80 @@ def _numeric_signature(df: pd.DataFrame, genes: list, path: Path) -> pd.DataFram
     return pd.DataFrame(out, index=pd.Index(genes, name="gene"), columns=sub.columns)
 
 
+def check_log2_scale(x: pd.DataFrame, path, scale: str = "log2") -> None:
+    """Refuse a table whose signature values cannot be log2 expression.
+
+    The criterion: log2 expression lies within :data:`LOG2_RANGE` (-30 to 30: 2**30 is about a
+    billion, more than any normalised count or CPM, and 2**-30 less than one read in a billion),
+    and real log2 expression is not made of whole numbers only. So the table is refused if any
+    signature value lies outside that range, or if every signature value is a non-negative whole
+    number (what raw read counts look like). ``x`` is genes x samples (floats).
+    """
+    v = x.to_numpy(dtype=float)
+    if v.size == 0:
+        return
+    lo, hi = LOG2_RANGE
+    expects = f"the model expects log2 expression ({scale}: {SCALES.get(scale, scale)})"
+    whole = bool(np.all(v >= 0) and np.all(v == np.round(v)))
+    if whole:
+        raise InputError(f"every signature value is a non-negative whole number (up to {v.max():g}): "
+                         f"raw counts? {expects}; log2-transform and normalise first", path=path, where="values")
+    out = (v < lo) | (v > hi)
+    if out.any():
+        r, c = map(int, np.argwhere(out)[0])
+        raise InputError(f"value {v[r, c]:g} is outside the plausible log2 range [{lo:g}, {hi:g}]: raw counts "
+                         f"or linear scale? {expects}", path=path,
+                         where=f"gene {x.index[r]}, column {x.columns[c]}")
+
+
+def check_output_path(out, inputs=(), require_folder: bool = True) -> Path:
+    """Where the scores may be written: refuse a path that is one of ``inputs`` (same file, also
+    through a link), that exists but is not a regular file (a symbolic link, a device such as
+    ``/dev/stdout``, a pipe, a folder), or whose folder does not exist (``require_folder``)."""
+    out = Path(out)
+    try:
+        st = os.lstat(out)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise InputError(f"cannot use as output ({exc.strerror or exc})", path=out) from None
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise InputError("output is a symbolic link; give the path of a regular file (it would be "
+                             "replaced by the scores)", path=out)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a device, pipe or socket"
+            raise InputError(f"output is {kind}, not a regular file", path=out)
+        for inp in inputs:
+            try:
+                same = os.path.samefile(out, inp)
+            except OSError:
+                same = False
+            if same:
+                raise InputError(f"output is the input file {str(inp)!r}; it would be overwritten: "
+                                 "choose another output path", path=out)
+    folder = out.parent
+    if require_folder and not folder.is_dir():
+        raise InputError("the output's folder does not exist", path=out, where=f"folder {folder}")
+    return out
+
+
 def score_file(model, expression_path, out_path=None) -> pd.DataFrame:
     """Read an expression table (see :func:`read_expression`), validate the signature rows
     (missing gene, duplicated gene, empty/NA/non-numeric/infinite cell -> InputError naming the
-    line, gene and sample), score every sample and, if ``out_path`` is given, write the scores as
-    TSV atomically. Returns the scores."""
+    line, gene and sample), check that they are log2 expression (:func:`check_log2_scale`), score
+    every sample and, if ``out_path`` is given, write the scores as TSV atomically (never onto
+    the input or a file that is not a regular file: :func:`check_output_path`). Returns the scores."""
+    source_model = model
     model = load_model(model)
     path = Path(expression_path)
+    if out_path is not None:
+        inputs = [path] + ([Path(source_model)] if isinstance(source_model, (str, Path)) and str(source_model) != "published"
+                           else [])
+        check_output_path(out_path, inputs, require_folder=False)
     df = read_expression(path)
     x = _numeric_signature(df, model.genes, path)
+    check_log2_scale(x, path, model.scale)
     res = score(model, x, source=path)
     if out_path is not None:
         write_tsv(res, out_path, index=False)
@@ -421,10 +505,15 @@ def score_file(model, expression_path, out_path=None) -> pd.DataFrame:
 def score_cli(model: str, expression: str, out: str | None) -> int:
     """Entry point of ``python -m helpers score --model published|PATH expression.tsv [-o out.tsv]``.
 
-    Prints the score table (TSV) to stdout, or writes it to ``out``. Returns 0; on bad input
-    prints ``error: <message>`` to stderr and returns 2.
+    Prints the score table (TSV) to stdout, or writes it to ``out``: never onto the expression
+    table or the model file, never through a symbolic link or onto a special file, and only into
+    a folder that exists (:func:`check_output_path`). Returns 0; on bad input prints
+    ``error: <message>`` to stderr and returns 2.
     """
     try:
+        if out is not None:
+            inputs = [Path(expression)] + ([Path(model)] if model != "published" else [])
+            check_output_path(out, inputs, require_folder=True)
         m = load_model(model)
         res = score_file(m, expression, out)
     except InputError as exc:

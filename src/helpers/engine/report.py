@@ -7,20 +7,37 @@
     page.figure(fig, "fig2a_volcano")
     page.downloads()                         # links to every file this page wrote
     page.save()                              # numbers.json
+
+One escaping rule for everything the book renders from data or parameters (gene, sample and
+cohort names, model fields, paths): a value is shown as text, never as markup.
+
+- tables: :func:`show` (cells, index and column labels and their names are HTML-escaped);
+- Markdown built from values: :func:`md_text` (text) and :func:`md_code` (a code span), which
+  neutralise Markdown, MyST (roles, directives, substitutions, math) and raw HTML;
+- spreadsheets: :func:`write_xlsx` writes every text cell as text, never as a formula;
+- figures: the book's matplotlib style turns mathtext off, so a ``$`` in a label is a ``$``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import html as _html
+import io as _io
 import math
+import os
+import re
+import unicodedata
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from helpers.engine import paths
 from helpers.engine.io import atomic_path, save_figure, write_json, write_tsv
 
 _FIXED_TIME = _dt.datetime(2022, 2, 18)  # the paper's publication date: XLSX metadata stays constant
+_ZIP_TIME = (2022, 2, 18, 0, 0, 0)  # the same date for every member of a zip (results.zip, XLSX)
 
 
 def _clean(v):
@@ -29,6 +46,76 @@ def _clean(v):
     if hasattr(v, "item"):
         return v.item()
     return v
+
+
+# ----------------------------------------------------------------------------- escaping
+
+# CommonMark lets any ASCII punctuation be escaped with a backslash; escaping all of it turns
+# off every inline and block construct (emphasis, links, raw HTML, entities, tables' pipes,
+# MyST roles and substitutions, dollar math) whatever the context.
+_MD_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def one_line(value) -> str:
+    """``str(value)`` on one line: line breaks, tabs and other control characters become spaces."""
+    text = str(value)
+    return "".join(" " if (unicodedata.category(ch) in ("Cc", "Zl", "Zp")) else ch for ch in text)
+
+
+def md_text(value) -> str:
+    """``value`` as literal text inside Markdown (prose, a list item or a table cell): every
+    ASCII punctuation character is backslash-escaped and line breaks become spaces, so the text
+    can open no tag, link, code span, role, directive, math or table cell."""
+    return "".join("\\" + ch if ch in _MD_PUNCT else ch for ch in one_line(value))
+
+
+def md_code(value) -> str:
+    """``value`` as one inline code span, whatever backticks it holds (the fence is one backtick
+    longer than the longest run inside; CommonMark's padding rule keeps edge spaces and
+    backticks). Not for table cells: there a ``|`` still ends the cell; use :func:`md_text`."""
+    text = one_line(value)
+    if not text:
+        return "` `"
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if (text[0] == "`" or text[-1] == "`" or (text[0] == " " and text[-1] == " " and text.strip())) else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def tex_label(value) -> str | None:
+    """``value`` itself if it can stand inside ``$...$`` math unchanged (letters and digits only),
+    else None: a ``$``, backslash or brace in a label could end the math or run a TeX command."""
+    text = str(value)
+    return text if re.fullmatch(r"[A-Za-z0-9]+", text) else None
+
+
+def _html_label(v):
+    """An index or column label for an HTML table: text escaped, numbers kept as they are."""
+    if isinstance(v, tuple):
+        return tuple(_html_label(x) for x in v)
+    if v is None or isinstance(v, (bool, int, float, np.number)):
+        return v
+    return _html.escape(str(v))
+
+
+def _html_index(ix: pd.Index) -> pd.Index:
+    names = [_html_label(n) for n in ix.names]
+    if isinstance(ix, pd.MultiIndex):
+        return pd.MultiIndex.from_tuples([_html_label(t) for t in ix], names=names)
+    if pd.api.types.is_numeric_dtype(ix.dtype) or pd.api.types.is_bool_dtype(ix.dtype):
+        return ix.rename(names[0])
+    return pd.Index([_html_label(v) for v in ix], name=names[0], dtype=object)
+
+
+def _is_missing(v) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):  # lists, arrays: not a single missing value
+        return False
+
+
+def _html_cell(v) -> str:
+    return "" if _is_missing(v) else _html.escape(str(v))
 
 
 class Page:
@@ -86,10 +173,12 @@ class Page:
         """A MyST download link to one of this page's files (plain name if results/ is outside the book)."""
         final = paths.RESULTS / self.item / name
         try:
-            rel = final.resolve().relative_to(paths.ROOT)
+            rel = final.resolve().relative_to(paths.ROOT).as_posix()
         except ValueError:
-            return f"`{name}`"
-        return f"{{download}}`{name} </{rel.as_posix()}>`"
+            return md_code(name)
+        if not re.fullmatch(r"[A-Za-z0-9_.+/-]+", rel):  # a name made from data: shown, not linked
+            return md_code(name)
+        return f"{{download}}`{name} </{rel}>`"
 
     def downloads(self):
         """Markdown list of this page's files, for display at the end of a page."""
@@ -102,24 +191,95 @@ class Page:
         return write_json(self.numbers, self.dir / "numbers.json")
 
 
+#: A cell that starts with one of these is read as a formula by spreadsheet programs.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # characters XML 1.0 cannot hold
+
+
+def _xlsx_safe(v):
+    return _XLSX_ILLEGAL.sub("\ufffd", v) if isinstance(v, str) else v
+
+
+def _xlsx_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text (cells and labels) holds no character an XLSX file cannot store."""
+    out = df.copy()
+    for i in range(out.shape[1]):
+        col = out.iloc[:, i]
+        if col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
+            out.isetitem(i, col.map(_xlsx_safe))
+
+    def labels(ix):
+        if isinstance(ix, pd.MultiIndex):
+            return pd.MultiIndex.from_tuples([tuple(_xlsx_safe(x) for x in t) for t in ix],
+                                             names=[_xlsx_safe(n) for n in ix.names])
+        if ix.dtype == object:
+            return pd.Index([_xlsx_safe(x) for x in ix], name=_xlsx_safe(ix.name), dtype=object)
+        return ix
+
+    out.columns = labels(out.columns)
+    out.index = labels(out.index)
+    return out
+
+
+def text_cells(book) -> int:
+    """Make every text cell of an openpyxl workbook plain text: a string that starts with ``=``
+    (which openpyxl stores as a formula) is stored as a string again, and every string that
+    starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets Excel's quote prefix,
+    so it stays visible text when the cell is edited. Returns how many cells were changed."""
+    n = 0
+    for ws in book.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                if cell.data_type == "f":
+                    cell.data_type = "s"
+                if cell.data_type == "s" and isinstance(cell.value, str) and cell.value.startswith(FORMULA_START):
+                    cell.quotePrefix = True
+                    n += 1
+    return n
+
+
+def _write_zip(members, out: Path) -> Path:
+    """Write ``members`` ((name, bytes) pairs, in the given order) as a zip with fixed metadata."""
+    with atomic_path(out) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name, data in members:
+                info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+                info.create_system = 3
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, data)
+    return Path(out)
+
+
 def write_xlsx(sheets: dict, path, index: bool = False) -> Path:
-    """Write one or more frames to an XLSX workbook with constant metadata."""
-    with atomic_path(path) as tmp:
-        with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
-            for sheet, df in sheets.items():
-                df.to_excel(xw, sheet_name=str(sheet)[:31], index=index)
-            props = xw.book.properties
-            props.created = props.modified = _FIXED_TIME
-            props.creator = props.lastModifiedBy = "helpers"
-    return Path(path)
+    """Write one or more frames to an XLSX workbook, deterministically: text cells are text
+    (:func:`text_cells`), document properties and every zip member carry fixed dates, so the
+    same frames give the same bytes."""
+    buf = _io.BytesIO()
+    with pd.ExcelWriter(buf, engine="openpyxl") as xw:
+        for sheet, df in sheets.items():
+            _xlsx_frame(df).to_excel(xw, sheet_name=str(sheet)[:31], index=index)
+        text_cells(xw.book)
+        props = xw.book.properties
+        props.created = props.modified = _FIXED_TIME
+        props.creator = props.lastModifiedBy = "helpers"
+    # openpyxl stamps every zip member, and the document's "modified" date, with the time of saving
+    with zipfile.ZipFile(_io.BytesIO(buf.getvalue())) as zin:
+        members = [(i.filename, zin.read(i)) for i in zin.infolist()]
+    stamp = _FIXED_TIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    members = [(n, re.sub(rb"(<dcterms:modified\b[^>]*>)[^<]*(</dcterms:modified>)", rb"\g<1>" + stamp + rb"\g<2>", d)
+                if n == "docProps/core.xml" else d) for n, d in members]
+    return _write_zip(members, Path(path))
 
 
+_N_SHOWN = 0  # tables shown so far in this process (their HTML ids)
 _P_COLUMNS = ("P.Value", "adj.P.Val", "pval", "padj", "pvalue", "p.adjust", "p", "FDR", "p_value")
 
 
 def show(df: pd.DataFrame, index: bool = True, digits: int = 3):
     """A display-ready table: p-values in scientific notation, other floats rounded, whole-number
-    floats as integers, missing values blank."""
+    floats as integers, missing values blank. Every text (cells, index and column labels and
+    their names) is HTML-escaped: a value from the data is shown, never rendered as markup."""
     def fmt_float(v):
         if pd.isna(v):
             return ""
@@ -130,12 +290,22 @@ def show(df: pd.DataFrame, index: bool = True, digits: int = 3):
     def fmt_p(v):
         return "" if pd.isna(v) else f"{v:.2e}"
 
-    formats = {}
-    for c in df.columns:
-        if pd.api.types.is_float_dtype(df[c]):
-            formats[c] = fmt_p if str(c) in _P_COLUMNS else fmt_float
-    sty = df.style.format(na_rep="", escape="html").format(formats, na_rep="")
-    text = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    disp = df.copy()
+    disp.columns = _html_index(df.columns)
+    disp.index = _html_index(df.index)
+    formats, text = {}, []
+    for i, c in enumerate(disp.columns):
+        col = df.iloc[:, i]
+        if pd.api.types.is_float_dtype(col):
+            formats[c] = fmt_p if str(df.columns[i]) in _P_COLUMNS else fmt_float
+        else:
+            formats[c] = _html_cell
+        if not pd.api.types.is_numeric_dtype(col):
+            text.append(c)
+    global _N_SHOWN
+    _N_SHOWN += 1
+    sty = disp.style.set_uuid(f"show{_N_SHOWN}")  # element ids numbered, not random: pages are byte-identical
+    sty = sty.format(formats, na_rep="")
     if text:
         sty = sty.set_properties(subset=text, **{"text-align": "left"})
     return sty if index else sty.hide(axis="index")
@@ -173,19 +343,42 @@ def supplementary_workbook(results: Path, out: Path) -> dict:
     return used
 
 
-def bundle_results(results: Path, out: Path, skip=()) -> Path:
-    """A zip of every result file (tables, figures, numbers, models) with fixed timestamps, so
-    the same results give the same archive."""
-    import zipfile
+def _declared_items(results: Path):
+    """Under the runner: the results folders of the chapters the running chapter reads (the
+    registry's ``reads``), so an archive holds only what the chapter's fingerprint covers and no
+    chapter that happens to run beside it. Otherwise None (every folder)."""
+    item = os.environ.get("HELPERS_STAGE_ITEM")
+    if not item or not os.environ.get("HELPERS_STAGE_DIR"):
+        return None
+    from helpers.engine import registry
 
+    try:
+        steps = registry.steps(paths.ROOT / "config" / "book.yml")
+    except Exception:  # a project without a registry (tests): no restriction
+        return None
+    me = next((s for s in steps if s.item == item), None)
+    if me is None:
+        return None
+    return {s.item for s in steps if s.stem in me.reads}
+
+
+def bundle_results(results: Path, out: Path, skip=(), items=None) -> Path:
+    """A zip of every result file (tables, figures, numbers, models) of the chapters' folders,
+    sorted by name, with fixed timestamps, so the same results give the same archive.
+
+    Hidden files and folders (run stamps, staging folders) and the files beside the folders
+    (``run_log.json``: timings of the run) are left out, as are the folders in ``skip``. With
+    ``items`` only those folders are included; by default, under the runner, the folders of the
+    chapters the running chapter reads (see :func:`_declared_items`)."""
     results = Path(results)
-    files = sorted(p for p in results.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(results).parts)
-                   and p.relative_to(results).parts[0] not in skip)
-    with atomic_path(out) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for p in files:
-                info = zipfile.ZipInfo(p.relative_to(results).as_posix(), date_time=(2022, 2, 18, 0, 0, 0))
-                info.external_attr = 0o644 << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                zf.writestr(info, p.read_bytes())
-    return Path(out)
+    if items is None:
+        items = _declared_items(results)
+    files = []
+    for p in results.rglob("*"):
+        rel = p.relative_to(results).parts
+        if (not p.is_file() or len(rel) < 2 or any(part.startswith(".") for part in rel) or rel[0] in skip
+                or (items is not None and rel[0] not in items)):
+            continue
+        files.append(p)
+    files.sort(key=lambda p: p.relative_to(results).as_posix())
+    return _write_zip([(p.relative_to(results).as_posix(), p.read_bytes()) for p in files], Path(out))

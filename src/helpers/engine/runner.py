@@ -2,17 +2,37 @@
 
 A notebook is skipped when its fingerprint is unchanged since its last successful run. The
 fingerprint covers the notebook's source, its effective parameters, the results of the
-notebooks it reads, the helper package's source and the shipped ``data/`` files. A notebook
-writes into a staging folder that replaces ``results/<item>/`` only when it succeeds, so a
-failure (or a kill) leaves the last good results and book in place.
+notebooks it reads, the helper package's source and the shipped ``data/`` files.
+
+Safe to share and safe to interrupt:
+
+- **One run at a time per checkout.** :func:`run` and :func:`build_book` hold an exclusive
+  ``fcntl.flock`` on ``<checkout>/.helpers-run.lock`` (the kernel releases it when the process
+  dies, however it dies). A second run exits at once with a one-line :class:`RunLocked` error
+  naming the running process (pid, start time, command); it does not wait.
+- **Names unique per run.** Staging folders, backups, journals and half-written notebooks carry
+  the run's id (``<pid>-<process start time>``); the leftovers a run removes are only those of
+  runs that are no longer alive.
+- **Promotion survives a kill at any instant.** A chapter's new results (with its
+  ``numbers.json`` and its fingerprint stamp) and its executed notebook are staged completely,
+  then a small journal is written atomically, then they are renamed into place. A kill before
+  the journal leaves the last good results, notebook and stamp; a kill after it is finished by
+  the next run (or book build), which rolls the promotion forward from the journal. The book's
+  ``_build/html`` is swapped the same way. ``HELPERS_KILL_AT=<step>`` (see :data:`KILL_STEPS`)
+  kills the process at one of these steps, for the tests.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as _dt
 import hashlib
 import json
 import os
+import re
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -21,11 +41,10 @@ from pathlib import Path
 
 import nbformat
 
-from helpers.engine import paths
+from helpers.engine import paths, registry
 from helpers.engine.config import Params, check_paths, params_hash
 from helpers.engine.errors import InputError
 from helpers.engine.io import atomic_path, write_json
-from helpers.engine import registry
 from helpers.engine.registry import Step
 
 PEAK_FILE = ".peak_rss_mb"
@@ -41,8 +60,116 @@ KERNEL_START_TRIES = 3
 KERNEL_START_ERRORS = ("Kernel died before replying to kernel_info", "Kernel didn't respond")
 
 
+LOCK_NAME = ".helpers-run.lock"
+#: The steps of a promotion (chapter, then book) at which ``HELPERS_KILL_AT`` kills the process.
+KILL_STEPS = ("staged", "journal-written", "results-moved-aside", "results-promoted", "notebook-promoted",
+              "backup-removed", "book-built", "book-journal-written", "book-moved-aside", "book-promoted",
+              "book-backup-removed")
+
+
 class NotebookFailed(RuntimeError):
     """A cell raised; the message names the notebook, the cell and the exception's last line."""
+
+
+class RunLocked(RuntimeError):
+    """Another run (or book build) holds this checkout's lock; the message names it in one line."""
+
+
+# ----------------------------------------------------------------------------- runs: ids, liveness, lock
+
+
+def _proc_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot, /proc/<pid>/stat field 22), or
+    None if there is no such process. With the pid it identifies a process even after pid reuse."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        if Path("/proc/self/stat").exists():
+            return None
+        try:  # no /proc (not Linux): the pid alone
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return "0"
+    return data[data.rindex(")") + 2:].split()[19]
+
+
+def run_id() -> str:
+    """This process's run id, ``<pid>-<start time>``: part of every temporary name it creates."""
+    return f"{os.getpid()}-{_proc_start(os.getpid()) or 0}"
+
+
+def run_alive(rid: str) -> bool:
+    """True if the process of run id ``rid`` (see :func:`run_id`) is still running."""
+    m = re.fullmatch(r"(\d+)-(\d+)", rid or "")
+    if not m:
+        return False
+    return _proc_start(int(m.group(1))) == m.group(2)
+
+
+def _kill_point(step: str) -> None:
+    """Test hook: die here, as a kill would, if ``HELPERS_KILL_AT`` names this step."""
+    if os.environ.get("HELPERS_KILL_AT") == step:
+        os._exit(137)
+
+
+_HELD: dict = {}  # lock path -> [fd, depth]: the lock is re-entrant within one process
+
+
+def _lock_holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not info:
+        return "a process that has not written its name yet"
+    return f"pid {info.get('pid')}, started {info.get('started')}, command: {info.get('command')}"
+
+
+@contextlib.contextmanager
+def run_lock(project: Project | None = None):
+    """Hold this checkout's run lock (re-entrant in one process); raise :class:`RunLocked` at once
+    if another process holds it. The lock file names the holder (pid, start time, command)."""
+    import fcntl
+
+    project = project or Project()
+    path = (project.root / LOCK_NAME).resolve()
+    key = str(path)
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield path
+        finally:
+            _HELD[key][1] -= 1
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise InputError(f"cannot create the run lock ({exc.strerror or exc}); is the checkout writable?",
+                         path=path) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise RunLocked(f"{path}: another run is in progress in this checkout ({_lock_holder(path)}); "
+                        "wait for it to finish, or stop that process") from None
+    prog = "python -m helpers" if Path(sys.argv[0]).name == "__main__.py" else Path(sys.argv[0]).name
+    info = {"pid": os.getpid(), "run": run_id(), "command": " ".join([prog, shlex.join(sys.argv[1:])]).strip(),
+            "started": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+    _HELD[key] = [fd, 1]
+    try:
+        yield path
+    finally:
+        del _HELD[key]
+        try:
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
 
 def _sha_file(p: Path, h) -> None:
@@ -171,23 +298,40 @@ def _read_stamp(d: Path) -> dict:
         return {}
 
 
+def _fence(text: str, at_least: int = 3) -> str:
+    """A backtick fence longer than any backtick run in ``text`` (so ``text`` cannot close it)."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    return "`" * max(at_least, longest + 1)
+
+
 def _reproduce_cell(step: Step, profile: str, sets: dict, params: dict) -> nbformat.NotebookNode:
+    """The "Reproduce this page" box. Parameters and overrides are values, shown as text: the
+    command is shell-quoted on one line, the parameters are JSON (no raw line breaks), and every
+    fence is longer than any backtick run inside it, so no value can end a block or open markup."""
+    from helpers.engine.report import md_code, one_line
+
     cmd = f"make run NB={step.stem.split('_', 1)[0]}"
     if profile != "default":
-        cmd += f" PROFILE={profile}"
+        cmd += f" PROFILE={shlex.quote(one_line(profile))}"
     if sets:
-        cmd += " SET='" + " ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in sorted(sets.items())) + "'"
+        pairs = " ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in sorted(sets.items()))
+        cmd += " SET=" + shlex.quote(one_line(pairs))
     shown = {k: v for k, v in sorted(params.items())}
     body = json.dumps(shown, indent=2, sort_keys=True, default=str)
+    inner = _fence(cmd + "\n" + body)
+    outer = "`" * (len(inner) + 1)
     text = (
-        "````{admonition} Reproduce this page\n:class: tip, dropdown\n"
-        f"From the project folder:\n\n```bash\n{cmd}\n```\n\n"
-        f"Effective parameters (profile `{profile}`):\n\n```json\n{body}\n```\n````"
+        f"{outer}{{admonition}} Reproduce this page\n:class: tip, dropdown\n"
+        f"From the project folder:\n\n{inner}bash\n{cmd}\n{inner}\n\n"
+        f"Effective parameters (profile {md_code(profile)}):\n\n{inner}json\n{body}\n{inner}\n{outer}"
     )
     cell = nbformat.v4.new_markdown_cell(text)
     cell.metadata["tags"] = ["reproduce"]
     cell["id"] = "reproduce-this-page"
     return cell
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
 
 
 def _postprocess(nb_path: Path, step: Step, profile: str, sets: dict, params: dict) -> nbformat.NotebookNode:
@@ -200,10 +344,17 @@ def _postprocess(nb_path: Path, step: Step, profile: str, sets: dict, params: di
     # after the title cell
     pos = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
     nb.cells.insert(pos, _reproduce_cell(step, profile, sets, params))
-    # papermill's per-cell timing metadata differs run to run; the book does not need it
+    # what differs run to run and says nothing: papermill's per-cell timing metadata, the random
+    # id of its injected cell, memory addresses in object reprs ("<... Styler at 0x7f...>")
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell["id"] = "injected-parameters"
+        for out in cell.get("outputs", []):
+            data = out.get("data") or {}
+            if isinstance(data.get("text/plain"), str):
+                data["text/plain"] = _ADDRESS.sub(">", data["text/plain"])
     nb.metadata.pop("papermill", None)
     return nb
 
@@ -213,18 +364,66 @@ def _cell_of(exc) -> str:
     return f"cell {n}" if n is not None else "a cell"
 
 
-def execute_step(project: Project, step: Step, params: dict, profile: str, sets: dict) -> tuple:
-    """Run one notebook into a staging folder; promote results and executed copy on success."""
+def _names(project: Project, step: Step, rid: str) -> dict:
+    """Every path one promotion of ``step`` by run ``rid`` touches."""
+    return {
+        "stage": project.results / f".staging-{step.item}.{rid}",
+        "final": project.results / step.item,
+        "backup": project.results / f".old-{step.item}.{rid}",
+        "nb_running": project.executed / f".{step.stem}.{rid}.running.ipynb",
+        "nb_next": project.executed / f".{step.stem}.{rid}.next.ipynb",
+        "nb_final": project.executed / f"{step.stem}.ipynb",
+        "journal": project.results / f".promote-{step.item}.{rid}.json",
+    }
+
+
+def _finish_promotion(j: dict) -> None:
+    """Roll a journaled promotion forward; safe to repeat from wherever a kill stopped it."""
+    stage, final, backup = Path(j["stage"]), Path(j["final"]), Path(j["backup"])
+    nb_next, nb_final = Path(j["nb_next"]), Path(j["nb_final"])
+    if stage.exists():
+        if final.exists():
+            if backup.exists():
+                shutil.rmtree(backup)
+            os.replace(final, backup)
+            _kill_point("results-moved-aside")
+        os.replace(stage, final)
+        _kill_point("results-promoted")
+    if nb_next.exists():
+        os.replace(nb_next, nb_final)
+        _kill_point("notebook-promoted")
+    shutil.rmtree(backup, ignore_errors=True)
+    _kill_point("backup-removed")
+
+
+def _promote(names: dict, step: Step) -> None:
+    """Staged results and notebook -> their places, all or nothing (journal first)."""
+    shutil.rmtree(names["backup"], ignore_errors=True)
+    _kill_point("staged")
+    j = {"what": "chapter", "stem": step.stem, "item": step.item,
+         **{k: str(v) for k, v in names.items() if k != "journal"}}
+    write_json(j, names["journal"])
+    _kill_point("journal-written")
+    _finish_promotion(j)
+    names["journal"].unlink(missing_ok=True)
+
+
+def execute_step(project: Project, step: Step, params: dict, profile: str, sets: dict,
+                 key: str | None = None, rid: str | None = None) -> tuple:
+    """Run one notebook into a staging folder; promote results, stamp and executed copy together
+    on success (see the module docstring). ``key`` (the fingerprint) goes into the stamp."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    rid = rid or run_id()
+    names = _names(project, step, rid)
     project.results.mkdir(parents=True, exist_ok=True)
     project.executed.mkdir(parents=True, exist_ok=True)
-    stage = project.results / f".staging-{step.item}"
+    stage = names["stage"]
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
-    tmp_nb = project.executed / f".{step.stem}.running.ipynb"
+    tmp_nb = names["nb_running"]
     env = dict(KERNEL_ENV)
     env.update(HELPERS_ROOT=str(project.root), HELPERS_RESULTS=str(project.results),
                HELPERS_STAGE_ITEM=step.item, HELPERS_STAGE_DIR=str(stage))
@@ -270,27 +469,131 @@ def execute_step(project: Project, step: Step, params: dict, profile: str, sets:
             else:
                 os.environ[k] = v
     seconds = time.perf_counter() - t0
-    nb = _postprocess(tmp_nb, step, profile, sets, params)
-    with atomic_path(project.executed / f"{step.stem}.ipynb") as t:
-        nbformat.write(nb, str(t))
-    tmp_nb.unlink(missing_ok=True)
-    peak = stage / PEAK_FILE
-    peak_mb = float(peak.read_text()) if peak.exists() else None
-    peak.unlink(missing_ok=True)
-    # promote staging -> results/<item>
-    final = project.results / step.item
-    old = project.results / f".old-{step.item}"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(stage, final)
-    shutil.rmtree(old, ignore_errors=True)
+    try:
+        nb = _postprocess(tmp_nb, step, profile, sets, params)
+        with atomic_path(names["nb_next"]) as t:
+            nbformat.write(nb, str(t))
+        tmp_nb.unlink(missing_ok=True)
+        peak = stage / PEAK_FILE
+        peak_mb = float(peak.read_text()) if peak.exists() else None
+        peak.unlink(missing_ok=True)
+        if key is not None:  # the fingerprint travels with the results it describes
+            write_json({"key": key, "profile": profile, "params": params, "seconds": round(seconds, 2),
+                        "peak_rss_mb": peak_mb}, stage / STAMP)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        for f in (tmp_nb, names["nb_next"]):
+            f.unlink(missing_ok=True)
+        raise
+    _promote(names, step)
     return seconds, peak_mb
 
 
-def _worker(project: Project, step: Step, params: dict, profile: str, sets: dict):
+def _worker_init() -> None:
+    """A worker dies with the runner (Linux): a killed run leaves no worker promoting behind it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def _worker(project: Project, step: Step, params: dict, profile: str, sets: dict, key=None, rid=None):
     """Run one notebook in a worker process (its own environment for the kernel)."""
-    return execute_step(project, step, params, profile, sets)
+    return execute_step(project, step, params, profile, sets, key=key, rid=rid)
+
+
+# ----------------------------------------------------------------------------- recovery and leftovers
+
+_RID = r"(?P<rid>\d+-\d+)"
+_LEFTOVERS = {  # folder attribute -> patterns of temporary names that carry a run id
+    "results": [re.compile(rf"^\.staging-.+\.{_RID}$"), re.compile(rf"^\.old-.+\.{_RID}$"),
+                re.compile(rf"^\.promote-.+\.{_RID}\.json$")],
+    "executed": [re.compile(rf"^\..+\.{_RID}\.(running|next)\.ipynb$")],
+    "build": [re.compile(rf"^\.next-{_RID}$"), re.compile(rf"^\.old-html-{_RID}$"),
+              re.compile(rf"^\.book-promote\.{_RID}\.json$")],
+}
+
+
+def _rid_of(name: str, where: str) -> str | None:
+    for pat in _LEFTOVERS[where]:
+        m = pat.match(name)
+        if m:
+            return m.group("rid")
+    return None
+
+
+def recover(project: Project | None = None, log=print) -> list:
+    """Finish what killed runs left half done, then remove their leftovers (call it holding the
+    run lock; :func:`run` and :func:`build_book` do). Returns one line per action.
+
+    A journal of a run that is no longer alive is rolled forward: its chapter's (or book's) new
+    files are complete, only the renames were interrupted. Staging folders, backups and
+    half-written notebooks of dead runs without a journal are removed: the last good state is
+    still in place. Anything of a live run is left alone. Names from before run ids existed
+    (``.staging-<item>``, ``.old-<item>``, ``_build/.next``) are treated as dead, and a lone
+    ``.old-<item>`` whose ``<item>`` is missing is moved back."""
+    project = project or Project()
+    done = []
+    # 1. journals of dead runs: finish their promotions
+    for d, where, prefix in ((project.results, "results", ".promote-"), (project.build, "build", ".book-promote.")):
+        for jpath in sorted(d.glob(prefix + "*.json")) if d.is_dir() else []:
+            rid = _rid_of(jpath.name, where)
+            if rid is None or run_alive(rid):
+                continue
+            try:
+                j = json.loads(jpath.read_text())
+            except (OSError, ValueError):
+                j = None
+            if isinstance(j, dict) and j.get("what") == "chapter":
+                _finish_promotion(j)
+                done.append(f"finished the interrupted promotion of {j.get('stem')} (run {rid})")
+            elif isinstance(j, dict) and j.get("what") == "book":
+                _finish_book(j)
+                done.append(f"finished the interrupted swap of the book (run {rid})")
+            jpath.unlink(missing_ok=True)
+    # 2. legacy names (no run id): restore a lone backup, drop the rest
+    if project.results.is_dir():
+        for old in sorted(project.results.glob(".old-*")):
+            if _rid_of(old.name, "results") is not None:
+                continue
+            final = project.results / old.name[len(".old-"):]
+            if not final.exists() and old.is_dir():
+                os.replace(old, final)
+                done.append(f"restored {final.name} from {old.name}")
+            else:
+                shutil.rmtree(old, ignore_errors=True)
+        for st in project.results.glob(".staging-*"):
+            if _rid_of(st.name, "results") is None:
+                shutil.rmtree(st, ignore_errors=True)
+    if project.executed.is_dir():
+        for f in project.executed.glob(".*.running.ipynb"):
+            if _rid_of(f.name, "executed") is None:
+                f.unlink(missing_ok=True)
+    for legacy in (project.build / ".next", project.build / ".old-html"):
+        shutil.rmtree(legacy, ignore_errors=True)
+    # 3. leftovers of dead runs
+    for where, d in (("results", project.results), ("executed", project.executed), ("build", project.build)):
+        if not d.is_dir():
+            continue
+        for f in sorted(d.iterdir()):
+            rid = _rid_of(f.name, where)
+            if rid is None or run_alive(rid):
+                continue
+            if f.is_dir() and not f.is_symlink():
+                shutil.rmtree(f, ignore_errors=True)
+            else:
+                f.unlink(missing_ok=True)
+    for line in done:
+        log(f"recovered: {line}", flush=True)
+    return done
+
+
+def _clean_leftovers(project: Project) -> None:
+    """Remove what interrupted runs left behind (see :func:`recover`, which it calls)."""
+    recover(project, log=lambda *a, **k: None)
 
 
 def run(project: Project | None = None, profile: str = "default", sets: dict | None = None,
@@ -300,10 +603,11 @@ def run(project: Project | None = None, profile: str = "default", sets: dict | N
     With ``jobs > 1`` notebooks whose inputs are ready run side by side in worker processes (a
     notebook starts only when every notebook it reads has finished). A failure lets the running
     notebooks finish, starts nothing new, and raises :class:`NotebookFailed`.
-    """
-    import concurrent.futures as cf
-    import multiprocessing as mp
 
+    The parameters are validated first; then the run takes the checkout's lock (another run
+    holding it raises :class:`RunLocked`), finishes or cleans up what killed runs left
+    (:func:`recover`), and runs.
+    """
     project = project or Project()
     sets = sets or {}
     params_file = Params(project.config)
@@ -315,7 +619,16 @@ def run(project: Project | None = None, profile: str = "default", sets: dict | N
     for s in steps:  # every notebook needs its block, validated before anything runs
         params_file.effective(s.stem, profile, sets, uses=s.globals)
     todo, forced = _select(steps, only)
-    _clean_leftovers(project)
+    with run_lock(project):
+        recover(project, log=log)
+        return _run_locked(project, params_file, todo, forced, profile, sets, force, log, jobs)
+
+
+def _run_locked(project, params_file, todo, forced, profile, sets, force, log, jobs) -> dict:
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    rid = run_id()
     index = {s.stem: i for i, s in enumerate(todo, 1)}
     n = len(todo)
     status, times, peaks = {}, {}, {}
@@ -323,12 +636,11 @@ def run(project: Project | None = None, profile: str = "default", sets: dict | N
     finished: set = set()
     running: dict = {}
     failure = None
-    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) if jobs > 1 else None
+    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                                  initializer=_worker_init) if jobs > 1 else None
 
     def done(step, key, params, secs, peak_mb):
-        # the key must describe the inputs as they were when this notebook ran
-        write_json({"key": key, "profile": profile, "params": params, "seconds": round(secs, 2),
-                    "peak_rss_mb": peak_mb}, project.results / step.item / STAMP)
+        # the stamp (key = the inputs as they were when this notebook ran) was promoted with the results
         status[step.stem] = "ran"
         times[step.stem] = round(secs, 2)
         peaks[step.stem] = peak_mb
@@ -357,14 +669,14 @@ def run(project: Project | None = None, profile: str = "default", sets: dict | N
                 if pool is None:
                     log(label, end=" ", flush=True)
                     try:
-                        secs, peak_mb = execute_step(project, step, params, profile, sets)
+                        secs, peak_mb = execute_step(project, step, params, profile, sets, key=key, rid=rid)
                     except NotebookFailed:
                         log("FAILED", flush=True)
                         raise
                     done(step, key, params, secs, peak_mb)
                     log(f"{secs:.1f} s", flush=True)
                 else:
-                    running[pool.submit(_worker, project, step, params, profile, sets)] = (step, key, params)
+                    running[pool.submit(_worker, project, step, params, profile, sets, key, rid)] = (step, key, params)
             if not running:
                 if pending and failure is None and pool is not None:
                     continue
@@ -390,14 +702,6 @@ def run(project: Project | None = None, profile: str = "default", sets: dict | N
     return status
 
 
-def _clean_leftovers(project: Project) -> None:
-    """Remove what an interrupted run left behind (staging folders, half-written notebooks)."""
-    for d in list(project.results.glob(".staging-*")) + list(project.results.glob(".old-*")):
-        shutil.rmtree(d, ignore_errors=True)
-    for f in project.executed.glob(".*.running.ipynb"):
-        f.unlink(missing_ok=True)
-
-
 def _write_run_log(project: Project, profile: str, sets: dict, times: dict, peaks: dict) -> None:
     log_path = project.results / "run_log.json"
     prev = {}
@@ -413,31 +717,63 @@ def _write_run_log(project: Project, profile: str, sets: dict, times: dict, peak
         write_json(prev, log_path)
 
 
-def build_book(project: Project | None = None, log=print) -> Path:
-    """Build the HTML book into ``_build/html`` (warnings are errors); the old book stays until the new one is complete."""
-    project = project or Project()
-    _install_mathjax(project)
-    from helpers.engine.registry import write_toc
-
-    if (project.root / "config" / "book.yml").exists():
-        write_toc(project.root)  # the chapter list of _toc.yml follows config/book.yml
-    nxt = project.build / ".next"
-    shutil.rmtree(nxt, ignore_errors=True)
-    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(project.root), "--path-output", str(nxt),
+def _jupyter_book(project: Project, out: Path) -> None:
+    """``jupyter-book build`` of the project into ``out`` (warnings are errors)."""
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(project.root), "--path-output", str(out),
            "--warningiserror", "--keep-going", "--quiet"]
     env = dict(os.environ, HELPERS_ROOT=str(project.root), HELPERS_RESULTS=str(project.results))
     proc = subprocess.run(cmd, cwd=project.root, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
         raise RuntimeError(f"jupyter-book build failed:\n{tail}")
-    html = project.build / "html"
-    old = project.build / ".old-html"
-    shutil.rmtree(old, ignore_errors=True)
-    if html.exists():
-        os.replace(html, old)
-    os.replace(nxt / "_build" / "html", html)
-    shutil.rmtree(old, ignore_errors=True)
+
+
+def _finish_book(j: dict) -> None:
+    """Roll a journaled swap of ``_build/html`` forward; safe to repeat."""
+    new, html, backup, nxt = Path(j["new"]), Path(j["html"]), Path(j["backup"]), Path(j["next"])
+    if new.exists():
+        if html.exists():
+            if backup.exists():
+                shutil.rmtree(backup)
+            os.replace(html, backup)
+            _kill_point("book-moved-aside")
+        os.replace(new, html)
+        _kill_point("book-promoted")
+    shutil.rmtree(backup, ignore_errors=True)
     shutil.rmtree(nxt, ignore_errors=True)
+    _kill_point("book-backup-removed")
+
+
+def build_book(project: Project | None = None, log=print) -> Path:
+    """Build the HTML book into ``_build/html`` (warnings are errors). The new book is built
+    beside the old one and swapped in through a journal, so the old book stays until the new one
+    is complete and a kill during the swap is finished by the next build or run."""
+    project = project or Project()
+    with run_lock(project):
+        recover(project, log=log)
+        _install_mathjax(project)
+        from helpers.engine.registry import write_toc
+
+        if (project.root / "config" / "book.yml").exists():
+            write_toc(project.root)  # the chapter list of _toc.yml follows config/book.yml
+        rid = run_id()
+        nxt = project.build / f".next-{rid}"
+        shutil.rmtree(nxt, ignore_errors=True)
+        try:
+            _jupyter_book(project, nxt)
+        except BaseException:
+            shutil.rmtree(nxt, ignore_errors=True)
+            raise
+        html = project.build / "html"
+        j = {"what": "book", "new": str(nxt / "_build" / "html"), "html": str(html),
+             "backup": str(project.build / f".old-html-{rid}"), "next": str(nxt)}
+        shutil.rmtree(j["backup"], ignore_errors=True)
+        _kill_point("book-built")
+        journal = project.build / f".book-promote.{rid}.json"
+        write_json(j, journal)
+        _kill_point("book-journal-written")
+        _finish_book(j)
+        journal.unlink(missing_ok=True)
     return html
 
 
