@@ -356,3 +356,15 @@ def test_benchmark_goals(tmp_path):
 
 def test_reference_fixture_available():
     assert (REF / "fixture" / "fixture.gmt").exists()
+
+
+def test_rebuild_commands_name_the_profile():
+    from helpers.analysis.provenance import rebuild_commands
+
+    assert rebuild_commands("default") == "```bash\nmake book\nmake test\n```"
+    assert "make book PROFILE=test\n" in rebuild_commands("test")
+    assert "{glue" not in rebuild_commands("test")
+    import pytest
+
+    with pytest.raises(ValueError):
+        rebuild_commands("x`\n```\n<script>")

@@ -26,13 +26,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.data import cohort
-from helpers.engine import config
-from helpers.analysis import de
-from helpers.data import genesets
-from helpers.data import loaders
-from helpers.analysis import model
 from helpers.__main__ import main as cli_main
+from helpers.analysis import de, model
+from helpers.data import cohort, genesets, loaders
+from helpers.engine import config
 from helpers.engine.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,8 +52,7 @@ def w(folder: Path, name: str, text: str | bytes) -> Path:
 
 def snapshot(folder: Path) -> dict:
     """Every file and folder under ``folder`` (hidden ones included) with its bytes."""
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
-            for p in sorted(folder.rglob("*"))}
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
 
 
 def check_message(msg: str, needles) -> None:
@@ -71,6 +67,7 @@ def _gz(text: str) -> bytes:
 
 
 # =============================================================================== loaders
+
 
 def counts_missing_file(t):
     p = t / "nope.tsv"
@@ -158,10 +155,13 @@ def series_matrix_not_geo(t):
 
 # =============================================================================== sample sheet
 
+
 def sheet_unknown_label(t):
     p = w(t, "samples.tsv", SHEET.replace("B\tCR", "B\tPR"))
-    return (lambda: loaders.read_sample_sheet(p, labels=["CR", "NR"]),
-            [p, "line 3", "column 'response'", "unknown response label 'PR'"])
+    return (
+        lambda: loaders.read_sample_sheet(p, labels=["CR", "NR"]),
+        [p, "line 3", "column 'response'", "unknown response label 'PR'"],
+    )
 
 
 def sheet_empty_response(t):
@@ -180,6 +180,7 @@ def sheet_no_response_column(t):
 
 
 # =============================================================================== cohort
+
 
 def _validate(t, counts_text, sheet_text):
     c = w(t, "counts.tsv", counts_text)
@@ -208,8 +209,10 @@ def cohort_one_sample_in_class(t):
 
 
 def _build_and_save(t, **custom):
-    params = {"dataset": "custom", "custom": {"table": str(w(t, "counts.tsv", COUNTS)),
-                                              "sample_sheet": str(w(t, "samples.tsv", SHEET)), **custom}}
+    params = {
+        "dataset": "custom",
+        "custom": {"table": str(w(t, "counts.tsv", COUNTS)), "sample_sheet": str(w(t, "samples.tsv", SHEET)), **custom},
+    }
     return lambda: cohort.save_cohort(cohort.build_cohort(params), t / "out")
 
 
@@ -228,9 +231,14 @@ def cohort_unknown_build_parameter(t):
 
 
 def _small_cohort(t):
-    c = cohort.build_cohort({"dataset": "custom", "custom": {
-        "table": str(w(t, "counts.tsv", COUNTS)), "sample_sheet": str(w(t, "samples.tsv", SHEET))}},
-        min_genes=1, min_per_class=2)  # 3 genes, 2 per class: below the book's minimums on purpose
+    c = cohort.build_cohort(
+        {
+            "dataset": "custom",
+            "custom": {"table": str(w(t, "counts.tsv", COUNTS)), "sample_sheet": str(w(t, "samples.tsv", SHEET))},
+        },
+        min_genes=1,
+        min_per_class=2,
+    )  # 3 genes, 2 per class: below the book's minimums on purpose
     return c
 
 
@@ -250,11 +258,15 @@ def save_cohort_meta_not_json(t):
 # Inputs as users hand them over: realistic sizes (the scale rules judge >= 1000 values, chapter
 # 01 wants >= 1000 genes), each broken in one way. Checked by test_real_cohort_bad_input below.
 
+
 def _real_counts(n_genes=1200, samples=tuple("ABCDEFGH"), seed=0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     mu = np.exp(rng.normal(4.0, 2.0, n_genes))
-    return pd.DataFrame(rng.poisson(mu[:, None] * rng.lognormal(0, 0.3, len(samples))[None, :]),
-                        index=pd.Index([f"GENE{i}" for i in range(n_genes)], name="gene"), columns=list(samples))
+    return pd.DataFrame(
+        rng.poisson(mu[:, None] * rng.lognormal(0, 0.3, len(samples))[None, :]),
+        index=pd.Index([f"GENE{i}" for i in range(n_genes)], name="gene"),
+        columns=list(samples),
+    )
 
 
 def _real_sheet(t, labels=("CR",) * 4 + ("NR",) * 4, samples=tuple("ABCDEFGH"), name="samples.tsv"):
@@ -269,16 +281,23 @@ def _build_custom(t, table: Path, sheet: Path, **custom):
 def real_rounded_log_as_counts(t):
     c = np.round(np.log2(_real_counts() + 1)).astype(int)
     p = w(t, "counts.tsv", c.to_csv(sep="\t"))
-    return _build_custom(t, p, _real_sheet(t)), [p, "largest value at line", "column '", "integer-rounded log values",
-                                                  "set kind: logexpr"]
+    return _build_custom(t, p, _real_sheet(t)), [
+        p,
+        "largest value at line",
+        "column '",
+        "integer-rounded log values",
+        "set kind: logexpr",
+    ]
 
 
 def real_counts_x1000_as_logexpr(t):
     c = _real_counts() * 1000
     p = w(t, "logexpr.tsv", c.to_csv(sep="\t"))
     g, s = c.stack().idxmax()
-    return (_build_custom(t, p, _real_sheet(t), kind="logexpr"),
-            [p, f"(gene {g!r}), column {s!r}", "impossible on a log scale", "set kind: counts"])
+    return (
+        _build_custom(t, p, _real_sheet(t), kind="logexpr"),
+        [p, f"(gene {g!r}), column {s!r}", "impossible on a log scale", "set kind: counts"],
+    )
 
 
 def real_blank_excel_sheet(t):
@@ -296,24 +315,35 @@ def real_all_zero_sample(t):
 def real_six_cr_two_nr(t):
     p = w(t, "counts.tsv", _real_counts().to_csv(sep="\t"))
     s = _real_sheet(t, labels=("CR",) * 6 + ("NR",) * 2)
-    return _build_custom(t, p, s), [s, "column 'response'", "class 'NR' has 2 sample(s)", "holds CR (6), NR (2)",
-                                    "at least 3 per class", "chapter 08", "add samples"]
+    return _build_custom(t, p, s), [
+        s,
+        "column 'response'",
+        "class 'NR' has 2 sample(s)",
+        "holds CR (6), NR (2)",
+        "at least 3 per class",
+        "chapter 08",
+        "add samples",
+    ]
 
 
 def real_cr_label_nr(t):
     p = w(t, "counts.tsv", _real_counts().to_csv(sep="\t"))
     s = _real_sheet(t)
     params = {"dataset": "custom", "labels": ["NR", "NR"], "custom": {"table": str(p), "sample_sheet": str(s)}}
-    return (lambda: cohort.build_cohort(params),
-            [s, "column 'response'", "labels ['NR', 'NR'] are not distinct", "holds CR (4), NR (4)"])
+    return (
+        lambda: cohort.build_cohort(params),
+        [s, "column 'response'", "labels ['NR', 'NR'] are not distinct", "holds CR (4), NR (4)"],
+    )
 
 
 def real_hash_header_with_wrong_width(t):
     c = _real_counts()
     text = c.to_csv(sep="\t").split("\n", 1)[1]  # data rows only
     p = w(t, "counts.tsv", "#gene\tA\tB\tC\n" + text)  # the header lost five sample names
-    return (lambda: loaders.read_count_matrix(p),
-            [p, "line 1", "line 2 looks like data, not a header", "remove the '#'", "9 fields"])
+    return (
+        lambda: loaders.read_count_matrix(p),
+        [p, "line 1", "line 2 looks like data, not a header", "remove the '#'", "9 fields"],
+    )
 
 
 def real_length_sample_dropped(t):
@@ -327,8 +357,10 @@ def real_count_overflows_int64(t):
     c = _real_counts().astype(object)
     c.iloc[4, 2] = "99999999999999999999"
     p = w(t, "counts.tsv", c.to_csv(sep="\t"))
-    return (_build_custom(t, p, _real_sheet(t)),
-            [p, "line 6 (gene 'GENE4'), column 'C'", "too large to be a read count", "not a count table?"])
+    return (
+        _build_custom(t, p, _real_sheet(t)),
+        [p, "line 6 (gene 'GENE4'), column 'C'", "too large to be a read count", "not a count table?"],
+    )
 
 
 def real_xlsx_as_table(t):
@@ -352,10 +384,19 @@ def real_scorer_given_raw_counts(t):
     return lambda: signature.score_cohort(match, c.astype(float), source=p), [p, "values", "raw counts"]
 
 
-REAL_CASES = [real_rounded_log_as_counts, real_counts_x1000_as_logexpr, real_blank_excel_sheet,
-              real_all_zero_sample, real_six_cr_two_nr, real_cr_label_nr, real_hash_header_with_wrong_width,
-              real_length_sample_dropped, real_count_overflows_int64, real_xlsx_as_table,
-              real_scorer_given_raw_counts]
+REAL_CASES = [
+    real_rounded_log_as_counts,
+    real_counts_x1000_as_logexpr,
+    real_blank_excel_sheet,
+    real_all_zero_sample,
+    real_six_cr_two_nr,
+    real_cr_label_nr,
+    real_hash_header_with_wrong_width,
+    real_length_sample_dropped,
+    real_count_overflows_int64,
+    real_xlsx_as_table,
+    real_scorer_given_raw_counts,
+]
 
 
 @pytest.mark.parametrize("case", REAL_CASES, ids=[c.__name__.replace("_", "-") for c in REAL_CASES])
@@ -394,7 +435,11 @@ def _with_profile(t, body: str) -> Path:
 
 def config_unknown_key(t):
     p = _with_profile(t, "notebooks:\n  03_de: {p_maxx: 0.05}")
-    return lambda: config.Params(p), [p, "profiles.evil.notebooks.03_de.p_maxx: unknown key 'p_maxx'", "did you mean 'p_max'?"]
+    return lambda: config.Params(p), [
+        p,
+        "profiles.evil.notebooks.03_de.p_maxx: unknown key 'p_maxx'",
+        "did you mean 'p_max'?",
+    ]
 
 
 def config_notebook_key_typo(t):
@@ -434,8 +479,11 @@ def config_seed_sexagesimal(t):
 
 def config_priors_typo(t):
     p = _config_with(t, "    priors: proportions", "    priors: proportion")
-    return lambda: config.Params(p), [p, "notebooks.08_pam.priors: must be one of proportions, equal, got 'proportion'",
-                                      "(did you mean 'proportions'?)"]
+    return lambda: config.Params(p), [
+        p,
+        "notebooks.08_pam.priors: must be one of proportions, equal, got 'proportion'",
+        "(did you mean 'proportions'?)",
+    ]
 
 
 def config_same_labels(t):
@@ -468,6 +516,7 @@ def config_yaml_python_object(t):
             config.Params(p)
         finally:
             assert not flag.exists(), "the YAML tag was executed"
+
     return call, [p, f"line {n}", "not valid YAML", "python/object"]
 
 
@@ -491,7 +540,9 @@ def _set(*items):
 
 
 def set_unknown_key(t):
-    return lambda: config.Params(CONFIG_FILE).check_sets({"sed": 3}), ["--set: sed: unknown key 'sed' (did you mean 'seed'?)"]
+    return lambda: config.Params(CONFIG_FILE).check_sets({"sed": 3}), [
+        "--set: sed: unknown key 'sed' (did you mean 'seed'?)"
+    ]
 
 
 def set_unknown_notebook_key(t):
@@ -499,7 +550,9 @@ def set_unknown_notebook_key(t):
 
 
 def set_dotted_unknown_key(t):
-    return _set("01_cohort.custom.tabel=/data/t.tsv"), ["--set: 01_cohort.custom.tabel: unknown key 'tabel' (did you mean 'table'?)"]
+    return _set("01_cohort.custom.tabel=/data/t.tsv"), [
+        "--set: 01_cohort.custom.tabel: unknown key 'tabel' (did you mean 'table'?)"
+    ]
 
 
 def set_wrong_type(t):
@@ -523,7 +576,9 @@ def set_seed_sexagesimal(t):
 
 
 def set_priors_typo(t):
-    return _set("08_pam.priors=proportion"), ["--set: 08_pam.priors: must be one of proportions, equal, got 'proportion'"]
+    return _set("08_pam.priors=proportion"), [
+        "--set: 08_pam.priors: must be one of proportions, equal, got 'proportion'"
+    ]
 
 
 def set_same_labels(t):
@@ -531,7 +586,9 @@ def set_same_labels(t):
 
 
 def set_custom_without_files(t):
-    return _set("dataset=custom"), ["--set: 01_cohort.custom.table: must be the path of the genes x samples table when dataset is custom"]
+    return _set("dataset=custom"), [
+        "--set: 01_cohort.custom.table: must be the path of the genes x samples table when dataset is custom"
+    ]
 
 
 def set_duplicated_key_in_value(t):
@@ -553,7 +610,10 @@ def params_file_bad_value(t):
 
 def params_file_unknown_key(t):
     f = w(t, "my.yml", "notebooks:\n  01_cohort:\n    custom: {table: /data/t.tsv, sheet: /data/s.tsv}\n")
-    return lambda: config.Params(CONFIG_FILE).read_overrides(f), [f, "notebooks.01_cohort.custom.sheet: unknown key 'sheet'"]
+    return lambda: config.Params(CONFIG_FILE).read_overrides(f), [
+        f,
+        "notebooks.01_cohort.custom.sheet: unknown key 'sheet'",
+    ]
 
 
 # =============================================================================== gene sets
@@ -601,10 +661,12 @@ def gmt_no_overlap(t):
 
 # =============================================================================== DE
 
+
 def _de_data(n_genes=40, seed=0):
     rng = np.random.default_rng(seed)
-    counts = pd.DataFrame(rng.poisson(60, (n_genes, 6)), index=[f"G{i}" for i in range(n_genes)],
-                          columns=list("ABCDEF"))
+    counts = pd.DataFrame(
+        rng.poisson(60, (n_genes, 6)), index=[f"G{i}" for i in range(n_genes)], columns=list("ABCDEF")
+    )
     samples = pd.DataFrame({"response": ["CR", "CR", "CR", "NR", "NR", "NR"]}, index=list("ABCDEF"))
     return counts, samples
 
@@ -672,6 +734,7 @@ def de_no_genes_left_after_filtering(t):
 
 # =============================================================================== PAM model / scorer
 
+
 def _model_dict():
     return model.published_model().to_dict()
 
@@ -679,8 +742,11 @@ def _model_dict():
 def _expression(t, name="expr.tsv", edit=None, columns=("s1", "s2", "s3")):
     genes = model.published_model().genes
     rng = np.random.default_rng(1)
-    df = pd.DataFrame(rng.normal(5, 1, (len(genes) + 2, len(columns))).round(3),
-                      index=pd.Index(genes + ["ACTB", "GAPDH"], name="gene"), columns=list(columns))
+    df = pd.DataFrame(
+        rng.normal(5, 1, (len(genes) + 2, len(columns))).round(3),
+        index=pd.Index(genes + ["ACTB", "GAPDH"], name="gene"),
+        columns=list(columns),
+    )
     df = df.astype(object)
     if edit:
         df = edit(df)
@@ -722,23 +788,29 @@ def model_sd_wrong_length(t):
 
 def score_missing_signature_genes(t):
     p = _expression(t, edit=lambda df: df.drop(index=["HAP1", "TYRO3"]))
-    return (lambda: model.score_file("published", p, t / "scores.tsv"),
-            [p, "genes", "2 of 14 signature genes missing", "HAP1", "TYRO3"])
+    return (
+        lambda: model.score_file("published", p, t / "scores.tsv"),
+        [p, "genes", "2 of 14 signature genes missing", "HAP1", "TYRO3"],
+    )
 
 
 def score_non_numeric(t):
     def edit(df):
         df.loc["KCNK3", "s2"] = "high"
         return df
+
     p = _expression(t, edit=edit)
-    return (lambda: model.score_file("published", p, t / "scores.tsv"),
-            [p, "line 3", "gene KCNK3", "column s2", "'high'"])
+    return (
+        lambda: model.score_file("published", p, t / "scores.tsv"),
+        [p, "line 3", "gene KCNK3", "column s2", "'high'"],
+    )
 
 
 def score_nan(t):
     def edit(df):
         df.loc["GREB1", "s3"] = "NaN"
         return df
+
     p = _expression(t, edit=edit)
     return lambda: model.score_file("published", p, t / "scores.tsv"), [p, "gene GREB1", "column s3", "missing"]
 
@@ -789,37 +861,103 @@ def score_expression_missing(t):
 
 CASES = [
     # loaders
-    counts_missing_file, counts_empty_file, counts_truncated_gzip, counts_corrupt_gzip,
-    counts_wrong_delimiter, counts_broken_row, counts_header_only, counts_non_numeric,
-    counts_negative, counts_non_integer, counts_nan, counts_duplicated_gene,
-    counts_duplicated_sample, logexpr_infinite, htseq_gene_lists_differ, series_matrix_not_geo,
+    counts_missing_file,
+    counts_empty_file,
+    counts_truncated_gzip,
+    counts_corrupt_gzip,
+    counts_wrong_delimiter,
+    counts_broken_row,
+    counts_header_only,
+    counts_non_numeric,
+    counts_negative,
+    counts_non_integer,
+    counts_nan,
+    counts_duplicated_gene,
+    counts_duplicated_sample,
+    logexpr_infinite,
+    htseq_gene_lists_differ,
+    series_matrix_not_geo,
     # sample sheet
-    sheet_unknown_label, sheet_empty_response, sheet_duplicated_sample, sheet_no_response_column,
+    sheet_unknown_label,
+    sheet_empty_response,
+    sheet_duplicated_sample,
+    sheet_no_response_column,
     # cohort (validation, build + save)
-    cohort_sample_in_matrix_not_sheet, cohort_sample_in_sheet_not_matrix, cohort_unknown_label,
-    cohort_one_sample_in_class, cohort_no_genes_left_after_id_mapping,
-    cohort_unknown_label_nothing_saved, cohort_unknown_build_parameter,
-    save_cohort_misaligned_sheet, save_cohort_meta_not_json,
+    cohort_sample_in_matrix_not_sheet,
+    cohort_sample_in_sheet_not_matrix,
+    cohort_unknown_label,
+    cohort_one_sample_in_class,
+    cohort_no_genes_left_after_id_mapping,
+    cohort_unknown_label_nothing_saved,
+    cohort_unknown_build_parameter,
+    save_cohort_misaligned_sheet,
+    save_cohort_meta_not_json,
     # config: params.yml, --set, --params
-    config_unknown_key, config_notebook_key_typo, config_missing_key, config_wrong_type,
-    config_p_max_negative, config_p_max_nan, config_fc_min_below_one, config_seed_sexagesimal,
-    config_priors_typo, config_same_labels, config_duplicated_key, config_alias_bomb,
-    config_yaml_python_object, config_yaml_syntax, config_unknown_top_level_key, config_file_missing,
-    set_unknown_key, set_unknown_notebook_key, set_dotted_unknown_key, set_wrong_type,
-    set_p_max_negative, set_p_max_nan, set_fc_min_below_one, set_seed_sexagesimal, set_priors_typo,
-    set_same_labels, set_custom_without_files, set_duplicated_key_in_value, set_alias,
-    set_without_equals, params_file_bad_value, params_file_unknown_key,
+    config_unknown_key,
+    config_notebook_key_typo,
+    config_missing_key,
+    config_wrong_type,
+    config_p_max_negative,
+    config_p_max_nan,
+    config_fc_min_below_one,
+    config_seed_sexagesimal,
+    config_priors_typo,
+    config_same_labels,
+    config_duplicated_key,
+    config_alias_bomb,
+    config_yaml_python_object,
+    config_yaml_syntax,
+    config_unknown_top_level_key,
+    config_file_missing,
+    set_unknown_key,
+    set_unknown_notebook_key,
+    set_dotted_unknown_key,
+    set_wrong_type,
+    set_p_max_negative,
+    set_p_max_nan,
+    set_fc_min_below_one,
+    set_seed_sexagesimal,
+    set_priors_typo,
+    set_same_labels,
+    set_custom_without_files,
+    set_duplicated_key_in_value,
+    set_alias,
+    set_without_equals,
+    params_file_bad_value,
+    params_file_unknown_key,
     # gene sets
-    gmt_missing, gmt_empty, gmt_line_with_two_fields, gmt_space_separated, gmt_corrupt_gzip,
-    gmt_duplicated_set_name, gmt_no_overlap,
+    gmt_missing,
+    gmt_empty,
+    gmt_line_with_two_fields,
+    gmt_space_separated,
+    gmt_corrupt_gzip,
+    gmt_duplicated_set_name,
+    gmt_no_overlap,
     # DE
-    de_one_class_only, de_one_sample_in_class, de_unknown_label, de_constant_sample, de_nan,
-    de_negative, de_non_integer_deseq2, de_duplicated_sample_columns, de_samples_not_in_sheet,
+    de_one_class_only,
+    de_one_sample_in_class,
+    de_unknown_label,
+    de_constant_sample,
+    de_nan,
+    de_negative,
+    de_non_integer_deseq2,
+    de_duplicated_sample_columns,
+    de_samples_not_in_sheet,
     de_no_genes_left_after_filtering,
     # model / scorer
-    model_missing_sd, model_not_json, model_is_a_folder, model_bad_priors, model_sd_wrong_length,
-    score_missing_signature_genes, score_non_numeric, score_nan, score_duplicated_sample_columns,
-    score_duplicated_signature_gene, score_truncated_gzip, score_corrupt_gzip, model_not_utf8,
+    model_missing_sd,
+    model_not_json,
+    model_is_a_folder,
+    model_bad_priors,
+    model_sd_wrong_length,
+    score_missing_signature_genes,
+    score_non_numeric,
+    score_nan,
+    score_duplicated_sample_columns,
+    score_duplicated_signature_gene,
+    score_truncated_gzip,
+    score_corrupt_gzip,
+    model_not_utf8,
     score_keeps_previous_output,
     score_expression_missing,
 ]
@@ -844,6 +982,7 @@ def test_catalogue_size():
 
 # =============================================================================== known gaps (config.py)
 
+
 def test_config_path_is_a_folder(tmp_path):
     with pytest.raises(InputError, match="is a folder"):
         config.Params(tmp_path)
@@ -857,12 +996,17 @@ def test_config_not_utf8(tmp_path):
 
 def test_config_profile_path_outside_project(tmp_path):
     p = _with_profile(tmp_path, "notebooks:\n  09_published_model: {model_name: /etc/passwd}")
-    with pytest.raises(InputError, match="'profiles.evil.notebooks.09_published_model.model_name' names a path outside"):
+    with pytest.raises(
+        InputError, match="'profiles.evil.notebooks.09_published_model.model_name' names a path outside"
+    ):
         config.check_paths(config.Params(p), tmp_path)
     # the same path given on the command line is the user's explicit choice
     P = config.Params(p)
     P.check_sets({"09_published_model.model_name": "/etc/passwd"})
-    assert P.effective("09_published_model", sets={"09_published_model.model_name": "/etc/passwd"})["model_name"] == "/etc/passwd"
+    assert (
+        P.effective("09_published_model", sets={"09_published_model.model_name": "/etc/passwd"})["model_name"]
+        == "/etc/passwd"
+    )
 
 
 def test_config_yaml_12_numbers(tmp_path):
@@ -879,6 +1023,7 @@ def test_config_yaml_12_numbers(tmp_path):
 
 # =============================================================================== CLI
 
+
 def _cli_env() -> dict:
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0", MPLBACKEND="Agg")
     env.pop("PYTHONWARNINGS", None)  # a warning on stderr would break the one-line rule: keep them visible
@@ -889,12 +1034,19 @@ def _cli_env() -> dict:
 def _project(t: Path, config_text: str | None = None) -> dict:
     """A scratch project (config + empty notebooks folder) and the env that points the CLI at it."""
     root = t / "proj"
-    w(root, "config/params.yml", config_text if config_text is not None else (ROOT / "config" / "params.yml").read_text())
+    w(
+        root,
+        "config/params.yml",
+        config_text if config_text is not None else (ROOT / "config" / "params.yml").read_text(),
+    )
     w(root, "config/book.yml", (ROOT / "config" / "book.yml").read_text())
     w(root, "config/params.schema.yml", (ROOT / "config" / "params.schema.yml").read_text())
     w(root, "notebooks/01_cohort.md", "# stub\n")  # a stub: validation must fail before anything runs
-    return {"HELPERS_ROOT": str(root), "HELPERS_RESULTS": str(root / "results"),
-            "HELPERS_EXECUTED": str(root / "executed")}
+    return {
+        "HELPERS_ROOT": str(root),
+        "HELPERS_RESULTS": str(root / "results"),
+        "HELPERS_EXECUTED": str(root / "executed"),
+    }
 
 
 def cli_score_model_missing_sd(t):
@@ -924,8 +1076,13 @@ def cli_run_config_python_object(t):
     return ["run"], _project(t, text), ["params.yml", "not valid YAML"]
 
 
-CLI_CASES = [cli_score_model_missing_sd, cli_score_missing_signature_genes, cli_score_expression_missing,
-             cli_run_set_unknown_key, cli_run_config_python_object]
+CLI_CASES = [
+    cli_score_model_missing_sd,
+    cli_score_missing_signature_genes,
+    cli_score_expression_missing,
+    cli_run_set_unknown_key,
+    cli_run_config_python_object,
+]
 
 
 @pytest.mark.parametrize("case", CLI_CASES, ids=[c.__name__.replace("_", "-") for c in CLI_CASES])
@@ -933,8 +1090,14 @@ def test_cli_bad_input(case, tmp_path):
     """``python -m helpers ...`` in a subprocess: status 2, one ``error:`` line, nothing written."""
     args, env, needles = case(tmp_path)
     before = snapshot(tmp_path)
-    proc = subprocess.run([PYTHON, "-m", "helpers", *args], cwd=tmp_path, env={**_cli_env(), **env},
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [PYTHON, "-m", "helpers", *args],
+        cwd=tmp_path,
+        env={**_cli_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -947,17 +1110,26 @@ def test_cli_bad_input(case, tmp_path):
 
 # In-process runs of the same entry point (fast): the exit status and stderr the CLI would give.
 
+
 def main_score_nan(t):
     def edit(df):
         df.loc["TRIM9", "s1"] = "NA"
         return df
+
     e = _expression(t, edit=edit)
-    return ["score", "--model", "published", str(e), "-o", str(t / "scores.tsv")], ["expr.tsv", "gene TRIM9", "column s1"]
+    return ["score", "--model", "published", str(e), "-o", str(t / "scores.tsv")], [
+        "expr.tsv",
+        "gene TRIM9",
+        "column s1",
+    ]
 
 
 def main_score_duplicated_samples(t):
     e = _expression(t, columns=("x", "y", "y"))
-    return ["score", "--model", "published", str(e), "-o", str(t / "scores.tsv")], ["expr.tsv", "duplicated sample names: y"]
+    return ["score", "--model", "published", str(e), "-o", str(t / "scores.tsv")], [
+        "expr.tsv",
+        "duplicated sample names: y",
+    ]
 
 
 def main_run_set_wrong_type(t):
@@ -977,8 +1149,14 @@ def main_run_unknown_profile(t):
     return ["run", "--profile", "fast"], ["params.yml", "unknown profile 'fast'"]
 
 
-MAIN_CASES = [main_score_nan, main_score_duplicated_samples, main_run_set_wrong_type, main_run_unknown_profile,
-              main_run_params_file_bad_value, main_run_params_file_missing]
+MAIN_CASES = [
+    main_score_nan,
+    main_score_duplicated_samples,
+    main_run_set_wrong_type,
+    main_run_unknown_profile,
+    main_run_params_file_bad_value,
+    main_run_params_file_missing,
+]
 
 
 @pytest.mark.parametrize("case", MAIN_CASES, ids=[c.__name__.replace("_", "-") for c in MAIN_CASES])
@@ -991,8 +1169,9 @@ def test_main_bad_input(case, tmp_path, capsys, monkeypatch):
     w(proj, "config/params.schema.yml", (ROOT / "config" / "params.schema.yml").read_text())
     w(proj, "notebooks/01_cohort.md", "# stub\n")  # a stub: validation must fail before anything runs
     real_project = runner.Project  # point `run` at the scratch project, never at this checkout
-    monkeypatch.setattr(runner, "Project", lambda *a, **k: real_project(
-        root=proj, results=proj / "results", executed=proj / "executed"))
+    monkeypatch.setattr(
+        runner, "Project", lambda *a, **k: real_project(root=proj, results=proj / "results", executed=proj / "executed")
+    )
     args, needles = case(tmp_path)
     before = snapshot(tmp_path)
     rc = cli_main(args)

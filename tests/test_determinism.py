@@ -22,14 +22,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from helpers.analysis import de, expression
 from helpers.data import cohort as C  # noqa: E402
-from helpers.analysis import de
-from helpers.analysis import expression
 from helpers.data import genesets
-from helpers.methods import gsea
-from helpers.methods import gsva
 from helpers.engine import io
-from helpers.viz import style# noqa: E402
+from helpers.methods import gsea, gsva
+from helpers.viz import style  # noqa: E402
 
 TWIN = {"dataset": "twin", "simulate_preset": "test", "seed": 7}
 
@@ -148,8 +146,7 @@ def test_chain_is_identical_across_processes_and_hash_seeds(tmp_path):
     for hs in ("1", "2"):
         out = tmp_path / f"run{hs}"
         env = dict(os.environ, PYTHONHASHSEED=hs, OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg")
-        subprocess.run([sys.executable, "-c", CHAIN, str(out)], env=env, check=True, timeout=120,
-                       capture_output=True)
+        subprocess.run([sys.executable, "-c", CHAIN, str(out)], env=env, check=True, timeout=120, capture_output=True)
         outs.append(out)
     for name in ("de.tsv", "gsea.tsv", "gsva.tsv"):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
@@ -181,8 +178,11 @@ def test_every_download_is_byte_identical_across_two_builds(tmp_path_factory):
 
     def files(root: Path) -> dict:
         res = root / "results"
-        return {p.relative_to(res).as_posix(): p for p in res.rglob("*")
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(res).parts)}
+        return {
+            p.relative_to(res).as_posix(): p
+            for p in res.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(res).parts)
+        }
 
     fa, fb = files(a), files(b)
     assert sorted(fa) == sorted(fb)
@@ -194,5 +194,7 @@ def test_every_download_is_byte_identical_across_two_builds(tmp_path_factory):
     timed = {"11_reproducibility.ipynb"}  # its execution table
     nbs = sorted(p.name for p in (a / "executed").glob("*.ipynb"))
     assert len(nbs) >= 12
-    differ = [n for n in nbs if n not in timed and (a / "executed" / n).read_bytes() != (b / "executed" / n).read_bytes()]
+    differ = [
+        n for n in nbs if n not in timed and (a / "executed" / n).read_bytes() != (b / "executed" / n).read_bytes()
+    ]
     assert not differ, differ

@@ -25,8 +25,22 @@ from bs4 import BeautifulSoup
 from conftest import copy_project
 from test_safety import HOSTILE, _markup_from_data
 
-SIGNATURE = ["IGF2BP1", "KCNK3", "NKAIN4", "GREB1", "LAMB4", "ADAMTS7", "KIF26B", "NETO1", "TRIM9",
-             "RAB6C", "TYRO3", "KCNN1", "HAP1", "CCDC155"]
+SIGNATURE = [
+    "IGF2BP1",
+    "KCNK3",
+    "NKAIN4",
+    "GREB1",
+    "LAMB4",
+    "ADAMTS7",
+    "KIF26B",
+    "NETO1",
+    "TRIM9",
+    "RAB6C",
+    "TYRO3",
+    "KCNN1",
+    "HAP1",
+    "CCDC155",
+]
 GENE_NAMES = [h[:1500] for h in HOSTILE] + ["zqx'single\"double", "zqx\ttab"]
 COHORTS = ["<script>zqx_cohort()</script>", '=HYPERLINK("http://zqx.invalid","cohort")']
 COHORT_NAME = "custom `zqx` </script><b>zqx_name</b> ```` ```{raw} html <i>zqx</i>"
@@ -63,16 +77,29 @@ def write_hostile_inputs(dest: Path) -> Path:
             w.writerow([snames[s], samples.loc[s, "response"], COHORTS[samples.loc[s, "cohort"] != "GSE153670-like"]])
     m = published_model().to_dict()
     extra = GENE_NAMES[:3]
-    m.update(name="<script>zqx_model()</script> `name`", genes=m["genes"] + extra,
-             centroids={c: v + [5.0, 5.5, 6.0] for c, v in m["centroids"].items()}, sd=m["sd"] + [3.0, 3.0, 3.0],
-             provenance={"source": "<img src=x onerror=zqx_prov()>", "note": "`zqx` ```"})
+    m.update(
+        name="<script>zqx_model()</script> `name`",
+        genes=m["genes"] + extra,
+        centroids={c: v + [5.0, 5.5, 6.0] for c, v in m["centroids"].items()},
+        sd=m["sd"] + [3.0, 3.0, 3.0],
+        provenance={"source": "<img src=x onerror=zqx_prov()>", "note": "`zqx` ```"},
+    )
     (folder / "model.json").write_text(json.dumps(m, indent=2))
-    params = {"global": {"dataset": "custom"},
-              "notebooks": {"01_cohort": {"id_type": "symbol", "update_symbols": False,
-                                          "custom": {"table": "data/raw/hostile/counts.tsv",
-                                                     "sample_sheet": "data/raw/hostile/samples.tsv",
-                                                     "cohort_name": COHORT_NAME}},
-                            "09_published_model": {"model_name": "data/raw/hostile/model.json"}}}
+    params = {
+        "global": {"dataset": "custom"},
+        "notebooks": {
+            "01_cohort": {
+                "id_type": "symbol",
+                "update_symbols": False,
+                "custom": {
+                    "table": "data/raw/hostile/counts.tsv",
+                    "sample_sheet": "data/raw/hostile/samples.tsv",
+                    "cohort_name": COHORT_NAME,
+                },
+            },
+            "09_published_model": {"model_name": "data/raw/hostile/model.json"},
+        },
+    }
     pfile = dest.parent / f"{dest.name}-params.yml"
     pfile.write_text(yaml.safe_dump(params, allow_unicode=True))
     return pfile
@@ -83,8 +110,12 @@ _BOOKS: dict = {}
 
 
 def _env(dest: Path) -> dict:
-    return dict(os.environ, HELPERS_ROOT=str(dest), HELPERS_RESULTS=str(dest / "results"),
-                HELPERS_EXECUTED=str(dest / "executed"))
+    return dict(
+        os.environ,
+        HELPERS_ROOT=str(dest),
+        HELPERS_RESULTS=str(dest / "results"),
+        HELPERS_EXECUTED=str(dest / "executed"),
+    )
 
 
 def hostile_run(base: Path, name: str = "hostile"):
@@ -102,8 +133,9 @@ def hostile_book(base: Path, name: str = "hostile"):
     """:func:`hostile_run`, then the HTML book; returns (folder, run process, book process)."""
     dest, run = hostile_run(base, name)
     if name not in _BOOKS and run.returncode == 0:
-        _BOOKS[name] = subprocess.run([sys.executable, "-m", "helpers", "book"], cwd=dest, env=_env(dest),
-                                      capture_output=True, text=True)
+        _BOOKS[name] = subprocess.run(
+            [sys.executable, "-m", "helpers", "book"], cwd=dest, env=_env(dest), capture_output=True, text=True
+        )
     return dest, run, _BOOKS.get(name)
 
 
@@ -121,8 +153,11 @@ def _pages(dest: Path) -> list[Path]:
 
 
 def _reproduce_boxes(soup):
-    return [div for div in soup.find_all("div", class_="admonition")
-            if (t := div.find("p", class_="admonition-title")) is not None and t.get_text().strip() == "Reproduce this page"]
+    return [
+        div
+        for div in soup.find_all("div", class_="admonition")
+        if (t := div.find("p", class_="admonition-title")) is not None and t.get_text().strip() == "Reproduce this page"
+    ]
 
 
 @pytest.mark.slow
@@ -161,7 +196,6 @@ def test_hostile_values_are_shown_as_text(hostile):
     assert "zqx_name" in cohort, "the reproduce box must show the cohort_name parameter"
     de = text("03_de")
     assert "<script>zqx_script()</script>" in de and '<img src=x onerror="zqx_img()">' in de
-    assert '=HYPERLINK("http://zqx.invalid","click")' in de
     published = text("09_published_model")
     assert "<script>zqx_script()</script>" in published, "the model's hostile genes must be listed"
     assert "zqx" in text("08_pam"), "the classifier page shows no hostile gene"

@@ -9,19 +9,42 @@ import pandas as pd
 import pytest
 
 from helpers.analysis import model
-from helpers.methods import pam
 from helpers.engine.errors import InputError
+from helpers.methods import pam
 
-FIG4_GENES = ["IGF2BP1", "KCNK3", "NKAIN4", "GREB1", "LAMB4", "ADAMTS7", "KIF26B", "NETO1", "TRIM9",
-              "RAB6C", "TYRO3", "KCNN1", "HAP1", "CCDC155"]
+FIG4_GENES = [
+    "IGF2BP1",
+    "KCNK3",
+    "NKAIN4",
+    "GREB1",
+    "LAMB4",
+    "ADAMTS7",
+    "KIF26B",
+    "NETO1",
+    "TRIM9",
+    "RAB6C",
+    "TYRO3",
+    "KCNN1",
+    "HAP1",
+    "CCDC155",
+]
 
 # Table 1 of the paper, typed in again here (independently of data/paper/table1.tsv)
 TABLE1 = {
-    "IGF2BP1": (4.44, 6.43, 3.62), "KCNK3": (4.92, 6.23, 3.28), "NKAIN4": (5.25, 6.62, 3.66),
-    "GREB1": (4.9, 5.51, 2.79), "LAMB4": (4.15, 4.57, 2.18), "ADAMTS7": (5.52, 5.87, 2.94),
-    "KIF26B": (4.55, 4.79, 2.54), "NETO1": (5.32, 5.6, 3.47), "TRIM9": (5.57, 5.69, 2.21),
-    "RAB6C": (4.7, 4.84, 2.8), "TYRO3": (5.25, 5.36, 2.31), "KCNN1": (5.3, 5.46, 3.62),
-    "HAP1": (6.29, 6.39, 3.38), "CCDC155": (4.55, 4.56, 2.53),
+    "IGF2BP1": (4.44, 6.43, 3.62),
+    "KCNK3": (4.92, 6.23, 3.28),
+    "NKAIN4": (5.25, 6.62, 3.66),
+    "GREB1": (4.9, 5.51, 2.79),
+    "LAMB4": (4.15, 4.57, 2.18),
+    "ADAMTS7": (5.52, 5.87, 2.94),
+    "KIF26B": (4.55, 4.79, 2.54),
+    "NETO1": (5.32, 5.6, 3.47),
+    "TRIM9": (5.57, 5.69, 2.21),
+    "RAB6C": (4.7, 4.84, 2.8),
+    "TYRO3": (5.25, 5.36, 2.31),
+    "KCNN1": (5.3, 5.46, 3.62),
+    "HAP1": (6.29, 6.39, 3.38),
+    "CCDC155": (4.55, 4.56, 2.53),
 }
 
 
@@ -71,9 +94,15 @@ def test_hand_computed_delta_matches_scorer():
 
 
 def small_model_dict(**over):
-    d = {"name": "toy", "classes": ["CR", "NR"], "genes": ["G1", "G2"],
-         "centroids": {"CR": [0.0, 0.0], "NR": [2.0, 2.0]}, "sd": [1.0, 1.0],
-         "priors": {"CR": 0.5, "NR": 0.5}, "scale": "log2"}
+    d = {
+        "name": "toy",
+        "classes": ["CR", "NR"],
+        "genes": ["G1", "G2"],
+        "centroids": {"CR": [0.0, 0.0], "NR": [2.0, 2.0]},
+        "sd": [1.0, 1.0],
+        "priors": {"CR": 0.5, "NR": 0.5},
+        "scale": "log2",
+    }
     d.update(over)
     return d
 
@@ -197,7 +226,10 @@ def test_score_file_formats(tmp_path, name, sep, gz):
         (lambda t: t.replace("KCNK3\t5.0\t", "KCNK3\tNA\t", 1), "line 3 \\(gene KCNK3\\), column A: missing value"),
         (lambda t: t.replace("KCNK3\t5.0\t", "KCNK3\t\t", 1), "line 3 \\(gene KCNK3\\), column A: missing value"),
         (lambda t: t.replace("KCNK3\t5.0\t", "KCNK3\tinf\t", 1), "not a finite number"),
-        (lambda t: t.replace("HAP1\t6.3\t6.9", "HAP1\t6.3\tfoo", 1), "line 14 \\(gene HAP1\\), column B: not a number: 'foo'"),
+        (
+            lambda t: t.replace("HAP1\t6.3\t6.9", "HAP1\t6.3\tfoo", 1),
+            "line 14 \\(gene HAP1\\), column B: not a number: 'foo'",
+        ),
         (lambda t: t + "TRIM9\t1\t2\n", "duplicated signature genes: TRIM9 \\(lines 10, 17\\)"),
         (lambda t: t.replace("gene\tA\tB", "gene\tA\tA", 1), "duplicated sample names: A"),
         (lambda t: t.replace("IGF2BP1", "IGF2BP1_x", 1), "signature genes missing: IGF2BP1"),

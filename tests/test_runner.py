@@ -102,15 +102,26 @@ def make_project(tmp_path):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "data").mkdir()
     w = "from helpers.engine.paths import results_dir, results_of\n"
-    write_md(nb("seed = 1\nx = 1\nprofile = 'default'",
-                      w + "(results_dir('a') / 'out.tsv').write_text(str(x))"), tmp_path / "notebooks" / "01_a.ipynb")
-    write_md(nb("seed = 1\nk = 10\nprofile = 'default'",
-                      w + "v = int((results_of('a') / 'out.tsv').read_text())\n(results_dir('b') / 'out.tsv').write_text(str(v * k))"),
-                   tmp_path / "notebooks" / "02_b.ipynb")
-    write_md(nb("seed = 1\ny = 1\nfail = False\nnap = 0\nprofile = 'default'",
-                      w + "import time\n(results_dir('c') / 'out.tsv').write_text(str(y))\ntime.sleep(nap)\n"
-                      "if fail:\n    raise ValueError('boom at y=%d' % y)"),
-                   tmp_path / "notebooks" / "03_c.ipynb")
+    write_md(
+        nb("seed = 1\nx = 1\nprofile = 'default'", w + "(results_dir('a') / 'out.tsv').write_text(str(x))"),
+        tmp_path / "notebooks" / "01_a.ipynb",
+    )
+    write_md(
+        nb(
+            "seed = 1\nk = 10\nprofile = 'default'",
+            w
+            + "v = int((results_of('a') / 'out.tsv').read_text())\n(results_dir('b') / 'out.tsv').write_text(str(v * k))",
+        ),
+        tmp_path / "notebooks" / "02_b.ipynb",
+    )
+    write_md(
+        nb(
+            "seed = 1\ny = 1\nfail = False\nnap = 0\nprofile = 'default'",
+            w + "import time\n(results_dir('c') / 'out.tsv').write_text(str(y))\ntime.sleep(nap)\n"
+            "if fail:\n    raise ValueError('boom at y=%d' % y)",
+        ),
+        tmp_path / "notebooks" / "03_c.ipynb",
+    )
     return Project(root=tmp_path, results=tmp_path / "results", executed=tmp_path / "executed", steps=STEPS)
 
 
@@ -136,7 +147,11 @@ def test_incremental_and_dependents(proj):
     assert run(proj, sets={"01_a.x": 2}, log=quiet) == {"01_a": "ran", "02_b": "ran", "03_c": "skipped"}
     assert (proj.results / "b" / "out.tsv").read_text() == "20"
     # a parameter of 02_b only: 01_a untouched
-    assert run(proj, sets={"01_a.x": 2, "02_b.k": 3}, log=quiet) == {"01_a": "skipped", "02_b": "ran", "03_c": "skipped"}
+    assert run(proj, sets={"01_a.x": 2, "02_b.k": 3}, log=quiet) == {
+        "01_a": "skipped",
+        "02_b": "ran",
+        "03_c": "skipped",
+    }
     # editing a notebook's source re-executes it
     p = proj.notebooks / "03_c.md"
     p.write_text(p.read_text() + "\n+++\n\nmore text\n")
@@ -144,17 +159,22 @@ def test_incremental_and_dependents(proj):
     # --only forces that notebook and what reads it
     assert run(proj, sets={"01_a.x": 2, "02_b.k": 3}, only=["01"], log=quiet) == {"01_a": "ran", "02_b": "skipped"}
     # a global that a chapter does not declare does not re-run it
-    scoped = tuple(Step(s.stem, s.item, s.title, s.reads, globals=("seed",) if s.stem == "01_a" else ())
-                   for s in STEPS)
+    scoped = tuple(Step(s.stem, s.item, s.title, s.reads, globals=("seed",) if s.stem == "01_a" else ()) for s in STEPS)
     sproj = Project(root=proj.root, results=proj.results, executed=proj.executed, steps=scoped)
     run(sproj, sets={"01_a.x": 2, "02_b.k": 3}, log=quiet)
     assert run(sproj, sets={"01_a.x": 2, "02_b.k": 3, "seed": 5}, log=quiet) == {
-        "01_a": "ran", "02_b": "skipped", "03_c": "skipped"}  # 01_a's results came out byte-identical
+        "01_a": "ran",
+        "02_b": "skipped",
+        "03_c": "skipped",
+    }  # 01_a's results came out byte-identical
     # executed copies: parameters cells hidden, a reproduce box, no timing metadata
     ex = nbformat.read(proj.executed / "02_b.ipynb", as_version=4)
     assert any("Reproduce this page" in c.source for c in ex.cells)
-    assert all("remove-cell" in c.metadata["tags"] for c in ex.cells
-               if {"parameters", "injected-parameters"} & set(c.metadata.get("tags", [])))
+    assert all(
+        "remove-cell" in c.metadata["tags"]
+        for c in ex.cells
+        if {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))
+    )
     log = json.loads((proj.results / "run_log.json").read_text())
     assert set(log["seconds"]) == {"01_a", "02_b", "03_c"}
 
@@ -209,8 +229,9 @@ def test_bad_set_stops_before_running(proj):
 def test_cli_exit_codes(tmp_path):
     """The real project's CLI: a bad --set exits 2 with a one-line error naming the key."""
     env = dict(os.environ, HELPERS_ROOT=str(ROOT), HELPERS_RESULTS=str(tmp_path / "r"))
-    p = subprocess.run([sys.executable, "-m", "helpers", "run", "--set", "no_such_key=1"], env=env,
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "helpers", "run", "--set", "no_such_key=1"], env=env, capture_output=True, text=True
+    )
     assert p.returncode == 2
     assert p.stderr.strip().startswith("error:") and "no_such_key" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
@@ -239,8 +260,14 @@ def test_killed_run_leaves_last_good_results(proj):
     good_nb = (proj.executed / "03_c.ipynb").read_bytes()
     code = DRIVER.format(tests=str(Path(__file__).parent), root=str(proj.root))
     env = dict(os.environ, HELPERS_ROOT=str(proj.root), HELPERS_RESULTS=str(proj.results))
-    p = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
     def staged():
         return list(proj.results.glob(".staging-c.*/out.tsv"))
 
@@ -314,9 +341,13 @@ def test_executed_copy_drops_what_differs_run_to_run(tmp_path):
         for i, c in enumerate(n.cells):  # the runner gives source cells stable ids (read_notebook)
             if c is not inj:
                 c["id"] = f"c{i}"
-        n.cells[-1].outputs = [nbformat.v4.new_output("execute_result", data={
-            "text/plain": f"<pandas.io.formats.style.Styler at {address}>", "text/html": "<table></table>"},
-            execution_count=1)]
+        n.cells[-1].outputs = [
+            nbformat.v4.new_output(
+                "execute_result",
+                data={"text/plain": f"<pandas.io.formats.style.Styler at {address}>", "text/html": "<table></table>"},
+                execution_count=1,
+            )
+        ]
         p = tmp_path / f"{cell_id}.ipynb"
         nbformat.write(n, str(p))
         return nbformat.writes(_postprocess(p, STEPS[0], "default", {}, {"x": 2}))

@@ -46,8 +46,10 @@ HOSTILE = [
     "$\\zqx{math}$ | table | cell |",
     "line one\nline two\r\n# zqx heading",
     "&lt;zqxentity&gt; &amp;",
-    "=HYPERLINK(\"http://zqx.invalid\",\"click\")",
-    "+zqx", "-zqx", "@zqx",
+    '=HYPERLINK("http://zqx.invalid","click")',
+    "+zqx",
+    "-zqx",
+    "@zqx",
     "{{ zqx_substitution }}",
     "<" * 3 + "zqx" + "x" * 5000,
 ]
@@ -136,8 +138,13 @@ def test_fig4_box_and_priors_line_make_no_markup():
         assert HOSTILE[0] in soup.get_text()
     assert "\\delta_{CR}(x^*) < \\delta_{NR}(x^*)" in clf.fig4_markdown(["G"], perf)  # plain labels: the equation
     m = model.published_model()
-    hostile = model.Model(classes=("<b>zqx</b>", "NR"), centroids=m.centroids.set_axis(["<b>zqx</b>", "NR"], axis=1),
-                          sd=m.sd, priors=m.priors.set_axis(["<b>zqx</b>", "NR"]), scale="logcpm`<i>zqx</i>`")
+    hostile = model.Model(
+        classes=("<b>zqx</b>", "NR"),
+        centroids=m.centroids.set_axis(["<b>zqx</b>", "NR"], axis=1),
+        sd=m.sd,
+        priors=m.priors.set_axis(["<b>zqx</b>", "NR"]),
+        scale="logcpm`<i>zqx</i>`",
+    )
     html = _md_html("Priors: " + clf.priors_text(hostile))
     assert not _markup_from_data(html, code_ok=True) and "<b>zqx</b>" in BeautifulSoup(html, "html.parser").get_text()
 
@@ -160,9 +167,16 @@ def test_download_links_of_names_made_from_data_are_plain_code(tmp_path, monkeyp
 
 def hostile_frame() -> pd.DataFrame:
     n = len(HOSTILE)
-    df = pd.DataFrame({"gene": HOSTILE, "logFC": np.linspace(-1, 1, n), "P.Value": np.linspace(1e-5, 0.5, n),
-                       HOSTILE[0]: HOSTILE[::-1], "obj": [(h,) for h in HOSTILE]},
-                      index=pd.Index(HOSTILE, name=HOSTILE[1]))
+    df = pd.DataFrame(
+        {
+            "gene": HOSTILE,
+            "logFC": np.linspace(-1, 1, n),
+            "P.Value": np.linspace(1e-5, 0.5, n),
+            HOSTILE[0]: HOSTILE[::-1],
+            "obj": [(h,) for h in HOSTILE],
+        },
+        index=pd.Index(HOSTILE, name=HOSTILE[1]),
+    )
     df.columns.name = HOSTILE[2]
     return df
 
@@ -204,7 +218,7 @@ def test_xlsx_cells_from_data_are_text_never_formulas(tmp_path):
     cells = _cells(out)
     assert not [c.coordinate for c in cells if c.data_type == "f"], "a formula cell"
     values = {c.value for c in cells if isinstance(c.value, str)}
-    for h in ("=HYPERLINK(\"http://zqx.invalid\",\"click\")", "+zqx", "-zqx", "@zqx", HOSTILE[0]):
+    for h in ('=HYPERLINK("http://zqx.invalid","click")', "+zqx", "-zqx", "@zqx", HOSTILE[0]):
         assert h in values, f"{h!r} not kept verbatim"
     starts = [c for c in cells if isinstance(c.value, str) and c.value.startswith(report.FORMULA_START)]
     assert starts and all(c.quotePrefix for c in starts), "the leading character must stay visible text"
@@ -231,10 +245,16 @@ def test_xlsx_and_zip_bytes_do_not_depend_on_the_clock(tmp_path, monkeypatch):
     for i, t in enumerate((1_000_000_000, 1_700_000_000)):  # 2001 and 2023
         monkeypatch.setattr(time, "time", lambda t=t: float(t))  # zip member dates
         monkeypatch.setattr(time, "localtime", lambda secs=None, t=t: time.gmtime(t))
-        clock = type("Clock", (dt.datetime,), {"now": classmethod(lambda cls, tz=None, t=t: dt.datetime.fromtimestamp(t, tz))})
+        clock = type(
+            "Clock", (dt.datetime,), {"now": classmethod(lambda cls, tz=None, t=t: dt.datetime.fromtimestamp(t, tz))}
+        )
         monkeypatch.setattr(ox, "datetime", types.SimpleNamespace(datetime=clock, timezone=dt.timezone))  # "modified"
-        outs.append((report.write_xlsx({"s": df}, tmp_path / f"w{i}.xlsx").read_bytes(),
-                     report.bundle_results(res, tmp_path / f"r{i}.zip").read_bytes()))
+        outs.append(
+            (
+                report.write_xlsx({"s": df}, tmp_path / f"w{i}.xlsx").read_bytes(),
+                report.bundle_results(res, tmp_path / f"r{i}.zip").read_bytes(),
+            )
+        )
     assert outs[0][0] == outs[1][0], "XLSX bytes depend on the time of saving"
     assert outs[0][1] == outs[1][1]
     for member in zipfile.ZipFile(io.BytesIO(outs[0][0])).infolist():
@@ -253,7 +273,8 @@ def test_results_zip_under_the_runner_holds_only_what_the_chapter_reads(tmp_path
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "book.yml").write_text(
         "chapters:\n  - {stem: 01_a, results: a, title: A}\n  - {stem: 02_b, results: b, title: B}\n"
-        "  - {stem: 03_c, results: c, title: C, reads: [01_a]}\n")
+        "  - {stem: 03_c, results: c, title: C, reads: [01_a]}\n"
+    )
     res = tmp_path / "results"
     for item in ("a", "b", "c"):
         (res / item).mkdir(parents=True)
@@ -351,8 +372,9 @@ def test_reproduce_box_shows_hostile_parameters_as_text():
 
     md = create_md_parser(MdParserConfig(enable_extensions={"colon_fence", "dollarmath"}), RendererHTML)
     value = "x\n````\n<script>zqx()</script>\n```` `y` ~~~"
-    cell = runner._reproduce_cell(Step("03_de", "de", "DE"), "te`st", {"01_cohort.custom.cohort_name": value},
-                                  {"cohort_name": value, "seed": 1})
+    cell = runner._reproduce_cell(
+        Step("03_de", "de", "DE"), "te`st", {"01_cohort.custom.cohort_name": value}, {"cohort_name": value, "seed": 1}
+    )
     top = [t for t in md.parse(cell.source) if t.level == 0]
     assert [t.type for t in top] == ["fence"] and top[0].info.startswith("{admonition} Reproduce this page")
     body = top[0].content.split("\n", 1)[1]  # after the :class: option line
@@ -389,8 +411,12 @@ def test_scorer_refuses_to_write_onto_its_input(tmp_path, capsys):
     os.link(p, link)
     m = tmp_path / "m.json"
     model.save_model(model.published_model(), m)
-    cases = [(p, "published", "is the input file"), (link, "published", "is the input file"),
-             (tmp_path / "." / "e.tsv", "published", "is the input file"), (m, str(m), "is the input file")]
+    cases = [
+        (p, "published", "is the input file"),
+        (link, "published", "is the input file"),
+        (tmp_path / "." / "e.tsv", "published", "is the input file"),
+        (m, str(m), "is the input file"),
+    ]
     for out, mdl, msg in cases:
         assert model.score_cli(mdl, str(p), str(out)) == 2
         err = capsys.readouterr().err.strip()
@@ -407,8 +433,13 @@ def test_scorer_refuses_special_files_links_and_missing_folders(tmp_path, capsys
     sym.symlink_to(target)
     stdout_link = tmp_path / "stdout"
     stdout_link.symlink_to("/dev/stdout")
-    for out, msg in [(sym, "symbolic link"), (stdout_link, "symbolic link"), ("/dev/null", "device"),
-                     (tmp_path, "folder"), (tmp_path / "no" / "such" / "s.tsv", "folder does not exist")]:
+    for out, msg in [
+        (sym, "symbolic link"),
+        (stdout_link, "symbolic link"),
+        ("/dev/null", "device"),
+        (tmp_path, "folder"),
+        (tmp_path / "no" / "such" / "s.tsv", "folder does not exist"),
+    ]:
         assert model.score_cli("published", str(p), str(out)) == 2
         err = capsys.readouterr().err.strip()
         assert msg in err and "\n" not in err, err
@@ -419,21 +450,31 @@ def test_scorer_refuses_special_files_links_and_missing_folders(tmp_path, capsys
     assert (tmp_path / "scores.tsv").read_text().startswith("sample\tdelta_CR")
 
 
-@pytest.mark.parametrize("over, match", [
-    ({"scale": "toy units"}, "unknown expression scale 'toy units'"),
-    ({"scale": "logcpm`<b>"}, "unknown expression scale"),
-    ({"scale": 3}, "unknown expression scale"),
-    ({"sd": [1.0, float("nan")]}, "sd: contains a missing or infinite value"),
-    ({"sd": [1.0, float("inf")]}, "sd: contains a missing or infinite value"),
-    ({"sd": [1.0, -2.0]}, "sd: must be positive"),
-    ({"priors": {"CR": 0.5, "NR": 0.4}}, "priors: must be positive and sum to 1"),
-    ({"priors": {"CR": 1.5, "NR": -0.5}}, "priors: must be positive and sum to 1"),
-    ({"priors": {"CR": float("nan"), "NR": 0.5}}, "priors: must be positive and sum to 1"),
-    ({"centroids": {"CR": [0.0, float("nan")], "NR": [1.0, 1.0]}}, "missing or infinite"),
-])
+@pytest.mark.parametrize(
+    "over, match",
+    [
+        ({"scale": "toy units"}, "unknown expression scale 'toy units'"),
+        ({"scale": "logcpm`<b>"}, "unknown expression scale"),
+        ({"scale": 3}, "unknown expression scale"),
+        ({"sd": [1.0, float("nan")]}, "sd: contains a missing or infinite value"),
+        ({"sd": [1.0, float("inf")]}, "sd: contains a missing or infinite value"),
+        ({"sd": [1.0, -2.0]}, "sd: must be positive"),
+        ({"priors": {"CR": 0.5, "NR": 0.4}}, "priors: must be positive and sum to 1"),
+        ({"priors": {"CR": 1.5, "NR": -0.5}}, "priors: must be positive and sum to 1"),
+        ({"priors": {"CR": float("nan"), "NR": 0.5}}, "priors: must be positive and sum to 1"),
+        ({"centroids": {"CR": [0.0, float("nan")], "NR": [1.0, 1.0]}}, "missing or infinite"),
+    ],
+)
 def test_model_file_is_validated(tmp_path, over, match):
-    d = {"name": "toy", "classes": ["CR", "NR"], "genes": ["G1", "G2"], "centroids": {"CR": [0.0, 0.0], "NR": [2.0, 2.0]},
-         "sd": [1.0, 1.0], "priors": {"CR": 0.5, "NR": 0.5}, "scale": "logcpm"}
+    d = {
+        "name": "toy",
+        "classes": ["CR", "NR"],
+        "genes": ["G1", "G2"],
+        "centroids": {"CR": [0.0, 0.0], "NR": [2.0, 2.0]},
+        "sd": [1.0, 1.0],
+        "priors": {"CR": 0.5, "NR": 0.5},
+        "scale": "logcpm",
+    }
     model._build(dict(d), "ok")  # the unchanged model is accepted
     d.update(over)
     p = tmp_path / "m.json"
@@ -451,12 +492,15 @@ def test_scorer_checks_the_input_is_log2_expression(tmp_path, capsys):
     from test_model import made_up_samples
 
     x = made_up_samples()
-    (2 ** x).round().astype(int).to_csv(counts, sep="\t", index_label="gene")
+    (2**x).round().astype(int).to_csv(counts, sep="\t", index_label="gene")
     big = _expr(tmp_path, 10.3, "linear.tsv")  # values up to 82: not log2
     neg = tmp_path / "neg.tsv"
     x.assign(A=x["A"] - 40).to_csv(neg, sep="\t", index_label="gene")
-    for path, msg in [(counts, "non-negative whole number"), (big, "outside the plausible log2 range"),
-                      (neg, "outside the plausible log2 range")]:
+    for path, msg in [
+        (counts, "non-negative whole number"),
+        (big, "outside the plausible log2 range"),
+        (neg, "outside the plausible log2 range"),
+    ]:
         out = tmp_path / f"{path.stem}.scores.tsv"
         assert model.score_cli("published", str(path), str(out)) == 2
         err = capsys.readouterr().err.strip()
@@ -503,17 +547,31 @@ def _driver(proj, sets, only=None, kill_at=None):
     env.pop("HELPERS_KILL_AT", None)
     if kill_at:
         env["HELPERS_KILL_AT"] = kill_at
-    return subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_lock_is_exclusive_reentrant_and_names_the_holder(tmp_path):
     proj = runner.Project(root=tmp_path, results=tmp_path / "r", executed=tmp_path / "e", steps=())
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from helpers.engine import runner\n"
-        f"p = runner.Project(root=Path({str(tmp_path)!r}), steps=())\n"
-        "with runner.run_lock(p):\n    print('locked', flush=True)\n    time.sleep(60)\n")],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from pathlib import Path; from helpers.engine import runner\n"
+                f"p = runner.Project(root=Path({str(tmp_path)!r}), steps=())\n"
+                "with runner.run_lock(p):\n    print('locked', flush=True)\n    time.sleep(60)\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(runner.RunLocked) as e:
@@ -528,11 +586,19 @@ def test_lock_is_exclusive_reentrant_and_names_the_holder(tmp_path):
     with runner.run_lock(proj) as path:
         with runner.run_lock(proj):
             assert json.loads(path.read_text())["pid"] == os.getpid()
-        child = subprocess.run([sys.executable, "-c", (
-            "from pathlib import Path; from helpers.engine import runner\n"
-            f"p = runner.Project(root=Path({str(tmp_path)!r}), steps=())\n"
-            "try:\n    runner.run_lock(p).__enter__()\nexcept runner.RunLocked:\n    print('refused')\n")],
-            capture_output=True, text=True)
+        child = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                (
+                    "from pathlib import Path; from helpers.engine import runner\n"
+                    f"p = runner.Project(root=Path({str(tmp_path)!r}), steps=())\n"
+                    "try:\n    runner.run_lock(p).__enter__()\nexcept runner.RunLocked:\n    print('refused')\n"
+                ),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert child.stdout.strip() == "refused", "the lock must still be held after the inner release"
 
 
@@ -578,16 +644,21 @@ def test_two_runs_at_once(proj):
     one line naming the first; the first completes, and nothing it wrote is lost."""
     (proj.root / "config" / "book.yml").write_text(  # the command line reads the chapter registry
         "chapters:\n  - {stem: 01_a, results: a, title: A}\n  - {stem: 02_b, results: b, title: B, reads: [01_a]}\n"
-        "  - {stem: 03_c, results: c, title: C}\n")
+        "  - {stem: 03_c, results: c, title: C}\n"
+    )
     run = runner.run
     assert run(proj, log=quiet) == {"01_a": "ran", "02_b": "ran", "03_c": "ran"}
     # 03_c now waits (after writing its result) until the test releases it
     release = proj.root / "release"
-    write_md(nb("seed = 1\ny = 1\nfail = False\nnap = 0\nprofile = 'default'",
-                "import time\nfrom pathlib import Path\nfrom helpers.engine.paths import results_dir\n"
-                "(results_dir('c') / 'out.tsv').write_text(str(y))\nt0 = time.time()\n"
-                f"while not Path({str(release)!r}).exists() and time.time() - t0 < 600:\n    time.sleep(0.2)"),
-             proj.notebooks / "03_c.ipynb")
+    write_md(
+        nb(
+            "seed = 1\ny = 1\nfail = False\nnap = 0\nprofile = 'default'",
+            "import time\nfrom pathlib import Path\nfrom helpers.engine.paths import results_dir\n"
+            "(results_dir('c') / 'out.tsv').write_text(str(y))\nt0 = time.time()\n"
+            f"while not Path({str(release)!r}).exists() and time.time() - t0 < 600:\n    time.sleep(0.2)",
+        ),
+        proj.notebooks / "03_c.ipynb",
+    )
     first = _driver(proj, {"03_c.y": 4}, only=["03"])
     try:
         deadline = time.time() + 120
@@ -601,8 +672,12 @@ def test_two_runs_at_once(proj):
         with pytest.raises(runner.RunLocked):
             runner.build_book(proj, log=quiet)
         # the command line (`make book` runs it): exit status 1, one line naming the first run
-        env = dict(os.environ, HELPERS_ROOT=str(proj.root), HELPERS_RESULTS=str(proj.results),
-                   HELPERS_EXECUTED=str(proj.executed))
+        env = dict(
+            os.environ,
+            HELPERS_ROOT=str(proj.root),
+            HELPERS_RESULTS=str(proj.results),
+            HELPERS_EXECUTED=str(proj.executed),
+        )
         for args in (["run", "--only", "01"], ["run", "--book"], ["book"]):
             cli = subprocess.run([sys.executable, "-m", "helpers", *args], env=env, capture_output=True, text=True)
             err = cli.stderr.strip()
@@ -678,8 +753,12 @@ def test_kill_at_each_step_of_the_book_swap(tmp_path, step):
         env.pop("HELPERS_KILL_AT", None)
         if kill_at:
             env["HELPERS_KILL_AT"] = kill_at
-        return subprocess.run([sys.executable, "-c", BOOK_DRIVER.format(root=str(tmp_path), tag=tag)], env=env,
-                              capture_output=True, text=True)
+        return subprocess.run(
+            [sys.executable, "-c", BOOK_DRIVER.format(root=str(tmp_path), tag=tag)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
 
     assert build("old").returncode == 0
     html = tmp_path / "_build" / "html"

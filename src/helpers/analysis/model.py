@@ -87,14 +87,14 @@ LOG2_RANGE = (-30.0, 30.0)
 
 PUBLISHED_PROVENANCE = {
     "source": "Shao, Iyer et al. Identification of genomic signatures in bone marrow associated with "
-              "clinical response of CD19 CAR T-cell therapy. Sci Rep 12, 2830 (2022). "
-              "doi:10.1038/s41598-022-06830-3",
+    "clinical response of CD19 CAR T-cell therapy. Sci Rep 12, 2830 (2022). "
+    "doi:10.1038/s41598-022-06830-3",
     "table": "Table 1 (shrunken centroids in class CR and NR, standard deviation s_i + s0), as printed "
-             "(2 decimals); file data/paper/table1.tsv",
+    "(2 decimals); file data/paper/table1.tsv",
     "equation": "Methods 'Prediction model construction' and Fig. 4: delta_k(x) = sum_i (x_i - xbar'_ik)^2 "
-                "/ (s_i + s0)^2 - 2 log(pi_k); CR if delta_CR < delta_NR",
+    "/ (s_i + s0)^2 - 2 log(pi_k); CR if delta_CR < delta_NR",
     "priors": "not printed in the paper; assumed the training class proportions 22/31 (CR) and 9/31 (NR), "
-              "the pamr / BRB-ArrayTools default",
+    "the pamr / BRB-ArrayTools default",
     "reported_performance": "LOOCV accuracy 90.3% (28/31), sensitivity 100% (22/22), specificity 66.7% (6/9)",
     "scale": PUBLISHED_SCALE,
 }
@@ -175,7 +175,9 @@ def _build(d: dict, source) -> Model:
     extra = sorted(set(cen) - set(classes))
     if extra:
         raise InputError(f"classes {extra} are not listed in 'classes'", path=source, where="centroids")
-    centroids = pd.DataFrame({c: numbers(cen[c], f"centroids.{c}", p) for c in classes}, index=pd.Index(genes, name="gene"))
+    centroids = pd.DataFrame(
+        {c: numbers(cen[c], f"centroids.{c}", p) for c in classes}, index=pd.Index(genes, name="gene")
+    )
     sd = numbers(d["sd"], "sd", p)
     if np.any(sd <= 0):
         raise InputError(f"must be positive (gene {genes[int(np.argmax(sd <= 0))]!r})", path=source, where="sd")
@@ -194,14 +196,21 @@ def _build(d: dict, source) -> Model:
     scale = d["scale"]
     if not isinstance(scale, str) or scale not in SCALES:
         shown = scale if isinstance(scale, str) and len(scale) <= 40 else f"{str(scale)[:40]}..."
-        raise InputError(f"unknown expression scale {shown!r}; expected one of {', '.join(SCALES)}",
-                         path=source, where="scale")
+        raise InputError(
+            f"unknown expression scale {shown!r}; expected one of {', '.join(SCALES)}", path=source, where="scale"
+        )
     prov = d.get("provenance", {})
     if not isinstance(prov, dict):
         prov = {"note": str(prov)}
-    return Model(classes=tuple(classes), centroids=centroids, sd=pd.Series(sd, index=centroids.index, name="sd"),
-                 priors=pd.Series(pv, index=list(classes), name="prior"), scale=scale,
-                 name=str(d.get("name", "model")), provenance=prov)
+    return Model(
+        classes=tuple(classes),
+        centroids=centroids,
+        sd=pd.Series(sd, index=centroids.index, name="sd"),
+        priors=pd.Series(pv, index=list(classes), name="prior"),
+        scale=scale,
+        name=str(d.get("name", "model")),
+        provenance=prov,
+    )
 
 
 def published_model(table_path=None) -> Model:
@@ -252,8 +261,9 @@ def save_model(model: Model, path) -> Path:
     return write_json(model.to_dict(), path)
 
 
-def model_from_fit(fit: pam.PamFit, threshold: float, scale: str, name: str = "pam",
-                   provenance: dict | None = None) -> Model:
+def model_from_fit(
+    fit: pam.PamFit, threshold: float, scale: str, name: str = "pam", provenance: dict | None = None
+) -> Model:
     """Freeze a :class:`helpers.methods.pam.PamFit` at ``threshold``: the surviving genes (pamr.listgenes
     order), their shrunken centroids, ``s_i + s0`` and the fit's priors. ``scale`` names the
     expression scale the model expects, one of :data:`SCALES` (e.g. ``"voom"``)."""
@@ -305,8 +315,9 @@ def score(model: Model, expression: pd.DataFrame, source="expression") -> pd.Dat
     idx = expression.index.astype(str)
     missing = [g for g in genes if g not in set(idx)]
     if missing:
-        raise InputError(f"{len(missing)} of {len(genes)} signature genes missing: {', '.join(missing)}",
-                         path=source, where="genes")
+        raise InputError(
+            f"{len(missing)} of {len(genes)} signature genes missing: {', '.join(missing)}", path=source, where="genes"
+        )
     present = idx.isin(genes)
     dup = sorted(set(idx[present][pd.Index(idx[present]).duplicated()]))
     if dup:
@@ -318,8 +329,9 @@ def score(model: Model, expression: pd.DataFrame, source="expression") -> pd.Dat
         x = sub.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
         bad = np.argwhere(np.isnan(x) & sub.notna().to_numpy())
         r, c = bad[0] if len(bad) else np.argwhere(np.isnan(x))[0]
-        raise InputError(f"not a number: {sub.iat[r, c]!r}", path=source,
-                         where=f"gene {genes[r]}, sample {sub.columns[c]}") from None
+        raise InputError(
+            f"not a number: {sub.iat[r, c]!r}", path=source, where=f"gene {genes[r]}, sample {sub.columns[c]}"
+        ) from None
     if not np.all(np.isfinite(x)):
         r, c = np.argwhere(~np.isfinite(x))[0]
         raise InputError("missing or infinite value", path=source, where=f"gene {genes[r]}, sample {sub.columns[c]}")
@@ -372,8 +384,9 @@ def read_expression(path) -> pd.DataFrame:
     sep = "\t" if "\t" in lines[0] else ","
     header = [h.strip() for h in lines[0].split(sep)]
     if len(header) < 2:
-        raise InputError("header has no sample columns (need: gene id column, then one column per sample)",
-                         path=path, where="line 1")
+        raise InputError(
+            "header has no sample columns (need: gene id column, then one column per sample)", path=path, where="line 1"
+        )
     samples = header[1:]
     if any(not s for s in samples):
         raise InputError(f"empty sample name in column {samples.index('') + 2}", path=path, where="line 1")
@@ -399,8 +412,9 @@ def _numeric_signature(df: pd.DataFrame, genes: list, path: Path) -> pd.DataFram
             lines.setdefault(g, []).append(pos + 2)  # +1 header, +1 one-based
     missing = [g for g in genes if g not in lines]
     if missing:
-        raise InputError(f"{len(missing)} of {len(genes)} signature genes missing: {', '.join(missing)}",
-                         path=path, where="genes")
+        raise InputError(
+            f"{len(missing)} of {len(genes)} signature genes missing: {', '.join(missing)}", path=path, where="genes"
+        )
     dup = [f"{g} (lines {', '.join(map(str, lines[g]))})" for g in genes if len(lines[g]) > 1]
     if dup:
         raise InputError(f"duplicated signature genes: {'; '.join(dup)}", path=path, where="genes")
@@ -438,14 +452,21 @@ def check_log2_scale(x: pd.DataFrame, path, scale: str = "log2") -> None:
     expects = f"the model expects log2 expression ({scale}: {SCALES.get(scale, scale)})"
     whole = bool(np.all(v >= 0) and np.all(v == np.round(v)))
     if whole:
-        raise InputError(f"every signature value is a non-negative whole number (up to {v.max():g}): "
-                         f"raw counts? {expects}; log2-transform and normalise first", path=path, where="values")
+        raise InputError(
+            f"every signature value is a non-negative whole number (up to {v.max():g}): "
+            f"raw counts? {expects}; log2-transform and normalise first",
+            path=path,
+            where="values",
+        )
     out = (v < lo) | (v > hi)
     if out.any():
         r, c = map(int, np.argwhere(out)[0])
-        raise InputError(f"value {v[r, c]:g} is outside the plausible log2 range [{lo:g}, {hi:g}]: raw counts "
-                         f"or linear scale? {expects}", path=path,
-                         where=f"gene {x.index[r]}, column {x.columns[c]}")
+        raise InputError(
+            f"value {v[r, c]:g} is outside the plausible log2 range [{lo:g}, {hi:g}]: raw counts "
+            f"or linear scale? {expects}",
+            path=path,
+            where=f"gene {x.index[r]}, column {x.columns[c]}",
+        )
 
 
 def check_output_path(out, inputs=(), require_folder: bool = True) -> Path:
@@ -461,8 +482,10 @@ def check_output_path(out, inputs=(), require_folder: bool = True) -> Path:
         raise InputError(f"cannot use as output ({exc.strerror or exc})", path=out) from None
     if st is not None:
         if stat.S_ISLNK(st.st_mode):
-            raise InputError("output is a symbolic link; give the path of a regular file (it would be "
-                             "replaced by the scores)", path=out)
+            raise InputError(
+                "output is a symbolic link; give the path of a regular file (it would be replaced by the scores)",
+                path=out,
+            )
         if not stat.S_ISREG(st.st_mode):
             kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a device, pipe or socket"
             raise InputError(f"output is {kind}, not a regular file", path=out)
@@ -472,8 +495,10 @@ def check_output_path(out, inputs=(), require_folder: bool = True) -> Path:
             except OSError:
                 same = False
             if same:
-                raise InputError(f"output is the input file {str(inp)!r}; it would be overwritten: "
-                                 "choose another output path", path=out)
+                raise InputError(
+                    f"output is the input file {str(inp)!r}; it would be overwritten: choose another output path",
+                    path=out,
+                )
     folder = out.parent
     if require_folder and not folder.is_dir():
         raise InputError("the output's folder does not exist", path=out, where=f"folder {folder}")
@@ -490,8 +515,9 @@ def score_file(model, expression_path, out_path=None) -> pd.DataFrame:
     model = load_model(model)
     path = Path(expression_path)
     if out_path is not None:
-        inputs = [path] + ([Path(source_model)] if isinstance(source_model, (str, Path)) and str(source_model) != "published"
-                           else [])
+        inputs = [path] + (
+            [Path(source_model)] if isinstance(source_model, (str, Path)) and str(source_model) != "published" else []
+        )
         check_output_path(out_path, inputs, require_folder=False)
     df = read_expression(path)
     x = _numeric_signature(df, model.genes, path)
@@ -523,6 +549,9 @@ def score_cli(model: str, expression: str, out: str | None) -> int:
         sys.stdout.write(res.to_csv(sep="\t", index=False, float_format="%.10g", lineterminator="\n"))
     else:
         n_first = int((res["call"] == m.classes[0]).sum())
-        print(f"scored {len(res)} samples with model '{m.name}' ({len(m.genes)} genes): "
-              f"{n_first} {m.classes[0]}, {len(res) - n_first} other; wrote {out}", file=sys.stderr)
+        print(
+            f"scored {len(res)} samples with model '{m.name}' ({len(m.genes)} genes): "
+            f"{n_first} {m.classes[0]}, {len(res) - n_first} other; wrote {out}",
+            file=sys.stderr,
+        )
     return 0

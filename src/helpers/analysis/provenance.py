@@ -110,3 +110,14 @@ def package_versions(packages=PACKAGES) -> pd.DataFrame:
 def short_hashes(table: pd.DataFrame, column: str = "sha256", n: int = 16) -> pd.DataFrame:
     """``table`` with the hashes in ``column`` cut to ``n`` characters (for display)."""
     return table.assign(**{column: table[column].str[:n] + "…"})
+
+
+def rebuild_commands(profile: str) -> str:
+    """The shell commands that rebuild this book from a clean checkout, as a Markdown code block
+    (a glue role would stay literal inside a code block, so the profile is written in)."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", str(profile)):
+        raise ValueError(f"profile name {profile!r} is not a plain name")
+    first = "make book" if profile == "default" else f"make book PROFILE={profile}"
+    return f"```bash\n{first}\nmake test\n```"

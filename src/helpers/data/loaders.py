@@ -29,12 +29,29 @@ MISSING_STRINGS = {"", "na", "nan", "null", "none", "n/a", "#n/a", "-"}
 #: run yields that many reads on one gene; larger values are corrupt cells or not counts.
 MAX_COUNT = 2**53
 # Columns a count matrix may carry besides the samples (featureCounts, GEO tables).
-ANNOTATION_COLUMNS = {"chr", "chrom", "chromosome", "start", "end", "strand", "length",
-                      "gene_name", "genename", "gene_symbol", "symbol", "description",
-                      "gene_biotype", "biotype", "gene_type", "entrez", "entrez_id"}
+ANNOTATION_COLUMNS = {
+    "chr",
+    "chrom",
+    "chromosome",
+    "start",
+    "end",
+    "strand",
+    "length",
+    "gene_name",
+    "genename",
+    "gene_symbol",
+    "symbol",
+    "description",
+    "gene_biotype",
+    "biotype",
+    "gene_type",
+    "entrez",
+    "entrez_id",
+}
 
 
 # ----------------------------------------------------------------------------- low level
+
 
 def _refuse_binary(raw: bytes, path) -> bytes:
     """Name the file types people hand over instead of a text table (an Excel workbook, a zip
@@ -48,23 +65,33 @@ def _refuse_binary(raw: bytes, path) -> bytes:
         except zipfile.BadZipFile:
             names = []
         if any(n.startswith("xl/") for n in names):
-            raise InputError("this is an Excel workbook (.xlsx), not a text table: in Excel use "
-                             "File > Save As > 'Text (Tab delimited)' or 'CSV', and give that file", path=path)
+            raise InputError(
+                "this is an Excel workbook (.xlsx), not a text table: in Excel use "
+                "File > Save As > 'Text (Tab delimited)' or 'CSV', and give that file",
+                path=path,
+            )
         if any(n.startswith(("word/", "ppt/")) for n in names) or "content.xml" in names:
             raise InputError("this is an office document, not a text table: export it as TSV or CSV", path=path)
-        raise InputError("this is a zip archive, not a text table: unzip it and give the table inside "
-                         "(gzip-compressed tables are read directly)", path=path)
+        raise InputError(
+            "this is a zip archive, not a text table: unzip it and give the table inside "
+            "(gzip-compressed tables are read directly)",
+            path=path,
+        )
     if raw[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
-        raise InputError("this is an Excel 97-2003 workbook (.xls), not a text table: save it as "
-                         "'Text (Tab delimited)' or 'CSV' and give that file", path=path)
+        raise InputError(
+            "this is an Excel 97-2003 workbook (.xls), not a text table: save it as "
+            "'Text (Tab delimited)' or 'CSV' and give that file",
+            path=path,
+        )
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         try:
             return raw.decode("utf-16").encode("utf-8")
         except UnicodeDecodeError:
             raise InputError("UTF-16 text that cannot be decoded; save the table as UTF-8", path=path) from None
     if b"\x00" in raw[:4096]:
-        raise InputError("binary data (NUL bytes), not a text table; expected a TSV or CSV file "
-                         "(gzip is fine)", path=path)
+        raise InputError(
+            "binary data (NUL bytes), not a text table; expected a TSV or CSV file (gzip is fine)", path=path
+        )
     return raw
 
 
@@ -94,10 +121,16 @@ def detect_delimiter(first_line: str, path=None) -> str:
     n_tab, n_comma = first_line.count("\t"), first_line.count(",")
     if n_tab == 0 and n_comma == 0:
         shown = first_line[:60] + ("..." if len(first_line) > 60 else "")
-        hint = ("; semicolons: an Excel CSV export of a locale with decimal commas? save as "
-                "'Text (Tab delimited)' instead" if ";" in first_line else "")
-        raise InputError(f"only one column found (no tab or comma in {shown!r}); expected a "
-                         f"tab- or comma-separated table{hint}", path=path, where="line 1")
+        hint = (
+            "; semicolons: an Excel CSV export of a locale with decimal commas? save as 'Text (Tab delimited)' instead"
+            if ";" in first_line
+            else ""
+        )
+        raise InputError(
+            f"only one column found (no tab or comma in {shown!r}); expected a tab- or comma-separated table{hint}",
+            path=path,
+            where="line 1",
+        )
     return "\t" if n_tab >= n_comma else ","
 
 
@@ -146,14 +179,25 @@ def _table_rows(text: str, sep: str, path, looks_like_data) -> list[tuple[int, l
                     rows.append((cl, cf))
         rows.append((lineno, fields))
     if not rows:
-        raise InputError("no table: every line is blank, holds only separators or is a '#' comment "
-                         "(an empty sheet exported from Excel?)", path=path)
-    if last_comment is not None and rows[0][0] != last_comment[0] and len(last_comment[1]) >= 2 \
-            and looks_like_data(rows[0][1]):
+        raise InputError(
+            "no table: every line is blank, holds only separators or is a '#' comment "
+            "(an empty sheet exported from Excel?)",
+            path=path,
+        )
+    if (
+        last_comment is not None
+        and rows[0][0] != last_comment[0]
+        and len(last_comment[1]) >= 2
+        and looks_like_data(rows[0][1])
+    ):
         cl, cf = last_comment
-        raise InputError(f"line {rows[0][0]} looks like data, not a header, and line {cl} starts with '#' (read as a "
-                         f"comment): if line {cl} is the header, remove the '#' and give it {len(rows[0][1])} fields "
-                         f"like the rows (it has {len(cf)})", path=path, where=f"line {cl}")
+        raise InputError(
+            f"line {rows[0][0]} looks like data, not a header, and line {cl} starts with '#' (read as a "
+            f"comment): if line {cl} is the header, remove the '#' and give it {len(rows[0][1])} fields "
+            f"like the rows (it has {len(cf)})",
+            path=path,
+            where=f"line {cl}",
+        )
     header = rows[0][1]
     width = len(header)
     while width > 1 and header[width - 1] == "":
@@ -166,9 +210,12 @@ def _table_rows(text: str, sep: str, path, looks_like_data) -> list[tuple[int, l
             extra = [(k, x) for k, x in enumerate(f[width:], start=width + 1) if x != ""]
             if extra:
                 k, x = extra[0]
-                raise InputError(f"value {x!r} in column {k}, which has no name in the header (line "
-                                 f"{rows[0][0]}); name the column or delete the value", path=path,
-                                 where=f"line {lineno}")
+                raise InputError(
+                    f"value {x!r} in column {k}, which has no name in the header (line "
+                    f"{rows[0][0]}); name the column or delete the value",
+                    path=path,
+                    where=f"line {lineno}",
+                )
             f = f[:width]
         out.append((lineno, f))
     return out
@@ -203,15 +250,16 @@ def _read_matrix_strings(path, what: str):
     if len(header) == n_data - 1:  # R write.table without a name for the ID column
         header = ["gene_id"] + header
     if len(header) != n_data:
-        raise InputError(f"header has {len(header)} fields but data rows have {n_data}", path=path,
-                         where="line 1")
+        raise InputError(f"header has {len(header)} fields but data rows have {n_data}", path=path, where="line 1")
     for lineno, f in rows[1:]:
         if len(f) != n_data:
-            raise InputError(f"{len(f)} fields, expected {n_data} (wrong delimiter or a broken row?)",
-                             path=path, where=f"line {lineno}")
+            raise InputError(
+                f"{len(f)} fields, expected {n_data} (wrong delimiter or a broken row?)",
+                path=path,
+                where=f"line {lineno}",
+            )
     if n_data < 2:
-        raise InputError("only one column found; expected gene IDs then one column per sample",
-                         path=path)
+        raise InputError("only one column found; expected gene IDs then one column per sample", path=path)
     linenos = [ln for ln, _ in rows[1:]]
     ids = [f[0] for _, f in rows[1:]]
     values = np.array([f[1:] for _, f in rows[1:]], dtype=object)
@@ -223,8 +271,9 @@ def _read_matrix_strings(path, what: str):
     lead = 0
     while lead < len(samples) and is_ann[lead]:
         lead += 1
-    drop = [i < lead or (is_ann[i] and not all(_numeric_cell(str(x)) for x in values[:, i]))
-            for i in range(len(samples))]
+    drop = [
+        i < lead or (is_ann[i] and not all(_numeric_cell(str(x)) for x in values[:, i])) for i in range(len(samples))
+    ]
     dropped = [s for s, d in zip(samples, drop) if d]
     if dropped:
         keep = [i for i, d in enumerate(drop) if not d]
@@ -271,23 +320,35 @@ def _to_numbers(values: np.ndarray, ids, samples, linenos, path, counts_expected
         neg = nums < 0
         if neg.any():
             r, c = map(int, np.argwhere(neg)[0])
-            raise InputError(f"negative count {values[r, c]!r}", path=path,
-                             where=f"line {linenos[r]} (gene {ids[r]!r}), column {samples[c]!r}")
+            raise InputError(
+                f"negative count {values[r, c]!r}",
+                path=path,
+                where=f"line {linenos[r]} (gene {ids[r]!r}), column {samples[c]!r}",
+            )
         big = nums > MAX_COUNT
         if big.any():
             r, c = map(int, np.argwhere(big)[0])
-            raise InputError(f"count {values[r, c]!r} is too large to be a read count (above 2^53 = "
-                             f"{MAX_COUNT}, beyond exact 64-bit storage); a corrupted cell, or not a count table?",
-                             path=path, where=f"line {linenos[r]} (gene {ids[r]!r}), column {samples[c]!r}")
+            raise InputError(
+                f"count {values[r, c]!r} is too large to be a read count (above 2^53 = "
+                f"{MAX_COUNT}, beyond exact 64-bit storage); a corrupted cell, or not a count table?",
+                path=path,
+                where=f"line {linenos[r]} (gene {ids[r]!r}), column {samples[c]!r}",
+            )
         frac = nums != np.round(nums)
         if frac.any():
             r, c = map(int, np.argwhere(frac)[0])
             share = float(frac.mean())
-            hint = ("log-expression? set kind: logexpr (read_logexpr)" if share >= 0.5 else
-                    "log-expression? set kind: logexpr; estimated counts (RSEM, salmon)? round them first")
-            raise InputError(f"non-integer count {values[r, c]!r} where counts are expected ({100 * share:.0f}% "
-                             f"of the values are not integers; {hint})", path=path,
-                             where=f"line {linenos[r]} (gene {ids[r]!r}), column {samples[c]!r}")
+            hint = (
+                "log-expression? set kind: logexpr (read_logexpr)"
+                if share >= 0.5
+                else "log-expression? set kind: logexpr; estimated counts (RSEM, salmon)? round them first"
+            )
+            raise InputError(
+                f"non-integer count {values[r, c]!r} where counts are expected ({100 * share:.0f}% "
+                f"of the values are not integers; {hint})",
+                path=path,
+                where=f"line {linenos[r]} (gene {ids[r]!r}), column {samples[c]!r}",
+            )
     return nums
 
 
@@ -303,11 +364,13 @@ def _check_scale(nums: np.ndarray, ids, samples, linenos, path, kind: str) -> No
     if why is None:
         return
     r, c = np.unravel_index(int(np.argmax(nums)), nums.shape)
-    raise InputError(f"{why}; {fix}", path=path,
-                     where=f"largest value at line {linenos[r]} (gene {ids[r]!r}), column {samples[c]!r}")
+    raise InputError(
+        f"{why}; {fix}", path=path, where=f"largest value at line {linenos[r]} (gene {ids[r]!r}), column {samples[c]!r}"
+    )
 
 
 # ----------------------------------------------------------------------------- public readers
+
 
 def read_count_matrix(path, allow_duplicate_genes: bool = False, check_scale: bool = True) -> pd.DataFrame:
     """Read a genes x samples count matrix (GEO supplementary style).
@@ -387,16 +450,20 @@ def read_series_matrix(path) -> pd.DataFrame:
     gsm = fields["!Sample_geo_accession"]
     _check_unique(gsm, path, "sample accession")
     out = pd.DataFrame({"sample_id": gsm}, index=gsm)
-    for key, col in (("!Sample_title", "title"), ("!Sample_source_name_ch1", "source_name"),
-                     ("!Sample_description", "description")):
+    for key, col in (
+        ("!Sample_title", "title"),
+        ("!Sample_source_name_ch1", "source_name"),
+        ("!Sample_description", "description"),
+    ):
         if key in fields:
             if len(fields[key]) != n:
                 raise InputError(f"{len(fields[key])} values for {n} samples", path=path, where=key)
             out[col] = fields[key]
     for lineno, vals in chars:
         if len(vals) != n:
-            raise InputError(f"{len(vals)} values for {n} samples", path=path,
-                             where=f"line {lineno} (!Sample_characteristics_ch1)")
+            raise InputError(
+                f"{len(vals)} values for {n} samples", path=path, where=f"line {lineno} (!Sample_characteristics_ch1)"
+            )
         for sid, cell in zip(gsm, vals):
             if not cell:
                 continue
@@ -417,8 +484,9 @@ def _htseq_sample_name(path: Path) -> str:
     return path.name.split(".")[0]
 
 
-def read_htseq_dir(folder, pattern: str = "*.txt|*.counts|*.tsv|*.txt.gz|*.counts.gz|*.tsv.gz"
-                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_htseq_dir(
+    folder, pattern: str = "*.txt|*.counts|*.tsv|*.txt.gz|*.counts.gz|*.tsv.gz"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read a folder of HTSeq-count outputs (one file per sample: gene_id <TAB> count).
 
     The sample ID is the file name up to its first dot. Rows starting with ``__`` (HTSeq's
@@ -438,15 +506,21 @@ def read_htseq_dir(folder, pattern: str = "*.txt|*.counts|*.tsv|*.txt.gz|*.count
         text = read_text(f)
         first = _first_content_line(text)
         if "\t" not in first:
-            raise InputError("only one column found; HTSeq-count files have two tab-separated columns "
-                             "(gene_id, count)", path=f, where="line 1")
+            raise InputError(
+                "only one column found; HTSeq-count files have two tab-separated columns (gene_id, count)",
+                path=f,
+                where="line 1",
+            )
         rows = _split_rows(text, "\t", f)
         for lineno, r in rows:
             if len(r) != 2:
                 raise InputError(f"{len(r)} fields, expected 2 (gene_id, count)", path=f, where=f"line {lineno}")
         # tolerate one header line (HTSeq writes none, other tools do)
-        if rows and pd.to_numeric(pd.Series([rows[0][1][1]]), errors="coerce").isna().all() \
-                and rows[0][1][1].strip().lower() not in MISSING_STRINGS:
+        if (
+            rows
+            and pd.to_numeric(pd.Series([rows[0][1][1]]), errors="coerce").isna().all()
+            and rows[0][1][1].strip().lower() not in MISSING_STRINGS
+        ):
             rows = rows[1:]
         gene_rows = [(ln, r) for ln, r in rows if not r[0].startswith("__")]
         summ_rows = [(ln, r) for ln, r in rows if r[0].startswith("__")]
@@ -458,8 +532,9 @@ def read_htseq_dir(folder, pattern: str = "*.txt|*.counts|*.tsv|*.txt.gz|*.count
         name = _htseq_sample_name(f)
         vals = _to_numbers(np.array([[r[1]] for _, r in gene_rows], dtype=object), ids, [name], lns, f, True)
         if name in cols:
-            raise InputError(f"duplicated sample ID {name!r} (two files with the same name before the "
-                             "first dot)", path=f)
+            raise InputError(
+                f"duplicated sample ID {name!r} (two files with the same name before the first dot)", path=f
+            )
         if gene_order is None:
             gene_order, first_file = ids, f
         elif ids != gene_order:
@@ -472,8 +547,14 @@ def read_htseq_dir(folder, pattern: str = "*.txt|*.counts|*.tsv|*.txt.gz|*.count
         cols[name] = vals[:, 0].astype(np.int64)
         if summ_rows:
             sids = [r[0] for _, r in summ_rows]
-            svals = _to_numbers(np.array([[r[1]] for _, r in summ_rows], dtype=object), sids, [name],
-                                [ln for ln, _ in summ_rows], f, True)
+            svals = _to_numbers(
+                np.array([[r[1]] for _, r in summ_rows], dtype=object),
+                sids,
+                [name],
+                [ln for ln, _ in summ_rows],
+                f,
+                True,
+            )
             summaries[name] = pd.Series(svals[:, 0].astype(np.int64), index=sids)
         else:
             summaries[name] = pd.Series(dtype=np.int64)
@@ -486,8 +567,13 @@ def read_htseq_dir(folder, pattern: str = "*.txt|*.counts|*.tsv|*.txt.gz|*.count
     return counts, summary
 
 
-def read_sample_sheet(path, response_col: str = "response", sample_col: str | None = "sample_id",
-                      label_map: dict | None = None, labels=None) -> pd.DataFrame:
+def read_sample_sheet(
+    path,
+    response_col: str = "response",
+    sample_col: str | None = "sample_id",
+    label_map: dict | None = None,
+    labels=None,
+) -> pd.DataFrame:
     """Read a sample sheet (TSV/CSV, gzip or not): one row per sample.
 
     ``sample_col`` names the sample-ID column (None: the first column); the result is indexed by
@@ -504,8 +590,9 @@ def read_sample_sheet(path, response_col: str = "response", sample_col: str | No
         raise InputError("sample sheet has a header but no rows", path=path, where=f"line {rows[0][0]}")
     for lineno, f in rows[1:]:
         if len(f) != len(header):
-            raise InputError(f"{len(f)} fields, expected {len(header)} like the header", path=path,
-                             where=f"line {lineno}")
+            raise InputError(
+                f"{len(f)} fields, expected {len(header)} like the header", path=path, where=f"line {lineno}"
+            )
     _check_unique(header, path, "column name")
     df = pd.DataFrame([f for _, f in rows[1:]], columns=header, dtype=object)
     linenos = [ln for ln, _ in rows[1:]]
@@ -513,16 +600,16 @@ def read_sample_sheet(path, response_col: str = "response", sample_col: str | No
     if scol not in df.columns:
         raise InputError(f"sample column {scol!r} not found; columns are {header}", path=path, where="line 1")
     if response_col not in df.columns:
-        raise InputError(f"response column {response_col!r} not found; columns are {header}", path=path,
-                         where="line 1")
+        raise InputError(f"response column {response_col!r} not found; columns are {header}", path=path, where="line 1")
     ids = [str(x) for x in df[scol]]
     _check_unique(ids, path, "sample ID", linenos)
     df = df.replace({v: pd.NA for v in ("", "NA", "na", "NaN", "nan")})
     resp = df[response_col]
     if resp.isna().any():
         i = int(np.flatnonzero(resp.isna().to_numpy())[0])
-        raise InputError(f"empty response for sample {ids[i]!r}", path=path,
-                         where=f"line {linenos[i]}, column {response_col!r}")
+        raise InputError(
+            f"empty response for sample {ids[i]!r}", path=path, where=f"line {linenos[i]}, column {response_col!r}"
+        )
     if label_map:
         lm = {str(k).strip().lower(): v for k, v in label_map.items()}
         df[response_col] = [lm.get(str(v).strip().lower(), v) for v in resp]
@@ -530,9 +617,11 @@ def read_sample_sheet(path, response_col: str = "response", sample_col: str | No
         bad = [(i, v) for i, v in enumerate(df[response_col]) if v not in set(labels)]
         if bad:
             i, v = bad[0]
-            raise InputError(f"unknown response label {v!r} (expected one of {list(labels)}; "
-                             "map others with label_map)", path=path,
-                             where=f"line {linenos[i]}, column {response_col!r}")
+            raise InputError(
+                f"unknown response label {v!r} (expected one of {list(labels)}; map others with label_map)",
+                path=path,
+                where=f"line {linenos[i]}, column {response_col!r}",
+            )
     if response_col != "response":
         df["response"] = df[response_col]
     df.index = ids
@@ -550,16 +639,23 @@ def read_sample_sheet(path, response_col: str = "response", sample_col: str | No
 
 # ----------------------------------------------------------------------------- validation
 
+
 def label_counts(resp) -> str:
     """'CR (22), NR (9)': the labels found in a response column with their counts (for messages)."""
     vc = pd.Series(resp).astype(object).where(pd.Series(resp).notna(), "<empty>").value_counts()
     return ", ".join(f"{k} ({int(v)})" for k, v in sorted(vc.items(), key=lambda kv: str(kv[0])))
 
 
-def validate_cohort(counts: pd.DataFrame, samples: pd.DataFrame, labels=("CR", "NR"),
-                    counts_expected: bool = True, response_col: str = "response",
-                    counts_source: str | None = None, samples_source: str | None = None,
-                    min_per_class: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
+def validate_cohort(
+    counts: pd.DataFrame,
+    samples: pd.DataFrame,
+    labels=("CR", "NR"),
+    counts_expected: bool = True,
+    response_col: str = "response",
+    counts_source: str | None = None,
+    samples_source: str | None = None,
+    min_per_class: int = 2,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Check that an expression table and a sample sheet make a usable two-class cohort.
 
     Checks: numeric, finite values (non-negative integers when ``counts_expected``); unique gene and
@@ -574,9 +670,12 @@ def validate_cohort(counts: pd.DataFrame, samples: pd.DataFrame, labels=("CR", "
     labels = list(labels)
     if len(set(labels)) != len(labels):
         found = label_counts(samples[response_col]) if response_col in samples.columns else "none"
-        raise InputError(f"the response labels {labels} are not distinct (cr_label and nr_label must name the "
-                         f"two groups; column {response_col!r} holds {found})", path=ssrc,
-                         where=f"column {response_col!r}")
+        raise InputError(
+            f"the response labels {labels} are not distinct (cr_label and nr_label must name the "
+            f"two groups; column {response_col!r} holds {found})",
+            path=ssrc,
+            where=f"column {response_col!r}",
+        )
     if counts.shape[0] == 0:
         raise InputError("no genes left after filtering", path=csrc)
     if counts.index.has_duplicates:
@@ -593,33 +692,47 @@ def validate_cohort(counts: pd.DataFrame, samples: pd.DataFrame, labels=("CR", "
     nan = ~np.isfinite(vals)
     if nan.any():
         r, c = map(int, np.argwhere(nan)[0])
-        raise InputError("missing value (NaN)", path=csrc,
-                         where=f"gene {counts.index[r]!r}, column {counts.columns[c]!r}")
+        raise InputError(
+            "missing value (NaN)", path=csrc, where=f"gene {counts.index[r]!r}, column {counts.columns[c]!r}"
+        )
     if counts_expected:
         neg = vals < 0
         if neg.any():
             r, c = map(int, np.argwhere(neg)[0])
-            raise InputError(f"negative count {vals[r, c]:g}", path=csrc,
-                             where=f"gene {counts.index[r]!r}, column {counts.columns[c]!r}")
+            raise InputError(
+                f"negative count {vals[r, c]:g}",
+                path=csrc,
+                where=f"gene {counts.index[r]!r}, column {counts.columns[c]!r}",
+            )
         frac = vals != np.round(vals)
         if frac.any():
             r, c = map(int, np.argwhere(frac)[0])
-            raise InputError(f"non-integer count {vals[r, c]:g} where counts are expected", path=csrc,
-                             where=f"gene {counts.index[r]!r}, column {counts.columns[c]!r}")
+            raise InputError(
+                f"non-integer count {vals[r, c]:g} where counts are expected",
+                path=csrc,
+                where=f"gene {counts.index[r]!r}, column {counts.columns[c]!r}",
+            )
         empty = np.flatnonzero(vals.sum(axis=0) == 0)
         if len(empty):
             c = counts.columns[int(empty[0])]
             more = f" ({len(empty)} such samples)" if len(empty) > 1 else ""
-            raise InputError(f"sample column {c!r} has no reads: every count is 0 (over the {counts.shape[0]} genes "
-                             f"kept after mapping IDs){more}; an empty library cannot be normalised: remove the "
-                             "sample from the table and the sample sheet", path=csrc, where=f"column {c!r}")
+            raise InputError(
+                f"sample column {c!r} has no reads: every count is 0 (over the {counts.shape[0]} genes "
+                f"kept after mapping IDs){more}; an empty library cannot be normalised: remove the "
+                "sample from the table and the sample sheet",
+                path=csrc,
+                where=f"column {c!r}",
+            )
     else:
         flat = np.flatnonzero(np.ptp(vals, axis=0) == 0) if vals.shape[0] > 1 else np.array([], int)
         if len(flat):
             c = counts.columns[int(flat[0])]
-            raise InputError(f"sample column {c!r} is constant (every value {vals[0, int(flat[0])]:g}): an empty or "
-                             "failed array; remove the sample from the table and the sample sheet", path=csrc,
-                             where=f"column {c!r}")
+            raise InputError(
+                f"sample column {c!r} is constant (every value {vals[0, int(flat[0])]:g}): an empty or "
+                "failed array; remove the sample from the table and the sample sheet",
+                path=csrc,
+                where=f"column {c!r}",
+            )
     if samples.index.has_duplicates:
         s = samples.index[samples.index.duplicated()][0]
         raise InputError(f"duplicated sample ID {s!r}", path=ssrc)
@@ -630,30 +743,45 @@ def validate_cohort(counts: pd.DataFrame, samples: pd.DataFrame, labels=("CR", "
     if in_matrix:
         hint = ""
         if str(in_matrix[0]).strip().lower() in ANNOTATION_COLUMNS:
-            hint = (f" ({in_matrix[0]!r} is named like an annotation column; if it is one, remove it from "
-                    "the table or move it right after the gene-ID column)")
-        raise InputError(f"{len(in_matrix)} sample(s) in the matrix but not in the sheet, e.g. "
-                         f"{in_matrix[0]!r}{hint}", path=ssrc)
+            hint = (
+                f" ({in_matrix[0]!r} is named like an annotation column; if it is one, remove it from "
+                "the table or move it right after the gene-ID column)"
+            )
+        raise InputError(
+            f"{len(in_matrix)} sample(s) in the matrix but not in the sheet, e.g. {in_matrix[0]!r}{hint}", path=ssrc
+        )
     in_sheet = [s for s in samples.index if s not in set(counts.columns)]
     if in_sheet:
         hint = ""
         if str(in_sheet[0]) in dropped:
-            hint = (f": the table has a column {in_sheet[0]!r}, but it was dropped as an annotation column "
-                    "(featureCounts' Chr, Start, End, Strand, Length, ...); rename that sample in both files")
-        raise InputError(f"{len(in_sheet)} sample(s) in the sheet but not in the matrix, e.g. "
-                         f"{in_sheet[0]!r}{hint}", path=csrc, where="header")
+            hint = (
+                f": the table has a column {in_sheet[0]!r}, but it was dropped as an annotation column "
+                "(featureCounts' Chr, Start, End, Strand, Length, ...); rename that sample in both files"
+            )
+        raise InputError(
+            f"{len(in_sheet)} sample(s) in the sheet but not in the matrix, e.g. {in_sheet[0]!r}{hint}",
+            path=csrc,
+            where="header",
+        )
     samples = samples.loc[list(counts.columns)]
     resp = samples[response_col]
     unknown = [(s, v) for s, v in resp.items() if pd.isna(v) or v not in set(labels)]
     if unknown:
         s, v = unknown[0]
-        raise InputError(f"unknown response label {v!r} for sample {s!r} (expected one of {labels}; column "
-                         f"{response_col!r} holds {label_counts(resp)}; set cr_label/nr_label or map the "
-                         "labels with label_map)", path=ssrc, where=f"column {response_col!r}")
+        raise InputError(
+            f"unknown response label {v!r} for sample {s!r} (expected one of {labels}; column "
+            f"{response_col!r} holds {label_counts(resp)}; set cr_label/nr_label or map the "
+            "labels with label_map)",
+            path=ssrc,
+            where=f"column {response_col!r}",
+        )
     for lab in labels:
         n = int((resp == lab).sum())
         if n < min_per_class:
-            raise InputError(f"class {lab!r} has {n} sample(s); at least {min_per_class} are needed (column "
-                             f"{response_col!r} holds {label_counts(resp)})", path=ssrc,
-                             where=f"column {response_col!r}")
+            raise InputError(
+                f"class {lab!r} has {n} sample(s); at least {min_per_class} are needed (column "
+                f"{response_col!r} holds {label_counts(resp)})",
+                path=ssrc,
+                where=f"column {response_col!r}",
+            )
     return counts, samples

@@ -41,8 +41,9 @@ def max_input_bytes() -> int:
     if not mb > 0:
         from helpers.engine.errors import InputError
 
-        raise InputError(f"must be a positive number of MiB, not {env!r}", path="environment",
-                         where="HELPERS_MAX_INPUT_MB")
+        raise InputError(
+            f"must be a positive number of MiB, not {env!r}", path="environment", where="HELPERS_MAX_INPUT_MB"
+        )
     return int(mb * (1 << 20))
 
 

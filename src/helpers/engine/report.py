@@ -210,8 +210,9 @@ def _xlsx_frame(df: pd.DataFrame) -> pd.DataFrame:
 
     def labels(ix):
         if isinstance(ix, pd.MultiIndex):
-            return pd.MultiIndex.from_tuples([tuple(_xlsx_safe(x) for x in t) for t in ix],
-                                             names=[_xlsx_safe(n) for n in ix.names])
+            return pd.MultiIndex.from_tuples(
+                [tuple(_xlsx_safe(x) for x in t) for t in ix], names=[_xlsx_safe(n) for n in ix.names]
+            )
         if ix.dtype == object:
             return pd.Index([_xlsx_safe(x) for x in ix], name=_xlsx_safe(ix.name), dtype=object)
         return ix
@@ -267,8 +268,15 @@ def write_xlsx(sheets: dict, path, index: bool = False) -> Path:
     with zipfile.ZipFile(_io.BytesIO(buf.getvalue())) as zin:
         members = [(i.filename, zin.read(i)) for i in zin.infolist()]
     stamp = _FIXED_TIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
-    members = [(n, re.sub(rb"(<dcterms:modified\b[^>]*>)[^<]*(</dcterms:modified>)", rb"\g<1>" + stamp + rb"\g<2>", d)
-                if n == "docProps/core.xml" else d) for n, d in members]
+    members = [
+        (
+            n,
+            re.sub(rb"(<dcterms:modified\b[^>]*>)[^<]*(</dcterms:modified>)", rb"\g<1>" + stamp + rb"\g<2>", d)
+            if n == "docProps/core.xml"
+            else d,
+        )
+        for n, d in members
+    ]
     return _write_zip(members, Path(path))
 
 
@@ -280,6 +288,7 @@ def show(df: pd.DataFrame, index: bool = True, digits: int = 3):
     """A display-ready table: p-values in scientific notation, other floats rounded, whole-number
     floats as integers, missing values blank. Every text (cells, index and column labels and
     their names) is HTML-escaped: a value from the data is shown, never rendered as markup."""
+
     def fmt_float(v):
         if pd.isna(v):
             return ""
@@ -376,8 +385,13 @@ def bundle_results(results: Path, out: Path, skip=(), items=None) -> Path:
     files = []
     for p in results.rglob("*"):
         rel = p.relative_to(results).parts
-        if (not p.is_file() or len(rel) < 2 or any(part.startswith(".") for part in rel) or rel[0] in skip
-                or (items is not None and rel[0] not in items)):
+        if (
+            not p.is_file()
+            or len(rel) < 2
+            or any(part.startswith(".") for part in rel)
+            or rel[0] in skip
+            or (items is not None and rel[0] not in items)
+        ):
             continue
         files.append(p)
     files.sort(key=lambda p: p.relative_to(results).as_posix())

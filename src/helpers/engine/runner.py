@@ -52,7 +52,7 @@ PEAK_CELL = (
     "import resource as _r, os as _o, pathlib as _p\n"
     "_d = _o.environ.get('HELPERS_STAGE_DIR')\n"
     "if _d:\n"
-    "    _p.Path(_d, '%s').write_text(str(round(_r.getrusage(_r.RUSAGE_SELF).ru_maxrss / 1024, 1)))\n" % PEAK_FILE
+    f"    _p.Path(_d, '{PEAK_FILE}').write_text(str(round(_r.getrusage(_r.RUSAGE_SELF).ru_maxrss / 1024, 1)))\n"
 )
 KERNEL_ENV = {"OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"}
 STAMP = ".stamp.json"
@@ -62,9 +62,19 @@ KERNEL_START_ERRORS = ("Kernel died before replying to kernel_info", "Kernel did
 
 LOCK_NAME = ".helpers-run.lock"
 #: The steps of a promotion (chapter, then book) at which ``HELPERS_KILL_AT`` kills the process.
-KILL_STEPS = ("staged", "journal-written", "results-moved-aside", "results-promoted", "notebook-promoted",
-              "backup-removed", "book-built", "book-journal-written", "book-moved-aside", "book-promoted",
-              "book-backup-removed")
+KILL_STEPS = (
+    "staged",
+    "journal-written",
+    "results-moved-aside",
+    "results-promoted",
+    "notebook-promoted",
+    "backup-removed",
+    "book-built",
+    "book-journal-written",
+    "book-moved-aside",
+    "book-promoted",
+    "book-backup-removed",
+)
 
 
 class NotebookFailed(RuntimeError):
@@ -93,7 +103,7 @@ def _proc_start(pid: int) -> str | None:
         except PermissionError:
             pass
         return "0"
-    return data[data.rindex(")") + 2:].split()[19]
+    return data[data.rindex(")") + 2 :].split()[19]
 
 
 def run_id() -> str:
@@ -148,17 +158,24 @@ def run_lock(project: Project | None = None):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise InputError(f"cannot create the run lock ({exc.strerror or exc}); is the checkout writable?",
-                         path=path) from None
+        raise InputError(
+            f"cannot create the run lock ({exc.strerror or exc}); is the checkout writable?", path=path
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise RunLocked(f"{path}: another run is in progress in this checkout ({_lock_holder(path)}); "
-                        "wait for it to finish, or stop that process") from None
+        raise RunLocked(
+            f"{path}: another run is in progress in this checkout ({_lock_holder(path)}); "
+            "wait for it to finish, or stop that process"
+        ) from None
     prog = "python -m helpers" if Path(sys.argv[0]).name == "__main__.py" else Path(sys.argv[0]).name
-    info = {"pid": os.getpid(), "run": run_id(), "command": " ".join([prog, shlex.join(sys.argv[1:])]).strip(),
-            "started": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+    info = {
+        "pid": os.getpid(),
+        "run": run_id(),
+        "command": " ".join([prog, shlex.join(sys.argv[1:])]).strip(),
+        "started": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
     _HELD[key] = [fd, 1]
@@ -400,16 +417,21 @@ def _promote(names: dict, step: Step) -> None:
     """Staged results and notebook -> their places, all or nothing (journal first)."""
     shutil.rmtree(names["backup"], ignore_errors=True)
     _kill_point("staged")
-    j = {"what": "chapter", "stem": step.stem, "item": step.item,
-         **{k: str(v) for k, v in names.items() if k != "journal"}}
+    j = {
+        "what": "chapter",
+        "stem": step.stem,
+        "item": step.item,
+        **{k: str(v) for k, v in names.items() if k != "journal"},
+    }
     write_json(j, names["journal"])
     _kill_point("journal-written")
     _finish_promotion(j)
     names["journal"].unlink(missing_ok=True)
 
 
-def execute_step(project: Project, step: Step, params: dict, profile: str, sets: dict,
-                 key: str | None = None, rid: str | None = None) -> tuple:
+def execute_step(
+    project: Project, step: Step, params: dict, profile: str, sets: dict, key: str | None = None, rid: str | None = None
+) -> tuple:
     """Run one notebook into a staging folder; promote results, stamp and executed copy together
     on success (see the module docstring). ``key`` (the fingerprint) goes into the stamp."""
     import papermill as pm
@@ -425,8 +447,12 @@ def execute_step(project: Project, step: Step, params: dict, profile: str, sets:
     stage.mkdir(parents=True)
     tmp_nb = names["nb_running"]
     env = dict(KERNEL_ENV)
-    env.update(HELPERS_ROOT=str(project.root), HELPERS_RESULTS=str(project.results),
-               HELPERS_STAGE_ITEM=step.item, HELPERS_STAGE_DIR=str(stage))
+    env.update(
+        HELPERS_ROOT=str(project.root),
+        HELPERS_RESULTS=str(project.results),
+        HELPERS_STAGE_ITEM=step.item,
+        HELPERS_STAGE_DIR=str(stage),
+    )
     old_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     nb_in = read_notebook(project.source(step))
@@ -438,10 +464,17 @@ def execute_step(project: Project, step: Step, params: dict, profile: str, sets:
     try:
         for attempt in range(1, KERNEL_START_TRIES + 1):
             try:
-                pm.execute_notebook(nb_in, str(tmp_nb), parameters=params, kernel_name="python3",
-                                    cwd=str(project.root), progress_bar=False, log_output=False,
-                                    request_save_on_cell_execute=False,
-                                    extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+                pm.execute_notebook(
+                    nb_in,
+                    str(tmp_nb),
+                    parameters=params,
+                    kernel_name="python3",
+                    cwd=str(project.root),
+                    progress_bar=False,
+                    log_output=False,
+                    request_save_on_cell_execute=False,
+                    extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+                )
                 break
             except RuntimeError as exc:
                 # two kernels starting at once can race for the same free TCP port; the kernel
@@ -456,8 +489,10 @@ def execute_step(project: Project, step: Step, params: dict, profile: str, sets:
             os.replace(tmp_nb, failed / f"{step.stem}.ipynb")
         shutil.rmtree(stage, ignore_errors=True)
         last = (str(exc.evalue).strip().splitlines() or [""])[-1]
-        raise NotebookFailed(f"{step.stem}: {_cell_of(exc)} raised {exc.ename}: {last} "
-                             f"(executed copy kept in {os.path.relpath(failed / (step.stem + '.ipynb'), project.root)})") from None
+        raise NotebookFailed(
+            f"{step.stem}: {_cell_of(exc)} raised {exc.ename}: {last} "
+            f"(executed copy kept in {os.path.relpath(failed / (step.stem + '.ipynb'), project.root)})"
+        ) from None
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         tmp_nb.unlink(missing_ok=True)
@@ -478,8 +513,16 @@ def execute_step(project: Project, step: Step, params: dict, profile: str, sets:
         peak_mb = float(peak.read_text()) if peak.exists() else None
         peak.unlink(missing_ok=True)
         if key is not None:  # the fingerprint travels with the results it describes
-            write_json({"key": key, "profile": profile, "params": params, "seconds": round(seconds, 2),
-                        "peak_rss_mb": peak_mb}, stage / STAMP)
+            write_json(
+                {
+                    "key": key,
+                    "profile": profile,
+                    "params": params,
+                    "seconds": round(seconds, 2),
+                    "peak_rss_mb": peak_mb,
+                },
+                stage / STAMP,
+            )
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         for f in (tmp_nb, names["nb_next"]):
@@ -509,11 +552,17 @@ def _worker(project: Project, step: Step, params: dict, profile: str, sets: dict
 
 _RID = r"(?P<rid>\d+-\d+)"
 _LEFTOVERS = {  # folder attribute -> patterns of temporary names that carry a run id
-    "results": [re.compile(rf"^\.staging-.+\.{_RID}$"), re.compile(rf"^\.old-.+\.{_RID}$"),
-                re.compile(rf"^\.promote-.+\.{_RID}\.json$")],
+    "results": [
+        re.compile(rf"^\.staging-.+\.{_RID}$"),
+        re.compile(rf"^\.old-.+\.{_RID}$"),
+        re.compile(rf"^\.promote-.+\.{_RID}\.json$"),
+    ],
     "executed": [re.compile(rf"^\..+\.{_RID}\.(running|next)\.ipynb$")],
-    "build": [re.compile(rf"^\.next-{_RID}$"), re.compile(rf"^\.old-html-{_RID}$"),
-              re.compile(rf"^\.book-promote\.{_RID}\.json$")],
+    "build": [
+        re.compile(rf"^\.next-{_RID}$"),
+        re.compile(rf"^\.old-html-{_RID}$"),
+        re.compile(rf"^\.book-promote\.{_RID}\.json$"),
+    ],
 }
 
 
@@ -559,7 +608,7 @@ def recover(project: Project | None = None, log=print) -> list:
         for old in sorted(project.results.glob(".old-*")):
             if _rid_of(old.name, "results") is not None:
                 continue
-            final = project.results / old.name[len(".old-"):]
+            final = project.results / old.name[len(".old-") :]
             if not final.exists() and old.is_dir():
                 os.replace(old, final)
                 done.append(f"restored {final.name} from {old.name}")
@@ -596,8 +645,15 @@ def _clean_leftovers(project: Project) -> None:
     recover(project, log=lambda *a, **k: None)
 
 
-def run(project: Project | None = None, profile: str = "default", sets: dict | None = None,
-        only: list[str] | None = None, force: bool = False, log=print, jobs: int = 1) -> dict:
+def run(
+    project: Project | None = None,
+    profile: str = "default",
+    sets: dict | None = None,
+    only: list[str] | None = None,
+    force: bool = False,
+    log=print,
+    jobs: int = 1,
+) -> dict:
     """Run the pipeline; returns {stem: "ran"|"skipped"} and writes results/run_log.json.
 
     With ``jobs > 1`` notebooks whose inputs are ready run side by side in worker processes (a
@@ -636,8 +692,11 @@ def _run_locked(project, params_file, todo, forced, profile, sets, force, log, j
     finished: set = set()
     running: dict = {}
     failure = None
-    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
-                                  initializer=_worker_init) if jobs > 1 else None
+    pool = (
+        cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+        if jobs > 1
+        else None
+    )
 
     def done(step, key, params, secs, peak_mb):
         # the stamp (key = the inputs as they were when this notebook ran) was promoted with the results
@@ -658,8 +717,12 @@ def _run_locked(project, params_file, todo, forced, profile, sets, force, log, j
                 key = fingerprint(project, step, params)
                 stamp = _read_stamp(project.results / step.item)
                 label = f"[{index[step.stem]}/{n}] {step.stem} ..."
-                if (not force and step.stem not in forced and stamp.get("key") == key
-                        and (project.executed / f"{step.stem}.ipynb").exists()):
+                if (
+                    not force
+                    and step.stem not in forced
+                    and stamp.get("key") == key
+                    and (project.executed / f"{step.stem}.ipynb").exists()
+                ):
                     log(f"{label} unchanged, skipped", flush=True)
                     status[step.stem] = "skipped"
                     times[step.stem] = stamp.get("seconds")
@@ -719,8 +782,16 @@ def _write_run_log(project: Project, profile: str, sets: dict, times: dict, peak
 
 def _jupyter_book(project: Project, out: Path) -> None:
     """``jupyter-book build`` of the project into ``out`` (warnings are errors)."""
-    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(project.root), "--path-output", str(out),
-           "--warningiserror", "--keep-going", "--quiet"]
+    cmd = [
+        str(Path(sys.executable).parent / "jupyter-book"),
+        "build",
+        str(project.root),
+        "--path-output",
+        str(out),
+        "--warningiserror",
+        "--keep-going",
+        "--quiet",
+    ]
     env = dict(os.environ, HELPERS_ROOT=str(project.root), HELPERS_RESULTS=str(project.results))
     proc = subprocess.run(cmd, cwd=project.root, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -765,8 +836,13 @@ def build_book(project: Project | None = None, log=print) -> Path:
             shutil.rmtree(nxt, ignore_errors=True)
             raise
         html = project.build / "html"
-        j = {"what": "book", "new": str(nxt / "_build" / "html"), "html": str(html),
-             "backup": str(project.build / f".old-html-{rid}"), "next": str(nxt)}
+        j = {
+            "what": "book",
+            "new": str(nxt / "_build" / "html"),
+            "html": str(html),
+            "backup": str(project.build / f".old-html-{rid}"),
+            "next": str(nxt),
+        }
         shutil.rmtree(j["backup"], ignore_errors=True)
         _kill_point("book-built")
         journal = project.build / f".book-promote.{rid}.json"
@@ -782,8 +858,13 @@ def copy_checkout(dest, root=None) -> Path:
     ``dest``, linking ``node_modules``; used by the tests and the benchmarks."""
     root = Path(root or paths.ROOT)
     dest = Path(dest)
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=root,
-                           capture_output=True, text=True, check=True).stdout.split("\n")
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
     for f in files:
         if f and (root / f).is_file():
             (dest / f).parent.mkdir(parents=True, exist_ok=True)
@@ -802,5 +883,7 @@ def _install_mathjax(project: Project) -> None:
         if (cand / "tex-chtml.js").exists():
             shutil.copytree(cand, target, dirs_exist_ok=True)
             return
-    raise InputError("MathJax is not installed (run `make setup`, which runs `npm install mathjax@3`)",
-                     path=project.root / "node_modules" / "mathjax")
+    raise InputError(
+        "MathJax is not installed (run `make setup`, which runs `npm install mathjax@3`)",
+        path=project.root / "node_modules" / "mathjax",
+    )
