@@ -15,15 +15,10 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from helpers.engine.pdf import CHROMIUM_FLAGS
+
+# the same closed-network flags the PDF build uses, minus the ones only printing needs
+FLAGS = [f for f in CHROMIUM_FLAGS if f.startswith(("--no-", "--disable-")) and f != "--no-pdf-header-footer"]
 
 
 def chromium_path() -> str | None:
