@@ -17,7 +17,7 @@ def test_pdf_of_the_whole_book(built_book):
         pytest.skip("Chromium not installed (Debian: apt-get install chromium)")
     from pypdf import PdfReader
 
-    from helpers.engine.pdf import build_pdf
+    from helpers.engine.pdf import build_pdf, printed_page
     from helpers.engine.registry import steps
 
     dest = built_book[0]
@@ -29,7 +29,7 @@ def test_pdf_of_the_whole_book(built_book):
     assert "{glue" not in text
     for title in ("Differential expression", "Scorecard"):
         assert title.lower() in text.lower(), f"'{title}' not in the PDF"
-    single = (dest / "_build" / "singlehtml" / "index.html").read_text()
+    single = printed_page(dest).read_text()
     figures = set(re.findall(r'<img[^>]+src="([^"]+\.png)"', single))
     embedded = sum(len(p.images) for p in reader.pages)
     assert figures, "the single-page book shows no figure"

@@ -43,6 +43,18 @@ def find_chromium() -> str:
     )
 
 
+def _root_doc(root: Path) -> str:
+    """The book's root document (``_toc.yml``'s ``root``), where the single-page build puts everything."""
+    from helpers.engine.registry import load
+
+    return load(Path(root) / "config" / "book.yml")["root"]
+
+
+def printed_page(root: Path, build: Path | None = None) -> Path:
+    """The single-page HTML that :func:`build_pdf` printed."""
+    return Path(build or Path(root) / "_build") / "singlehtml" / f"{_root_doc(root)}.html"
+
+
 def build_pdf(root: Path, build: Path | None = None, chromium: str | None = None) -> Path:
     """Build ``_build/pdf/book.pdf`` from the executed notebooks and the hand-written pages.
     The previous PDF stays until the new one is complete."""
@@ -62,10 +74,17 @@ def build_pdf(root: Path, build: Path | None = None, chromium: str | None = None
         "--quiet",
     ]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=dict(os.environ, HELPERS_ROOT=str(root)))
-    page = nxt / "_build" / "singlehtml" / "index.html"
+    page = nxt / "_build" / "singlehtml" / f"{_root_doc(root)}.html"  # index.html only redirects there
     if proc.returncode != 0 or not page.exists():
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise RuntimeError(f"single-page HTML build failed:\n{tail}")
+    # Sphinx's single-page builder writes image paths relative to the output root although the
+    # page sits in the root document's folder (book/): give that folder a view of the images.
+    single_root = nxt / "_build" / "singlehtml"
+    if page.parent != single_root and (single_root / "_images").is_dir():
+        link = page.parent / "_images"
+        if not link.exists():
+            link.symlink_to(os.path.relpath(single_root / "_images", page.parent), target_is_directory=True)
     out_dir = build / "pdf"
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp_pdf = out_dir / ".book.pdf.tmp"
@@ -83,6 +102,6 @@ def build_pdf(root: Path, build: Path | None = None, chromium: str | None = None
     os.replace(tmp_pdf, final)
     single = build / "singlehtml"  # kept beside the PDF: the page that was printed
     shutil.rmtree(single, ignore_errors=True)
-    os.replace(page.parent, single)
+    os.replace(nxt / "_build" / "singlehtml", single)
     shutil.rmtree(nxt, ignore_errors=True)
     return final
