@@ -25,22 +25,9 @@ from bs4 import BeautifulSoup
 from conftest import copy_project
 from test_safety import HOSTILE, _markup_from_data
 
-SIGNATURE = [
-    "IGF2BP1",
-    "KCNK3",
-    "NKAIN4",
-    "GREB1",
-    "LAMB4",
-    "ADAMTS7",
-    "KIF26B",
-    "NETO1",
-    "TRIM9",
-    "RAB6C",
-    "TYRO3",
-    "KCNN1",
-    "HAP1",
-    "CCDC155",
-]
+from helpers.data.twin import SIGNATURE_TABLE1
+
+SIGNATURE = list(SIGNATURE_TABLE1)  # the 14 genes of the paper's Table 1 (data/paper/table1.tsv)
 GENE_NAMES = [h[:1500] for h in HOSTILE] + ["zqx'single\"double", "zqx\ttab"]
 COHORTS = ["<script>zqx_cohort()</script>", '=HYPERLINK("http://zqx.invalid","cohort")']
 COHORT_NAME = "custom `zqx` </script><b>zqx_name</b> ```` ```{raw} html <i>zqx</i>"
