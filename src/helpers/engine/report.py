@@ -154,15 +154,30 @@ class Page:
         return df
 
     def figure(self, fig, name: str):
-        """Save ``fig`` as SVG and PNG, close it, and return the PNG for display (``display(page.figure(...))``)."""
+        """Save ``fig`` as SVG and PNG, close it, glue the PNG under ``name`` and return it.
+
+        A page shows it as a numbered figure with a caption and alt text through MyST::
+
+            ```{glue:figure} fig2a_volcano
+            :name: fig-volcano
+            :alt: Volcano plot: one point per gene, ...
+
+            The caption.
+            ```
+
+        (``display(page.figure(...))`` still shows it bare, without number or caption.)
+        """
         import matplotlib.pyplot as plt
         from IPython.display import Image
+        from myst_nb import glue
 
         out = save_figure(fig, self.dir / name)
         plt.close(fig)
         self._add(f"{name}.svg")
         self._add(f"{name}.png")
-        return Image(filename=str(out["png"]))
+        img = Image(filename=str(out["png"]))
+        glue(name, img, display=False)
+        return img
 
     def file(self, name: str) -> Path:
         """A path for another output file of this page (listed in the downloads)."""
@@ -284,10 +299,14 @@ _N_SHOWN = 0  # tables shown so far in this process (their HTML ids)
 _P_COLUMNS = ("P.Value", "adj.P.Val", "pval", "padj", "pvalue", "p.adjust", "p", "FDR", "p_value")
 
 
-def show(df: pd.DataFrame, index: bool = True, digits: int = 3):
+def show(df: pd.DataFrame, index: bool = True, digits: int = 3, interactive: bool = False):
     """A display-ready table: p-values in scientific notation, other floats rounded, whole-number
     floats as integers, missing values blank. Every text (cells, index and column labels and
-    their names) is HTML-escaped: a value from the data is shown, never rendered as markup."""
+    their names) is HTML-escaped: a value from the data is shown, never rendered as markup.
+
+    ``interactive=True`` marks the table ``helpers-interactive``: the book's own
+    ``_static/tables.js`` makes it sortable and searchable in the browser (offline, no library).
+    """
 
     def fmt_float(v):
         if pd.isna(v):
@@ -315,6 +334,8 @@ def show(df: pd.DataFrame, index: bool = True, digits: int = 3):
     _N_SHOWN += 1
     sty = disp.style.set_uuid(f"show{_N_SHOWN}")  # element ids numbered, not random: pages are byte-identical
     sty = sty.format(formats, na_rep="")
+    if interactive:
+        sty = sty.set_table_attributes('class="helpers-interactive"')
     if text:
         sty = sty.set_properties(subset=text, **{"text-align": "left"})
     return sty if index else sty.hide(axis="index")
