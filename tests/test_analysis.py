@@ -109,6 +109,91 @@ def test_deg_matrix_cluster_agreement_and_majority():
     assert st.majority_share(["CR"] * 22 + ["NR"] * 9) == pytest.approx(22 / 31)
 
 
+def _voom_fixture():
+    E = pd.read_csv(REF / "r_outputs" / "counts_nobatch" / "voom_E.tsv.gz", sep="\t", index_col=0)
+    return E
+
+
+def test_sample_pca_scaled_is_factominer_and_unscaled_is_prcomp():
+    E = _voom_fixture()
+    fm_eig = pd.read_csv(REF / "r_outputs" / "factominer" / "eig.tsv", sep="\t", index_col=0)
+    r_var = pd.read_csv(REF / "r_outputs" / "counts_nobatch" / "pca_variance.tsv", sep="\t", index_col=0)
+    _, scaled = st.sample_pca(E, n_components=5, scale=True)
+    _, unscaled = st.sample_pca(E, n_components=5, scale=False)
+    np.testing.assert_allclose(100 * scaled.to_numpy(), fm_eig["percentage of variance"].to_numpy()[:5], rtol=1e-8)
+    np.testing.assert_allclose(unscaled.to_numpy(), r_var["var_explained"].to_numpy()[:5], atol=1e-6)
+    assert abs(scaled.iloc[0] - unscaled.iloc[0]) > 0.005  # the two readings differ on this fixture
+    assert set(st.PCA_METHODS) == {True, False}
+
+
+def _two_scale_cohort(seed: int):
+    """A cohort where the two readings must disagree: 20 high-variance genes carry response, 400
+    low-variance genes carry a dataset shift of 3 of their own SDs. Unscaled, the loud genes
+    dominate PC1-PC2; scaled, every gene weighs the same and the many shifted genes dominate."""
+    rng = np.random.default_rng(seed)
+    n = 24
+    samples = pd.DataFrame(
+        {"cohort": ["A"] * 12 + ["B"] * 12, "response": (["CR"] * 8 + ["NR"] * 4) * 2},
+        index=[f"s{i}" for i in range(n)],
+    )
+    loud = rng.normal(0, 1, (20, n)) + 6.0 * (samples["response"] == "CR").to_numpy()
+    quiet = 0.05 * (rng.normal(0, 1, (400, n)) + 3.0 * (samples["cohort"] == "B").to_numpy())
+    E = pd.DataFrame(np.vstack([loud, quiet]), columns=samples.index)
+    return E, samples
+
+
+def test_scaling_comparison_shows_what_scaling_changes_over_seeds():
+    for seed in range(20):
+        E, samples = _two_scale_cohort(seed)
+        c = st.scaling_comparison(E, samples, factors=("cohort", "response"), n_components=5)
+        assert list(c.columns) == ["pca", "factor", "n_levels", "r2_pooled", "silhouette", "pc1_percent", "pc2_percent"]
+        r2 = c.set_index(["pca", "factor"])["r2_pooled"]
+        assert r2["scaled", "cohort"] > 0.4 > r2["unscaled", "cohort"], seed
+        assert r2["unscaled", "response"] > 0.4 > r2["scaled", "response"], seed
+
+
+def test_scaling_comparison_one_dataset_gives_no_cohort_numbers():
+    E, samples = _two_scale_cohort(0)
+    samples = samples.assign(cohort="only")
+    c = st.scaling_comparison(E, samples, factors=("cohort", "response"))
+    cohort_rows = c[c["factor"] == "cohort"]
+    assert (cohort_rows["n_levels"] == 1).all() and cohort_rows["r2_pooled"].isna().all()
+    assert c[c["factor"] == "response"]["r2_pooled"].notna().all()
+
+
+def test_shown_rounds_or_says_why_not():
+    assert st.shown(0.123456) == 0.123
+    assert st.shown(0.123456, digits=1) == 0.1
+    assert st.shown(float("nan"), n_levels=1, one_level="not measured (one dataset)") == "not measured (one dataset)"
+    assert st.shown(0.5, n_levels=1) == "not measured (one level)"  # one level: never a number
+    assert st.shown(float("nan"), n_levels=2) == "not measured (no spread)"
+
+
+def test_batch_claim_measured_with_two_datasets_not_measured_with_one():
+    from helpers.analysis import claims
+    from helpers.methods import pca as pc
+
+    E, samples = _two_scale_cohort(1)
+    scores, _ = st.sample_pca(E, scale=True)
+    two = pc.batch_diagnostics(scores, samples, factors=("cohort",)).loc["cohort"]
+    v = claims.no_batch_effect(
+        two["r2_pooled"], two["silhouette"], n_datasets=two["n_levels"], max_r2=0.2, max_silhouette=0.25
+    )
+    assert v.holds is False and v.reason is None  # two datasets: measured (and here a batch is seen)
+    v = claims.no_batch_effect(0.01, -0.1, n_datasets=2, max_r2=0.2, max_silhouette=0.25)
+    assert v.holds is True and v.value is True
+    one = pc.batch_diagnostics(scores, samples.assign(cohort="only"), factors=("cohort",)).loc["cohort"]
+    v = claims.no_batch_effect(
+        one["r2_pooled"], one["silhouette"], n_datasets=one["n_levels"], max_r2=0.2, max_silhouette=0.25
+    )
+    assert v.holds is None and v.value == "not measured: one dataset"
+    # one dataset is not measured even if numbers are passed (they cannot describe a batch)
+    assert claims.no_batch_effect(0.01, -0.1, n_datasets=1, max_r2=0.2, max_silhouette=0.25).holds is None
+    assert v.params == {"max_r2": 0.2, "max_silhouette": 0.25}  # the rule template still fills
+    with pytest.raises(InputError, match="at least one dataset"):
+        claims.no_batch_effect(0.01, -0.1, n_datasets=0, max_r2=0.2, max_silhouette=0.25)
+
+
 # --------------------------------------------------------------------------- enrichment
 
 

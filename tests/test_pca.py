@@ -96,3 +96,80 @@ def test_batch_diagnostics_detect_a_planted_batch():
 
     p = f_oneway(*[scores.loc[samples.cohort == g, "PC2"] for g in ("A", "B")]).pvalue
     assert d.loc["cohort", "p_PC2"] == pytest.approx(p, rel=1e-8)
+
+
+# --------------------------------------------------------------------------- the Fig. 1B / 2C drawing
+
+
+def _fig_inputs(n_datasets=2, extra_group=False):
+    from helpers.methods.factominer_pca import group_ellipses, pca_scaled
+
+    rng = np.random.default_rng(4)
+    n = 24
+    resp = (["CR"] * 8 + ["NR"] * 4) * 2
+    if extra_group:
+        resp[:3] = ["PR"] * 3
+    cohort = ["A"] * 12 + ["B"] * 12 if n_datasets == 2 else ["A"] * n
+    samples = pd.DataFrame({"cohort": cohort, "response": resp}, index=[f"s{i}" for i in range(n)])
+    E = pd.DataFrame(rng.normal(size=(60, n)), columns=samples.index)
+    scores, share = pca_scaled(E)
+    return scores, share, samples, group_ellipses(scores, samples["response"])
+
+
+def _hexes(artist_colors):
+    from matplotlib.colors import to_hex
+
+    return {to_hex(c) for c in artist_colors}
+
+
+def test_pca_figure_layout_axes_legends_and_colours():
+    from matplotlib.colors import to_hex
+
+    from helpers.viz import figures_pca
+    from helpers.viz.style import CR_COLOR, NR_COLOR
+
+    scores, share, samples, rings = _fig_inputs()
+    fig = figures_pca.pca_ellipses(scores, share, samples, ellipses=rings, title="t")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == f"PC1 ({100 * share['PC1']:.1f}% of variance)"
+    assert ax.get_ylabel().startswith("PC2 (") and "% of variance" in ax.get_ylabel()
+    # two legends (response with ellipses, dataset shapes), both entirely right of the data area
+    fig.canvas.draw()
+    legends = [a for a in ax.get_children() if a.__class__.__name__ == "Legend"]
+    assert len(legends) == 2
+    axbox = ax.get_window_extent()
+    for lg in legends:
+        assert lg.get_window_extent().x0 >= axbox.x1
+    texts = {t.get_text() for lg in legends for t in lg.get_texts()}
+    assert {"CR (n = 16)", "NR (n = 8)", "group mean", "A (n = 12)", "B (n = 12)"} == texts
+    # one point per sample (plus one mean per group); CR/NR colours on the CR/NR points only
+    pts = [c for c in ax.collections if c.get_offsets().shape[0] and c.get_sizes()[0] == 40]
+    assert sum(len(c.get_offsets()) for c in pts) == len(samples)
+    cr = [c for c in pts if to_hex(c.get_facecolor()[0]) == CR_COLOR.lower()]
+    assert sum(len(c.get_offsets()) for c in cr) == 16
+    # the dataset legend shows shapes without a response colour
+    dataset_lg = [lg for lg in legends if lg.get_title().get_text() == "Dataset"][0]
+    faces = _hexes(h.get_markerfacecolor() for h in dataset_lg.legend_handles)
+    assert not faces & {CR_COLOR.lower(), NR_COLOR.lower()}
+    # an ellipse outline per group, in the group's colour, fully inside the view
+    outlines = [ln for ln in ax.lines if len(ln.get_xdata()) == 52]
+    assert _hexes(ln.get_color() for ln in outlines) == {CR_COLOR.lower(), NR_COLOR.lower()}
+    x0, x1 = ax.get_xlim()
+    assert all(x0 <= r[:, 0].min() and r[:, 0].max() <= x1 for r in rings.values())
+
+
+def test_pca_figure_other_groups_never_get_cr_nr_colours_and_one_dataset_has_no_dataset_legend():
+    from helpers.viz import figures_pca
+    from helpers.viz.style import CR_COLOR, NR_COLOR
+
+    cmap = figures_pca.group_colors(["CR", "NR", "PR", "SD"])
+    assert cmap["CR"] == CR_COLOR and cmap["NR"] == NR_COLOR
+    assert not {cmap["PR"], cmap["SD"]} & {CR_COLOR, NR_COLOR} and cmap["PR"] != cmap["SD"]
+    scores, share, samples, rings = _fig_inputs(n_datasets=1, extra_group=True)
+    assert rings["PR"] is None  # 3 points: ggplot2 draws no ellipse
+    fig = figures_pca.pca_ellipses(scores, share, samples, ellipses=rings)
+    ax = fig.axes[0]
+    legends = [a for a in ax.get_children() if a.__class__.__name__ == "Legend"]
+    assert len(legends) == 1
+    assert "PR (n = 3)" in {t.get_text() for t in legends[0].get_texts()}
+    assert len([ln for ln in ax.lines if len(ln.get_xdata()) == 52]) == 2  # CR and NR only

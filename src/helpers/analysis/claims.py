@@ -11,7 +11,9 @@ The rules, and why they are what they are:
   :func:`no_grouping`: a factor explains less than ``max_r2`` of the PC1-PC2 variance and its
   samples' silhouette width is below ``max_silhouette``. The paper's claim is about what the plot
   shows (an effect size), so an effect-size rule, not a test: with enough samples a tiny, invisible
-  grouping becomes "significant".
+  grouping becomes "significant". The batch claim, :func:`no_batch_effect`, is that rule for the
+  dataset factor, and "not measured (one dataset)" for a cohort of one dataset: there is no batch
+  to see, whatever numbers are passed.
 - **"separates CR from NR"** (Fig. 2B heatmap, Fig. 2C DEG PCA), :func:`cluster_separation` and
   :func:`pca_separation`: a chance-corrected statistic (adjusted Rand index of the two-cluster
   cut; response silhouette in PC1-PC2) compared with its label-permutation null (response labels
@@ -89,6 +91,20 @@ def no_grouping(r2_pooled: float, silhouette: float, max_r2: float, max_silhouet
         return not_measured("the factor has a single level (or no variance) in this cohort", params)
     holds = bool(r2_pooled < max_r2 and silhouette < max_silhouette)
     return Verdict(holds, f"R² {r2_pooled:.3f}, silhouette {silhouette:.3f}", params)
+
+
+def no_batch_effect(
+    r2_pooled: float, silhouette: float, n_datasets: int, max_r2: float, max_silhouette: float
+) -> Verdict:
+    """No batch effect (Fig. 1B): with two or more datasets, :func:`no_grouping` of the dataset
+    factor; with one dataset, not measured ("one dataset"), never a comparison of undefined values."""
+    params = {"max_r2": max_r2, "max_silhouette": max_silhouette}
+    n_datasets = int(n_datasets)
+    if n_datasets < 1:
+        raise InputError(f"a cohort has at least one dataset, got {n_datasets}", where="no_batch_effect")
+    if n_datasets == 1:
+        return not_measured("one dataset", params)
+    return no_grouping(r2_pooled, silhouette, max_r2=max_r2, max_silhouette=max_silhouette)
 
 
 # --------------------------------------------------------------------------- separation (permutation null)

@@ -11,11 +11,20 @@ loading is positive, and the golden test compares up to sign. Genes with zero va
 dropped (FactoMineR would divide by zero).
 
 Golden data: ``tests/data/reference/r_outputs/factominer/`` (made by
-``tests/data/reference/scripts/factominer_pca.R`` on ``counts_nobatch/voom_E.tsv.gz``).
+``tests/data/reference/scripts/factominer_pca.R`` on ``counts_nobatch/voom_E.tsv.gz``; the
+unscaled ``scale.unit = FALSE`` scores and the ellipses by ``scripts/factominer_ellipse.R``).
 
-Also here: the group ellipses that ``fviz_pca_ind(..., addEllipses = TRUE)`` draws, a normal
-confidence ellipse of each group's points (``ellipse.type = "norm"``, level 0.95, as ggplot2's
-``stat_ellipse``: the t-scaled covariance ellipse with radius sqrt(2 F(0.95; 2, n - 1))).
+Also here: the group ellipses that ``fviz_pca_ind(res, habillage = group, addEllipses = TRUE)``
+draws. factoextra's ``fviz`` defaults are ``ellipse.type = "norm"`` and ``ellipse.level = 0.95``,
+which ggpubr passes to ggplot2's ``stat_ellipse(type = "norm", level = 0.95)`` (ggplot2 3.4
+``calculate_ellipse``): a *concentration* ellipse of the group's points, not a confidence ellipse of
+the group mean (that would be ``ellipse.type = "confidence"``). Its shape is the group's sample
+covariance (``cov.wt``, divisor n - 1), its radius ``sqrt(2 F(0.95; 2, n - 1))``, its outline
+``centre + radius * (cos t, sin t) R`` with R the upper Cholesky factor of the covariance and t on
+``segments + 1 = 52`` equally spaced angles; a group of fewer than 4 points has no ellipse
+(ggplot2: "Too few points to calculate an ellipse"). factoextra is not in Debian, so the golden
+``ellipse_norm95.tsv`` calls ``stat_ellipse`` on FactoMineR's scores directly
+(``tests/data/reference/scripts/factominer_ellipse.R``); :func:`group_ellipse` reproduces its points.
 """
 
 from __future__ import annotations
@@ -60,17 +69,46 @@ def pca_scaled(expr: pd.DataFrame, n_components: int = 5, scale: bool = True) ->
     return pd.DataFrame(scores, index=list(expr.columns), columns=cols), share
 
 
-def group_ellipse(points: np.ndarray, level: float = 0.95, n_points: int = 100) -> np.ndarray:
-    """Outline (n_points x 2) of the normal confidence ellipse of 2-D ``points``, as ggplot2's
-    ``stat_ellipse(type = "norm")`` draws it for factoextra; None for fewer than 3 points."""
+def group_ellipse(points, level: float = 0.95, segments: int = 51) -> np.ndarray | None:
+    """Outline ((segments + 1) x 2, first point = last) of the normal concentration ellipse of 2-D
+    ``points``, point for point as ggplot2's ``stat_ellipse(type = "norm", level, segments)`` draws
+    it for factoextra. None when ggplot2 draws nothing: fewer than 4 points, or points on a line
+    (a singular covariance, whose Cholesky factor does not exist)."""
     pts = np.asarray(points, dtype=float)
-    if pts.shape[0] < 3:
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise InputError(f"an ellipse needs n x 2 points, got shape {pts.shape}", where="group_ellipse")
+    if not 0 < level < 1:
+        raise InputError(f"ellipse level must be between 0 and 1, got {level}", where="group_ellipse")
+    if not np.isfinite(pts).all():
+        raise InputError("ellipse points have missing or infinite values", where="group_ellipse")
+    n = pts.shape[0]
+    if n - 1 < 3:
         return None
-    centre = pts.mean(axis=0)
     cov = np.cov(pts, rowvar=False)
-    radius = np.sqrt(2 * stats.f.ppf(level, 2, pts.shape[0] - 1))
-    vals, vecs = np.linalg.eigh(cov)
-    vals = np.clip(vals, 0, None)
-    t = np.linspace(0, 2 * np.pi, n_points)
-    circle = np.column_stack([np.cos(t), np.sin(t)])
-    return centre + radius * circle @ (vecs * np.sqrt(vals)).T
+    try:
+        lower = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        return None
+    radius = np.sqrt(2 * stats.f.ppf(level, 2, n - 1))
+    angles = np.arange(segments + 1) * 2 * np.pi / segments
+    circle = np.column_stack([np.cos(angles), np.sin(angles)])
+    return pts.mean(axis=0) + radius * circle @ lower.T
+
+
+def group_ellipses(scores: pd.DataFrame, groups, pcs=("PC1", "PC2"), level: float = 0.95) -> dict:
+    """:func:`group_ellipse` of each group's points in the plane of ``pcs``: level -> outline
+    (None where ggplot2 would draw none), in the order the levels first appear."""
+    groups = pd.Series(np.asarray(groups).astype(str), index=scores.index)
+    pts = scores.loc[:, list(pcs)]
+    return {g: group_ellipse(pts[groups == g].to_numpy(), level=level) for g in pd.unique(groups)}
+
+
+def ellipse_frame(ellipses: dict, pcs=("PC1", "PC2")) -> pd.DataFrame:
+    """The outlines of :func:`group_ellipses` as one table (the figure's source data): ``group``,
+    ``point`` (1..), and the two coordinates; groups without an ellipse are left out."""
+    parts = [
+        pd.DataFrame({"group": g, "point": np.arange(1, len(r) + 1), pcs[0]: r[:, 0], pcs[1]: r[:, 1]})
+        for g, r in ellipses.items()
+        if r is not None
+    ]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["group", "point", *pcs])

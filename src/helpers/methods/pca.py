@@ -1,5 +1,7 @@
-"""PCA of samples on log-expression and batch diagnostics in numbers (the Fig. 1B plot is
-:func:`helpers.viz.figures.pca_scatter`).
+"""PCA of samples on log-expression and batch diagnostics in numbers. This is the unscaled
+reading (``pca_scale: false`` of chapters 02 and 04); the paper's scaled call is
+:mod:`helpers.methods.factominer_pca`, the choice between them
+:func:`helpers.analysis.structure.sample_pca`, the figure :func:`helpers.viz.figures_pca.pca_ellipses`.
 
 :func:`pca` matches R's ``prcomp(t(E), center = TRUE, scale. = FALSE)``: scores are ``x`` and the
 variance ratio is ``sdev^2 / sum(sdev^2)`` (over all components), up to the sign of each
