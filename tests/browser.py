@@ -73,6 +73,14 @@ def _load(ctx, base: str, rel: str) -> list:
     ready = page.evaluate("() => document.querySelectorAll('table.helpers-interactive.dataTable').length")
     if tables and ready < tables:
         found.append(f"{tables - ready} of {tables} interactive tables not initialised")
+    # helpers.viz.interactive: plotly marks a plot it has drawn with the class js-plotly-plot
+    plots = page.evaluate("() => document.querySelectorAll('.helpers-plotly').length")
+    drawn = page.evaluate(
+        "() => Array.from(document.querySelectorAll('.helpers-plotly'))"
+        ".filter(d => d.classList.contains('js-plotly-plot') && d.querySelector('.main-svg')).length"
+    )
+    if plots and drawn < plots:
+        found.append(f"{plots - drawn} of {plots} interactive plots not initialised")
     page.close()
     return found
 

@@ -1,8 +1,9 @@
 """Every page of the built test-profile book in a real browser (headless Chromium via Playwright):
 no console error, no request outside the book, every image loaded, interactive tables initialised,
-no literal ``{glue`` text; on a desktop and on a 390-px phone screen."""
+no literal ``{glue`` text, interactive plots drawn; on a desktop and on a 390-px phone screen."""
 
 import os
+import re
 
 import pytest
 from browser import check_pages, chromium_path
@@ -51,6 +52,7 @@ def test_the_checker_sees_a_broken_page(tmp_path):
         "<html><body><img src='missing.png'><img src='http://203.0.113.9/x.png'>"
         "<script>throw new Error('boom')</script><p>{glue:text}`n`</p>"
         "<table class='helpers-interactive'><thead><tr><th>a</th></tr></thead><tbody><tr><td>1</td></tr></tbody></table>"
+        "<div class='helpers-plotly' id='v'></div>"
         "</body></html>"
     )
     found = " | ".join(check_pages(tmp_path, ["bad.html"])["bad.html"])
@@ -60,6 +62,7 @@ def test_the_checker_sees_a_broken_page(tmp_path):
         "boom",
         "{glue",
         "interactive tables not initialised",
+        "interactive plots not initialised",
     ):
         assert needle in found, found
 
@@ -128,4 +131,36 @@ def test_interactive_volcano_hover(tmp_path):
         hover = page.evaluate("document.querySelector('.hoverlayer').textContent")
         assert "KCNK3" in hover and "log2FC 2.00" in hover
         assert not errors, errors
+        b.close()
+
+
+def test_the_books_volcano_is_interactive(built_book):
+    """Chapter 03's volcano in the built book: plotly from the book's own _static, one trace per
+    group, and hovering a DEG shows its gene, log2FC and p-value."""
+    _need_browser()
+    from browser import FLAGS, serve
+    from playwright.sync_api import sync_playwright
+
+    html = built_book[0] / "_build" / "html"
+    assert (html / "_static" / "plotly.min.js").stat().st_size > 1_000_000  # the build installed plotly.js
+    with serve(html) as base, sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium_path(), headless=True, args=FLAGS)
+        page = b.new_page()
+        outside = []
+        page.on(
+            "request", lambda r: None if r.url.startswith(base) or r.url.startswith("data:") else outside.append(r.url)
+        )
+        page.goto(f"{base}/executed/03_de.html", wait_until="networkidle")
+        assert page.evaluate("document.querySelectorAll('.helpers-plotly.js-plotly-plot').length") == 1
+        traces = page.evaluate("document.querySelector('.helpers-plotly').data.map(t => t.name)")
+        assert len(traces) == 3 and any(t.startswith("higher in CR") for t in traces), traces
+        up = next(i for i, t in enumerate(traces) if t.startswith("higher in CR"))
+        gene = page.evaluate(f"document.querySelector('.helpers-plotly').data[{up}].customdata[0][0]")
+        page.evaluate(
+            f"Plotly.Fx.hover(document.querySelector('.helpers-plotly'), [{{curveNumber: {up}, pointNumber: 0}}])"
+        )
+        hover = page.evaluate("document.querySelector('.hoverlayer').textContent")
+        assert gene in hover and "log2FC" in hover and re.search(r"p \d", hover), hover
+        assert page.evaluate("document.querySelectorAll('table.helpers-interactive.dataTable').length") >= 1  # Table S2
+        assert not outside, outside
         b.close()

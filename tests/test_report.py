@@ -62,3 +62,66 @@ def test_show_formats_p_values():
 
     html = show(pd.DataFrame({"P.Value": [1.234e-8], "logFC": [1.23456], "n": [3.0]})).to_html()
     assert "1.23e-08" in html and "1.235" in html and ">3<" in html
+
+
+def test_show_counts_get_thousands_separators_and_one_format_per_column():
+    from helpers.engine.report import show
+
+    df = pd.DataFrame(
+        {
+            "library_size_median": [22875306.5, 19890878.0],  # a median of counts: a count
+            "n_genes": [17885, 3],  # integers
+            "logFC": [0.5, 2.0],  # a real fraction column: all to 3 decimals, "2.000" not "2"
+        }
+    )
+    html = show(df, index=False).to_html()
+    assert ">22,875,306<" in html and ">19,890,878<" in html and "22875306.500" not in html
+    assert ">17,885<" in html and ">3<" in html
+    assert ">0.500<" in html and ">2.000<" in html
+    assert ">2<" not in html
+
+
+def test_show_interactive_marks_the_table_and_hides_the_index_on_request():
+    from helpers.engine.report import show
+
+    df = pd.DataFrame({"gene": ["KCNK3"], "logFC": [1.0]}, index=[7])
+    plain = show(df, index=False).to_html()
+    marked = show(df, index=False, interactive=True, classes='helpers-scorecard bad"class').to_html()
+    assert "helpers-interactive" not in plain
+    assert 'class="helpers-interactive helpers-scorecard"' in marked  # an unsafe class name is dropped
+    assert "row_heading" not in marked and "row_heading" in show(df).to_html()
+
+
+@pytest.mark.parametrize(
+    "href, ok",
+    [
+        ("03_de.html#the-deg-call", True),
+        ("03_de.html", True),
+        ("#fig-volcano", True),
+        ("javascript:alert(1)", False),
+        ("https://example.org/x.html", False),
+        ("../../etc/passwd", False),
+        ('03_de.html" onmouseover="x', False),
+        ("03_de.html#a b", False),
+    ],
+)
+def test_link_cells_stay_inside_the_book(href, ok):
+    from helpers.engine.report import Link, show
+
+    if not ok:
+        with pytest.raises(ValueError, match="not a link inside the book"):
+            Link("x", href)
+        return
+    html = show(pd.DataFrame({"item": [Link("Fig. <2A>", href)]}), index=False).to_html()
+    assert f'<a class="reference internal" href="{href}">Fig. &lt;2A&gt;</a>' in html
+
+
+def test_no_figure_glues_the_reason_as_text(page, monkeypatch):
+    import myst_nb
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.update({name: value}))
+    shown = page.no_figure("delta_margin", "only 3 of 14 genes present <b>")
+    assert glued["delta_margin"] is shown
+    assert shown.data.startswith("*Not drawn: only 3 of 14 genes present \\<b\\>")  # text, never markup
+    assert page.files == []  # nothing was written

@@ -3,7 +3,22 @@ import re
 
 import pytest
 
-from helpers.analysis.scorecard import judge, load_claims, read_numbers, rule_text, scorecard, styled, summary, view
+from helpers.analysis.scorecard import (
+    STATUS_COLORS,
+    STATUSES,
+    format_value,
+    judge,
+    legend_html,
+    load_claims,
+    read_numbers,
+    rule_text,
+    scorecard,
+    section_id,
+    section_links,
+    styled,
+    summary,
+    view,
+)
 from helpers.engine.errors import InputError
 from helpers.engine.paths import PAPER
 
@@ -125,7 +140,7 @@ def test_scorecard_from_numbers(tmp_path):
     assert card.loc[1, "rule"] == "measured = 1" and "no value for 'y'" in card.loc[1, "detail"]
     shown = view(card)
     assert list(shown.columns) == ["status", "item", "statement", "published", "measured", "rule"]
-    assert shown.loc[2, "measured"] == "false (2 of 10 top terms)"
+    assert shown.loc[2, "measured"] == "does not hold (2 of 10 top terms)"
     assert shown.loc[3, "measured"] == "not measured: no term enriched"
 
 
@@ -199,3 +214,119 @@ def test_styled_scorecard_escapes_and_colours():
     html = styled(card).to_html()
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in html and "<b>bold</b>" not in html
     assert "background-color: #cfe8f7" in html  # reproduced
+
+
+@pytest.mark.parametrize(
+    "kind, value, published, shown",
+    [
+        ("exact", 31, True, "31"),
+        ("tolerance", 1359, False, "1,359"),  # thousands separated
+        ("tolerance", 359.0, False, "359"),  # a whole float is a count, not "359.0"
+        ("tolerance", 0.9032, False, "0.903"),
+        ("proportion", "28/31", True, "28/31 (90.3%)"),  # counts where the paper gives counts ...
+        ("proportion", "27/31", False, "27/31 (87.1%)"),  # ... and the same format measured
+        ("proportion", "22/22", False, "22/22 (100.0%)"),
+        ("direction", 1, True, "positive"),
+        ("direction", -1, True, "negative"),
+        ("direction", 2.254, False, "+2.25"),
+        ("direction", -0.3951, False, "-0.395"),
+        ("qualitative", True, True, "holds"),  # never "True"
+        ("qualitative", False, False, "does not hold"),
+        ("proportion", "not measured: no CR sample", False, "not measured"),
+        ("exact", None, False, "not measured"),
+        ("tolerance", "none", False, "none"),  # text that is no number is shown as it is
+    ],
+)
+def test_format_value_one_format_per_kind(kind, value, published, shown):
+    assert format_value(kind, value, published=published) == shown
+
+
+def test_view_formats_every_kind_alike():
+    """On the shipped claims with plausible measurements: proportions are k/n (p%) on both sides,
+    no cell reads True/False/1.0, and a decimal proportion never appears."""
+    claims = load_claims(PAPER / "claims.yml")
+    numbers: dict = {}
+    for x in claims:
+        kind, pub = x["compare"], x["published"]
+        if kind in ("exact", "tolerance"):
+            value = pub + (kind == "tolerance")
+        elif kind == "direction":
+            value = 0.5 * pub
+        else:
+            value = "27/31" if kind == "proportion" else False
+        numbers.setdefault(x["result"], {})[x["id"]] = value
+    shown = view(scorecard(claims, numbers))
+    kinds = [x["compare"] for x in claims]
+    kn = re.compile(r"^\d+/\d+ \(\d+\.\d%\)$")
+    for kind, pub, meas in zip(kinds, shown["published"], shown["measured"]):
+        assert pub not in ("True", "False", "1", "-1", "1.0") and meas not in ("True", "False")
+        if kind == "proportion":
+            assert kn.match(pub) and kn.match(meas), (pub, meas)
+        if kind == "qualitative":
+            assert pub == "holds" and meas.startswith("does not hold")
+        if kind == "direction":
+            assert pub in ("positive", "negative") and meas[0] in "+-"
+    # the check above can fail: the old display (a decimal accuracy, a raw boolean) does not pass it
+    assert not kn.match("0.903") and not kn.match("28/31")
+
+
+def _step(stem, item):
+    from helpers.engine.registry import Step
+
+    return Step(stem, item, stem)
+
+
+def test_section_links_find_the_measuring_section(tmp_path):
+    (tmp_path / "03_de.md").write_text(
+        "# DE (Fig. 2A)\n\nTakeaway: {glue:text}`n_up` and `n_deg`.\n\n"
+        "```{code-cell}\n# a comment, not a heading\npage.number('n_deg', 1)\n```\n\n"
+        "## Library sizes\n\nn_upper is another key.\n\n"
+        '## The DEG call\n\n```{code-cell}\npage.number("n_up", 2)\n```\n\n'
+        "## Heatmap (Fig. 2B)\n\nNothing named here.\n\n"
+        "## {glue:text}`n_x` genes\n\n`odd` is measured here.\n"
+    )
+    claims = [
+        {"id": "n_up", "item": "Fig. 2A", "result": "de"},
+        {"id": "n_deg", "item": "Fig. 2A", "result": "de"},  # only before the first section: page top
+        {"id": "heat", "item": "Fig. 2B", "result": "de"},  # not named: the section of its paper item
+        {"id": "odd", "item": "Fig. 9", "result": "de"},  # named under a title with markup: page top
+        {"id": "gone", "item": "Fig. 1", "result": "elsewhere"},  # no chapter writes it: no link
+    ]
+    links = section_links(claims, [_step("03_de", "de")], tmp_path)
+    assert links == {
+        "n_up": "03_de.html#the-deg-call",  # not "library-sizes": n_upper is another word
+        "n_deg": "03_de.html",
+        "heat": "03_de.html#heatmap-fig-2b",
+        "odd": "03_de.html",
+    }
+
+
+@pytest.mark.parametrize(
+    "title, ident",
+    [
+        ("The DEG call", "the-deg-call"),
+        ("The paper's reading, tested", "the-paper-s-reading-tested"),
+        ("Fig. 4, recomputed", "fig-4-recomputed"),
+        ("`pamr` and *PAM*", "pamr-and-pam"),
+        ("2C: PCA", "c-pca"),  # an id starts with a letter, as docutils makes it
+        ("{glue:text}`n` genes", None),  # rendered text unknown here: no anchor guessed
+    ],
+)
+def test_section_id_is_docutils_make_id(title, ident):
+    assert section_id(title) == ident
+    if ident is not None:
+        from docutils.nodes import make_id
+
+        assert make_id(title.replace("`", "").replace("*", "")) == ident
+
+
+def test_styled_scorecard_links_legend_and_classes():
+    card = scorecard([c("exact", 31)], {"r": {"x": 31}})
+    html = styled(card, {"x": "03_de.html#the-deg-call"}).to_html()
+    assert '<a class="reference internal" href="03_de.html#the-deg-call">Fig</a>' in html
+    assert 'class="helpers-interactive helpers-scorecard"' in html
+    assert "<a " not in styled(card).to_html()  # no link without an address
+    legend = legend_html(summary(card))
+    for s in STATUSES:
+        assert f"background-color: {STATUS_COLORS[s]}" in legend and s in legend
+    assert "reproduced (1)" in legend and "differs (0)" in legend

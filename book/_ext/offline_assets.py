@@ -1,9 +1,16 @@
-"""Keep the built book offline: drop any script or stylesheet that would load from the network.
+"""Keep the built book offline: drop any script or stylesheet that would load from the network,
+and serve the JavaScript the pages need from the book itself.
 
 Jupyter Book 1 always enables sphinx-thebe, which writes a CDN address into every page even when
 thebe is off; this extension removes those tags (and any other absolute-URL asset) from the page
 context before the HTML is written.
+
+The interactive figures (``helpers.viz.interactive``) load ``_static/plotly.min.js``; when an
+HTML build finishes, this extension copies it there from the installed plotly package (the
+version the figures were made with), as the runner does for MathJax.
 """
+
+from pathlib import Path
 
 
 def _remote(name: str) -> bool:
@@ -25,6 +32,15 @@ def _strip(app, pagename, templatename, context, doctree):
         files[:] = keep
 
 
+def _install_plotly(app, exception):
+    if exception is not None or getattr(app.builder, "format", "") != "html":
+        return
+    from helpers.viz.interactive import install_plotly
+
+    install_plotly(Path(app.outdir) / "_static")
+
+
 def setup(app):
     app.connect("html-page-context", _strip, priority=900)
+    app.connect("build-finished", _install_plotly)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -23,6 +23,7 @@ import json
 import math
 import re
 import string
+import unicodedata
 from fractions import Fraction
 from pathlib import Path
 
@@ -262,44 +263,189 @@ def summary(card: pd.DataFrame) -> dict:
     return {s: int(counts.get(s, 0)) for s in STATUSES}
 
 
-def _fmt(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return "" if v is None else str(v)
+#: what each status means, for the legend above the table
+STATUS_MEANING = {
+    "reproduced": "the measured value is the published one, or the paper's statement holds by its rule",
+    "within tolerance": "off from the published value by no more than the claim's tolerance",
+    "same direction": "the paper states a direction only, and the measured sign agrees",
+    "differs": "outside the tolerance, of the other sign, or the statement does not hold",
+    "not measured": "the chapter could not judge the claim on these data (the reason is in the row)",
+}
 
 
-def view(card: pd.DataFrame) -> pd.DataFrame:
-    """The scorecard as a reader sees it: status first, values as short text, the measured value
-    followed by the statistic behind it."""
-    measured = [
-        (_fmt(m) + (f" ({d})" if d and not _is_not_measured(m) else "")) if m is not None else ""
-        for m, d in zip(card["measured"], card["detail"])
-    ]
-    measured = [m if m else d for m, d in zip(measured, card["detail"])]
+def _whole(v: float) -> str:
+    return f"{int(round(v)):,}"
+
+
+def _number(v) -> str:
+    v = float(v)
+    return _whole(v) if v.is_integer() else f"{v:.3g}"
+
+
+def format_value(kind: str, value, published: bool = False) -> str:
+    """A published or measured value of a claim of kind ``kind`` (its ``compare``), in the one
+    format of that kind:
+
+    - counts (``exact``, ``tolerance``): a whole number with thousands separators (``1,359``),
+      a fraction to three significant digits (``0.903``);
+    - ``proportion``: ``k/n (p%)``, e.g. ``28/31 (90.3%)``, on both sides;
+    - ``direction``: the published sign as ``positive``/``negative``, the measured statistic
+      signed (``+2.25``);
+    - ``qualitative``: ``holds`` / ``does not hold`` (never ``True``);
+    - a missing value or a ``not measured: <reason>`` text: ``not measured``.
+
+    Text that is none of these (a bug upstream, which :func:`judge` reports as *differs*) is
+    shown as it is."""
+    if _is_not_measured(value):
+        return "not measured"
+    if isinstance(value, bool):
+        return "holds" if value else "does not hold"
+    if kind == "proportion":
+        kn = _kn(value)
+        if kn is None:
+            return str(value)
+        k, n = kn
+        return f"{k}/{n} ({100 * k / n:.1f}%)"
+    if isinstance(value, str):
+        return value
+    if kind == "direction":
+        v = float(value)
+        if published:
+            return "positive" if v > 0 else "negative"
+        return f"{v:+.3g}" if v else "0"
+    if kind == "qualitative":
+        return str(value)
+    return _number(value)
+
+
+def _kind(compare: str) -> str:
+    kind = str(compare).split(" ", 1)[0]
+    if kind not in COMPARES:
+        raise InputError(f"unknown compare {compare!r} in a scorecard row", where="scorecard")
+    return kind
+
+
+def view(card: pd.DataFrame, links: dict | None = None) -> pd.DataFrame:
+    """The scorecard as a reader sees it: status first, then the paper item (a link to the
+    chapter section that measures it when ``links`` maps the claim's id to an address, see
+    :func:`section_links`), the statement, the published and the measured value in the format
+    of their kind (:func:`format_value`), the measured value followed by the statistic behind
+    it, and the rule."""
+    from helpers.engine.report import Link
+
+    kinds = [_kind(k) for k in card["compare"]]
+    measured = []
+    for kind, m, d in zip(kinds, card["measured"], card["detail"]):
+        d = "" if _is_not_measured(d) else str(d)
+        if _is_not_measured(m):
+            reason = m.removeprefix("not measured").lstrip(": ") if isinstance(m, str) else ""
+            measured.append(f"not measured: {reason or d}" if (reason or d) else "not measured")
+        else:
+            measured.append(format_value(kind, m) + (f" ({d})" if d else ""))
+    links = links or {}
+    items = [Link(i, links[c]) if c in links else i for c, i in zip(card["id"], card["item"])]
     return pd.DataFrame(
         {
             "status": card["status"],
-            "item": card["item"],
+            "item": items,
             "statement": card["statement"],
-            "published": card["published"].map(_fmt),
+            "published": [format_value(k, p, published=True) for k, p in zip(kinds, card["published"])],
             "measured": measured,
             "rule": card["rule"],
         }
     )
 
 
-def styled(card: pd.DataFrame):
+def styled(card: pd.DataFrame, links: dict | None = None):
     """:func:`view` as the book shows tables (:func:`helpers.engine.report.show`: HTML-escaped,
-    stable element ids), with the status cells coloured by :data:`STATUS_COLORS`."""
+    stable element ids, sortable and searchable), with the status cells coloured by
+    :data:`STATUS_COLORS`. The table has the class ``helpers-scorecard``: ``book/_static/custom.css``
+    stacks each row on narrow screens and wraps it in print."""
     from helpers.engine.report import show
 
     return (
-        show(view(card), index=False)
+        show(view(card, links), index=False, interactive=True, classes="helpers-scorecard")
         .map(lambda s: f"background-color: {STATUS_COLORS.get(s, '')}", subset=["status"])
-        .set_properties(subset=["statement", "rule", "measured"], **{"text-align": "left"})
-        .set_properties(subset=["statement"], **{"min-width": "18em"})
-        .set_properties(subset=["rule"], **{"min-width": "16em"})
-        .set_properties(subset=["status", "item"], **{"white-space": "nowrap"})
+        .set_properties(subset=["statement", "rule", "measured", "published"], **{"text-align": "left"})
     )
+
+
+def legend_html(counts: dict | None = None) -> str:
+    """The colour legend of the scorecard: one chip per status in its colour, with what it means
+    (and, with ``counts``, how many rows have it)."""
+    import html
+
+    items = []
+    for s in STATUSES:
+        n = f" ({counts[s]})" if counts is not None and s in counts else ""
+        items.append(
+            f'<li><span class="helpers-chip" style="background-color: {STATUS_COLORS[s]}">{html.escape(s)}{n}</span> '
+            f"{html.escape(STATUS_MEANING[s])}</li>"
+        )
+    return (
+        '<ul class="helpers-legend" aria-label="What the colours of the status column mean">' + "".join(items) + "</ul>"
+    )
+
+
+# ----------------------------------------------------------------------------- links to chapters
+
+_HEADING = re.compile(r"^(#{2,3})\s+(.+?)\s*#*\s*$")
+
+
+def section_id(title: str) -> str | None:
+    """The HTML id Sphinx gives a section titled ``title`` (docutils' ``make_id``: lower case,
+    runs of other characters become one hyphen, leading digits and hyphens dropped), or None when
+    the title holds markup whose rendered text cannot be known here (a role, a substitution)."""
+    if re.search(r"[{}]", title):
+        return None
+    text = re.sub(r"[`*_]", "", title)
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    ident = re.sub(r"[^a-z0-9]+", "-", text)
+    ident = re.sub(r"^[^a-z]+", "", ident).rstrip("-")
+    return ident or None
+
+
+def _sections(source: str) -> list[tuple[str, str]]:
+    """(title, text) of each ``##``/``###`` section of a MyST text notebook, code cells included
+    in the text; the part before the first such heading (title, takeaways) is left out, since a
+    claim mentioned there is measured further down."""
+    out: list = []
+    in_code = False
+    for line in source.splitlines():
+        if in_code:
+            in_code = line.strip() != "```"
+        elif line.startswith("```{code-cell}"):
+            in_code = True
+        else:
+            m = _HEADING.match(line)
+            if m:
+                out.append((m.group(2), []))
+                continue
+        if out:
+            out[-1][1].append(line)
+    return [(title, "\n".join(lines)) for title, lines in out]
+
+
+def section_links(claims: list[dict], steps, notebooks: Path, page_suffix: str = ".html") -> dict:
+    """{claim id: address of the chapter section that measures it}, relative to a chapter page.
+
+    The chapter is the registry step whose results folder is the claim's ``result``; the section
+    is the first (``##`` or ``###``) one of its notebook that names the claim's id (as a word,
+    in prose or code), else the first whose title names the claim's paper item (``Fig. 2B``),
+    else the chapter's top. A claim whose folder no chapter writes gets no link."""
+    by_item = {s.item: s.stem for s in steps}
+    sources: dict = {}
+    out = {}
+    for c in claims:
+        stem = by_item.get(c["result"])
+        if stem is None:
+            continue
+        if stem not in sources:
+            f = Path(notebooks) / f"{stem}.md"
+            sources[stem] = _sections(f.read_text(encoding="utf-8")) if f.exists() else []
+        word = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(c['id'])}(?![A-Za-z0-9_])")
+        anchor = next((section_id(t) for t, body in sources[stem] if word.search(body) and section_id(t)), None)
+        if anchor is None:
+            anchor = next((section_id(t) for t, _ in sources[stem] if str(c["item"]) in t and section_id(t)), None)
+        out[c["id"]] = f"{stem}{page_suffix}" + (f"#{anchor}" if anchor else "")
+    return out

@@ -114,8 +114,51 @@ def _is_missing(v) -> bool:
         return False
 
 
+#: what a link in a table may point to: a page of the book (relative, optionally with an anchor)
+_SAFE_HREF = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*(\.html)?(#[A-Za-z0-9_-]+)?|#[A-Za-z0-9_-]+")
+
+
+class Link:
+    """A table cell that links to another page of the book: ``Link("Fig. 2A", "03_de.html#the-deg-call")``.
+
+    :func:`show` renders it as ``<a href=...>text</a>``, the text escaped; the address must be a
+    relative path made of letters, digits, ``._-/`` with an optional ``#anchor`` (no scheme, no
+    ``..``, no query), so a value from data can never become a script or leave the book."""
+
+    __slots__ = ("text", "href")
+
+    def __init__(self, text, href: str):
+        href = str(href)
+        if not _SAFE_HREF.fullmatch(href) or ".." in href.split("#")[0].split("/"):
+            raise ValueError(f"not a link inside the book: {href!r}")
+        self.text, self.href = one_line(text), href
+
+    def html(self) -> str:
+        return f'<a class="reference internal" href="{_html.escape(self.href)}">{_html.escape(self.text)}</a>'
+
+    def __str__(self) -> str:  # TSV, search and sort see the text
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Link({self.text!r}, {self.href!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Link) and (self.text, self.href) == (other.text, other.href)
+
+    def __hash__(self) -> int:
+        return hash((self.text, self.href))
+
+
 def _html_cell(v) -> str:
+    if isinstance(v, Link):
+        return v.html()
     return "" if _is_missing(v) else _html.escape(str(v))
+
+
+def fmt_int(v) -> str:
+    """A whole number as a reader reads it: ``22875306`` -> ``22,875,306`` (``1234`` too; under
+    1,000 unchanged)."""
+    return f"{int(v):,}"
 
 
 class Page:
@@ -178,6 +221,17 @@ class Page:
         img = Image(filename=str(out["png"]))
         glue(name, img, display=False)
         return img
+
+    def no_figure(self, name: str, reason: str):
+        """When a figure cannot be drawn on these data (a data limitation, not a bug): glue the
+        reason, as text, under the figure's name, so the page's numbered figure says "not drawn:
+        <reason>" instead of failing the build on a missing glue key. Returns the Markdown."""
+        from IPython.display import Markdown
+        from myst_nb import glue
+
+        shown = Markdown(f"*Not drawn: {md_text(reason)}*")
+        glue(name, shown, display=False)
+        return shown
 
     def file(self, name: str) -> Path:
         """A path for another output file of this page (listed in the downloads)."""
@@ -295,28 +349,43 @@ def write_xlsx(sheets: dict, path, index: bool = False) -> Path:
     return _write_zip(members, Path(path))
 
 
+_CSS_CLASS = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _N_SHOWN = 0  # tables shown so far in this process (their HTML ids)
 _P_COLUMNS = ("P.Value", "adj.P.Val", "pval", "padj", "pvalue", "p.adjust", "p", "FDR", "p_value")
 
 
-def show(df: pd.DataFrame, index: bool = True, digits: int = 3, interactive: bool = False):
-    """A display-ready table: p-values in scientific notation, other floats rounded, whole-number
-    floats as integers, missing values blank. Every text (cells, index and column labels and
-    their names) is HTML-escaped: a value from the data is shown, never rendered as markup.
+def _count_like(col: pd.Series) -> bool:
+    """A float column shown as whole numbers: every value is whole, or 1,000 or more (a median
+    of read counts, 22875306.5, is a count; its decimals are noise). One format per column."""
+    v = col.dropna().to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    return len(v) > 0 and bool(np.all((v == np.round(v)) | (np.abs(v) >= 1000))) and bool(np.all(np.abs(v) < 1e15))
+
+
+def show(df: pd.DataFrame, index: bool = True, digits: int = 3, interactive: bool = False, classes: str = ""):
+    """A display-ready table: p-values in scientific notation, other floats to ``digits``
+    decimals, whole numbers as integers with thousands separators (``22,875,306``; a float
+    column whose values are all whole or at least 1,000, such as medians of read counts, is
+    rounded: its decimals are noise), one format per column, missing values blank. Every text (cells, index and column labels and their names) is HTML-escaped: a value
+    from the data is shown, never rendered as markup; a :class:`Link` cell becomes a link.
 
     ``interactive=True`` marks the table ``helpers-interactive``: the book's own
     ``_static/tables.js`` makes it sortable and searchable in the browser (offline, no library).
+    ``classes`` adds CSS classes to the table (letters, digits, ``-`` and ``_`` only).
+    ``index=False`` hides the index: do so unless it carries meaning (a gene, a measure).
     """
 
     def fmt_float(v):
-        if pd.isna(v):
-            return ""
-        if float(v).is_integer() and abs(v) < 1e15:
-            return f"{int(v)}"
-        return f"{v:.{digits}f}"
+        return "" if pd.isna(v) else f"{v:,.{digits}f}"
+
+    def fmt_round(v):
+        return "" if pd.isna(v) else fmt_int(round(v))
 
     def fmt_p(v):
         return "" if pd.isna(v) else f"{v:.2e}"
+
+    def fmt_whole(v):
+        return "" if pd.isna(v) else fmt_int(v)
 
     disp = df.copy()
     disp.columns = _html_index(df.columns)
@@ -325,7 +394,12 @@ def show(df: pd.DataFrame, index: bool = True, digits: int = 3, interactive: boo
     for i, c in enumerate(disp.columns):
         col = df.iloc[:, i]
         if pd.api.types.is_float_dtype(col):
-            formats[c] = fmt_p if str(df.columns[i]) in _P_COLUMNS else fmt_float
+            if str(df.columns[i]) in _P_COLUMNS:
+                formats[c] = fmt_p
+            else:
+                formats[c] = fmt_round if _count_like(col) else fmt_float
+        elif pd.api.types.is_integer_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            formats[c] = fmt_whole
         else:
             formats[c] = _html_cell
         if not pd.api.types.is_numeric_dtype(col):
@@ -334,8 +408,11 @@ def show(df: pd.DataFrame, index: bool = True, digits: int = 3, interactive: boo
     _N_SHOWN += 1
     sty = disp.style.set_uuid(f"show{_N_SHOWN}")  # element ids numbered, not random: pages are byte-identical
     sty = sty.format(formats, na_rep="")
-    if interactive:
-        sty = sty.set_table_attributes('class="helpers-interactive"')
+    names = (["helpers-interactive"] if interactive else []) + [
+        c for c in str(classes).split() if _CSS_CLASS.fullmatch(c)
+    ]
+    if names:
+        sty = sty.set_table_attributes(f'class="{" ".join(names)}"')
     if text:
         sty = sty.set_properties(subset=text, **{"text-align": "left"})
     return sty if index else sty.hide(axis="index")

@@ -19,6 +19,8 @@ import pandas as pd
 from helpers.viz.style import CR_COLOR, NR_COLOR, NS_COLOR
 
 PLOTLY_STATIC = "plotly.min.js"
+#: at most this many not-significant genes are drawn in the interactive volcano (every DEG is)
+MAX_NS_POINTS = 4000
 
 
 def plotly_js_source() -> Path:
@@ -52,8 +54,9 @@ def volcano_html(
     """Fig. 2A as an interactive volcano: hovering a point shows the gene, log2FC and p-value.
 
     ``table`` is a DE table indexed by gene with ``logFC``, ``P.Value``/``adj.P.Val`` and
-    ``direction`` (up/down/ns). Not-significant genes are thinned to at most 4,000 points (the
-    static figure has them all) so that the page stays light; every DEG is drawn.
+    ``direction`` (up/down/ns). Not-significant genes are thinned to at most
+    :data:`MAX_NS_POINTS` points, evenly over the table's order (the static figure has them
+    all), so that the page stays light; every DEG is drawn.
     """
     import plotly.graph_objects as go
 
@@ -68,8 +71,8 @@ def volcano_html(
     direction = table["direction"].astype(str).to_numpy()
     for d in ("ns", "down", "up"):
         idx = np.flatnonzero(direction == d)
-        if d == "ns" and len(idx) > 4000:
-            idx = idx[np.linspace(0, len(idx) - 1, 4000).astype(int)]
+        if d == "ns" and len(idx) > MAX_NS_POINTS:
+            idx = idx[np.linspace(0, len(idx) - 1, MAX_NS_POINTS).astype(int)]
         sub = table.iloc[idx]
         genes = [html.escape(str(g)) for g in sub.index]
         fig.add_trace(
