@@ -26,3 +26,18 @@ def test_banner_escapes_the_name():
     assert "<script>" not in body and "`x`" not in body and "**y**" not in body
     assert "\n# heading" not in b
     assert b.count("\n") == 3  # fence, class line, one line of text, closing fence
+
+
+def test_a_page_that_reads_no_cohort_says_so_and_every_banner_is_one_line():
+    b = banner("any", "", numbers="{download}`numbers.json </results/workflow/numbers.json>`")
+    assert "does not read the cohort" in b and "simulated" not in b and "run-kind-any" in b
+    assert b.count("\n") == 3 and "{download}`numbers.json </results/workflow/numbers.json>`" in b
+    with pytest.raises(ValueError):
+        run_kind({"dataset": "any"})  # the runner's kind, never a dataset
+
+
+def test_banner_escapes_math_links_and_roles():
+    b = banner("custom", "$x$ [a](http://e.x) {glue}`n` a|b \\*")
+    line = b.split("\n")[2]
+    for raw in ("$x$", "[a]", "{glue}", "`n`", "|", "\\*"):
+        assert raw not in line, raw

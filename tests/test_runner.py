@@ -125,8 +125,17 @@ def make_project(tmp_path):
     return Project(root=tmp_path, results=tmp_path / "results", executed=tmp_path / "executed", steps=STEPS)
 
 
+def freeze_code(monkeypatch):
+    """Pin the helper-code part of the fingerprint (``HELPERS_TEST_CODE_HASH``, a test hook that
+    child processes inherit): several people edit src/ while tests run, and an edit in the middle
+    of a test would re-run chapters the test expects to be skipped (test_fingerprint.py checks
+    that the code and data/ are in the fingerprint)."""
+    monkeypatch.setenv("HELPERS_TEST_CODE_HASH", "helpers-code-as-of-this-test")
+
+
 @pytest.fixture
 def proj(tmp_path, monkeypatch):
+    freeze_code(monkeypatch)
     p = make_project(tmp_path)
     monkeypatch.setenv("HELPERS_ROOT", str(tmp_path))
     monkeypatch.setenv("HELPERS_RESULTS", str(tmp_path / "results"))

@@ -55,12 +55,35 @@ def printed_page(root: Path, build: Path | None = None) -> Path:
     return Path(build or Path(root) / "_build") / "singlehtml" / f"{_root_doc(root)}.html"
 
 
+def _project(root: Path):
+    from helpers.engine import paths
+    from helpers.engine.runner import Project
+
+    root = Path(root)
+    same = root.resolve() == paths.ROOT
+    return Project(
+        root=root,
+        results=paths.RESULTS if same else root / "results",
+        executed=paths.EXECUTED if same else root / "executed",
+    )
+
+
 def build_pdf(root: Path, build: Path | None = None, chromium: str | None = None) -> Path:
     """Build ``_build/pdf/book.pdf`` from the executed notebooks and the hand-written pages.
-    The previous PDF stays until the new one is complete."""
-    root = Path(root)
-    build = Path(build or root / "_build")
+    The previous PDF stays until the new one is complete. Like a run and a book build, it holds
+    the checkout's run lock (another run holding it raises ``RunLocked`` at once), finishes what
+    killed runs left, and marks the pages the latest run left stale before printing."""
+    from helpers.engine.runner import mark_pages, recover, run_lock
+
+    project = _project(root)
     exe = chromium or find_chromium()
+    with run_lock(project):
+        recover(project, log=lambda *a, **k: None)
+        mark_pages(project)
+        return _build_pdf(Path(root), Path(build or Path(root) / "_build"), exe)
+
+
+def _build_pdf(root: Path, build: Path, exe: str) -> Path:
     nxt = build / ".pdf-next"
     shutil.rmtree(nxt, ignore_errors=True)
     cmd = [

@@ -3,8 +3,10 @@ writes, whose results each reads, the global parameters each uses, and where eac
 
 It is the one place a chapter is declared. The runner's steps come from it, and so does the chapter
 list of ``_toc.yml`` (:func:`toc_yaml`; ``python -m helpers toc`` writes the file and ``make book``
-refreshes it). A notebook reads only ``data/``, the results of the chapters named in ``reads`` and
-the files named in ``files``; the runner uses this to decide what a change invalidates.
+refreshes it). A notebook reads only ``data/`` (``data/raw/`` only if ``files`` names it), the
+results of the chapters named in ``reads``, the files or folders named in ``files`` and the paths
+its parameters name (a path into another chapter's results adds that chapter to ``reads`` for the
+run); the runner uses this to decide what a change invalidates and in which order chapters run.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class Step:
     item: str  # results/<item>/
     title: str  # paper item it reproduces
     reads: tuple = field(default_factory=tuple)  # stems whose results it reads
-    files: tuple = field(default_factory=tuple)  # other project files it reads (besides data/)
+    files: tuple = field(default_factory=tuple)  # other project files or folders it reads (besides data/)
     globals: tuple | None = None  # global keys it uses (None: all of them)
     part: str = "The reproduction"
     pages_after: tuple = field(default_factory=tuple)  # hand-written pages that follow it in the book

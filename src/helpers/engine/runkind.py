@@ -2,12 +2,15 @@
 
 One place decides it (from the effective parameters of the cohort chapter) and one function
 words it, so every chapter page carries the same banner (the runner adds it under the title):
-a reader who lands on the volcano plot of a twin run sees that its genes are simulated.
+a reader who lands on the volcano plot of a twin run sees that its genes are simulated. A
+chapter that does not read the cohort (the workflow figure, the benchmarks) says so instead
+(kind ``any``), since its page is the same whatever the dataset. The banner's line also links the
+page's ``numbers.json``.
 """
 
 from __future__ import annotations
 
-import html
+import string
 
 KINDS = {
     "twin": (
@@ -22,13 +25,24 @@ KINDS = {
         "note",
         "This page was computed on a **user-supplied cohort** ({name}), not on the paper's data.",
     ),
+    "any": (
+        "Any dataset",
+        "note",
+        "This page does not read the cohort: it is the same whichever dataset the run uses.",
+    ),
 }
+#: Characters of a name that could open markup (HTML, code, emphasis, math, roles, links, tables):
+#: written as numeric character references. Line breaks are folded to spaces first, so no name can
+#: start a new Markdown block.
+_MARKUP = set(string.punctuation) - set(".,-+()'")
+#: The kinds :func:`run_kind` can return (``any`` is the runner's, for pages that read no cohort).
+DATASETS = ("twin", "real", "custom")
 
 
 def run_kind(cohort_params: dict) -> tuple[str, str]:
     """(kind, dataset name) from the cohort chapter's effective parameters."""
     kind = cohort_params.get("dataset", "twin")
-    if kind not in KINDS:
+    if kind not in DATASETS:
         raise ValueError(f"unknown dataset kind {kind!r}")
     if kind == "twin":
         design = cohort_params.get("simulate") or {}
@@ -42,11 +56,13 @@ def run_kind(cohort_params: dict) -> tuple[str, str]:
     return kind, name
 
 
-def banner(kind: str, name: str) -> str:
+def banner(kind: str, name: str, numbers: str | None = None) -> str:
     """The MyST admonition shown under every chapter's title (``name`` escaped: it may come from
-    a user's parameters)."""
+    a user's parameters). ``numbers``: Markdown (made by the runner, not from data) for the
+    page's ``numbers.json``, added to the same line."""
     title, cls, text = KINDS[kind]
-    safe = html.escape(name, quote=True).replace("`", "&#96;").replace("*", "&#42;").replace("_", "&#95;")
-    safe = safe.replace("[", "&#91;").replace("]", "&#93;").replace("{", "&#123;").replace("}", "&#125;")
-    safe = " ".join(safe.split())  # no newline can start a new Markdown block
-    return f"```{{admonition}} Run: {title}\n:class: {cls} run-kind run-kind-{kind}\n{text.format(name=safe)}\n```"
+    safe = "".join(f"&#{ord(ch)};" if ch in _MARKUP else ch for ch in " ".join(name.split()))
+    line = text.format(name=safe)
+    if numbers:
+        line += f" Every number on this page, machine-readable: {' '.join(numbers.split())}."
+    return f"```{{admonition}} Run: {title}\n:class: {cls} run-kind run-kind-{kind}\n{line}\n```"

@@ -1,8 +1,24 @@
 """Execute the notebooks in order with papermill, incrementally, and build the book.
 
 A notebook is skipped when its fingerprint is unchanged since its last successful run. The
-fingerprint covers the notebook's source, its effective parameters, the results of the
-notebooks it reads, the helper package's source and the shipped ``data/`` files.
+fingerprint (:func:`fingerprint`) covers the notebook's source, its effective parameters, every
+file or folder those parameters name (any string, at any depth, that is an existing path relative
+to the project or absolute, anywhere on disk: files by content, folders by their tree; a
+path-like string that names nothing yet counts as "missing"), the results of the notebooks it
+reads, the registry's ``files`` (``data/raw`` for the cohort chapter, by size and time), the helper
+package's source, the shipped ``data/`` files (without ``data/raw``) and the run-kind banner its
+page shows.
+
+A notebook reads the chapters of its registry ``reads`` and every chapter whose results a
+parameter names (a path into ``results/<item>/`` or ``$HELPERS_RESULTS/<item>/``, such as
+``09_published_model.model_name=results/pam/pam_model.json``): it runs after them, also with
+``--jobs 2``, and re-runs when their results change; a cycle is a one-line error.
+
+A failed run is never a silent mix. ``results/run_status.json`` records the latest run (id,
+times, profile, overrides, state, the chapter that failed and why, and the ``stale`` chapters:
+those it did not complete whose stamp does not match its parameters, that failed, or that read a
+stale chapter). Every book or PDF build marks each stale page with a "Stale" admonition under its
+title and puts a summary on the scorecard; a run that completes clears them (:func:`mark_pages`).
 
 Safe to share and safe to interrupt:
 
@@ -195,18 +211,24 @@ def _sha_file(p: Path, h) -> None:
             h.update(chunk)
 
 
-def tree_hash(root: Path, pattern: str = "**/*", skip=(STAMP,), cheap_under: Path | None = None) -> str:
+def tree_hash(
+    root: Path, pattern: str = "**/*", skip=(STAMP,), cheap_under: Path | None = None, exclude=(), cheap=False
+) -> str:
     """Content hash of the files under ``root`` (names and bytes). Files below ``cheap_under``
-    (large raw data) are fingerprinted by size and modification time instead of content."""
+    (large raw data), or all of them with ``cheap``, are fingerprinted by size and modification
+    time instead of content; ``exclude``: folders left out entirely."""
     h = hashlib.sha256()
     if not root.exists():
         return "absent"
+    exclude = tuple(Path(e) for e in exclude)
     for p in sorted(root.glob(pattern)):
         if not p.is_file() or p.name in skip or "__pycache__" in p.parts:
             continue
+        if any(e == p or e in p.parents for e in exclude):
+            continue
         rel = p.relative_to(root).as_posix()
         h.update(rel.encode() + b"\0")
-        if cheap_under is not None and cheap_under in p.parents:
+        if cheap or (cheap_under is not None and cheap_under in p.parents):
             st = p.stat()
             h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
         else:
@@ -260,9 +282,11 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     return nb
 
 
-def _select(steps: list[Step], only: list[str] | None):
+def _select(steps: list[Step], only: list[str] | None, reads: dict | None = None):
     """The steps to consider and the ones to force: ``only`` (prefixes such as "03") and what
-    depends on them, plus their upstream (run only if stale)."""
+    depends on them, plus their upstream (run only if stale). ``reads``: {stem: stems it reads}
+    (default: the registry's)."""
+    reads = reads or {s.stem: s.reads for s in steps}
     if not only:
         return steps, set()
     stems = [s.stem for s in steps]
@@ -278,18 +302,155 @@ def _select(steps: list[Step], only: list[str] | None):
     while changed:
         changed = False
         for s in steps:
-            if s.stem not in chosen and any(r in chosen for r in s.reads):
+            if s.stem not in chosen and any(r in chosen for r in reads[s.stem]):
                 chosen.add(s.stem)
                 changed = True
     # upstream (transitively)
     need = set(chosen)
-    for s in reversed(steps):
-        if s.stem in need:
-            need.update(s.reads)
+    changed = True
+    while changed:
+        changed = False
+        for s in steps:
+            if s.stem in need and not set(reads[s.stem]) <= need:
+                need.update(reads[s.stem])
+                changed = True
     return [s for s in steps if s.stem in need], forced
 
 
-def fingerprint(project: Project, step: Step, params: dict) -> str:
+# ----------------------------------------------------------------------------- what a chapter reads
+
+_FILE_SUFFIX = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,5}$")
+
+
+def _path_like(text: str) -> bool:
+    """A string that is meant as a path even when nothing exists there yet."""
+    return "/" in text or text.startswith(("~", "./", "../")) or bool(_FILE_SUFFIX.search(text) and " " not in text)
+
+
+def _strings(value, key: str = ""):
+    """(dotted key, text) of every string under ``value`` (mappings and lists, any depth)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _strings(v, f"{key}[{i}]")
+    elif isinstance(value, str) and value.strip():
+        yield key, value
+
+
+def _resolve(root: Path, text: str) -> Path:
+    p = Path(text).expanduser()
+    return Path(os.path.abspath(p if p.is_absolute() else root / p))
+
+
+def named_paths(root: Path, params: dict) -> list:
+    """``(key, path, exists)`` for every string in ``params`` that names a file or folder: an
+    existing path (relative to the project ``root`` or absolute, anywhere on disk), or a
+    path-like string (a ``/``, ``~`` or a file suffix) that names nothing yet."""
+    root = Path(root)
+    out = []
+    for key, text in _strings(params):
+        try:
+            p = _resolve(root, text)
+            exists = p.exists()
+        except (OSError, ValueError):
+            continue
+        if exists or _path_like(text):
+            out.append((key, p, exists))
+    return out
+
+
+def _results_roots(project: Project) -> list:
+    return list(
+        dict.fromkeys([Path(os.path.abspath(project.results)), Path(os.path.abspath(project.root / "results"))])
+    )
+
+
+def param_reads(project: Project, step: Step, params: dict) -> dict:
+    """{stem: key} of the chapters whose results the parameters of ``step`` name (a path into
+    ``results/<item>/``, or into ``$HELPERS_RESULTS``, whether it exists yet or not)."""
+    items = {s.item: s.stem for s in project.steps}
+    found: dict = {}
+    roots = _results_roots(project)
+    for key, text in _strings(params):
+        if not _path_like(text) and not Path(text).is_absolute():
+            continue
+        p = _resolve(project.root, text)
+        for r in roots:
+            try:
+                rel = p.relative_to(r)
+            except ValueError:
+                continue
+            if rel.parts and rel.parts[0] in items:
+                found.setdefault(items[rel.parts[0]], key)
+    return found
+
+
+def chapter_reads(project: Project, steps, params_of) -> tuple[dict, dict]:
+    """``({stem: stems it reads}, {stem: {stem read: parameter key}})``: the registry's ``reads``
+    plus the chapters whose results its effective parameters (``params_of(step)``) name."""
+    reads, why = {}, {}
+    for s in steps:
+        why[s.stem] = param_reads(project, s, params_of(s))
+        reads[s.stem] = tuple(dict.fromkeys([*s.reads, *why[s.stem]]))
+    return reads, why
+
+
+def run_order(steps, reads: dict, why: dict | None = None) -> list:
+    """``steps`` in an order where every chapter comes after the chapters it reads (registry
+    order otherwise); a cycle is a one-line :class:`InputError` naming it and, where a
+    parameter made the edge, that parameter (``why`` from :func:`chapter_reads`)."""
+    by = {s.stem: s for s in steps}
+    order, state = [], {}
+
+    def visit(stem, trail):
+        if state.get(stem) == "done":
+            return
+        if state.get(stem) == "open":
+            cyc = trail[trail.index(stem) :] + [stem]
+            made = []
+            for a, b in zip(cyc, cyc[1:]):
+                k = ((why or {}).get(a) or {}).get(b)
+                if k:
+                    made.append(f"{a}.{k} names the results of {b}")
+            raise InputError(
+                "the chapters read each other in a cycle ("
+                + " reads ".join(cyc)
+                + ")"
+                + (f": {'; '.join(made)}; point that parameter elsewhere" if made else ""),
+                where="parameters",
+            )
+        state[stem] = "open"
+        for r in reads.get(stem, by[stem].reads):
+            if r in by:
+                visit(r, trail + [stem])
+        state[stem] = "done"
+        order.append(by[stem])
+
+    for s in steps:
+        visit(s.stem, [])
+    return order
+
+
+def _static_hash(project: Project) -> str:
+    """The helper package's source and the shipped ``data/`` by content. ``data/raw/`` (a user's
+    downloads) is not in it: only the chapters that declare it in their registry ``files`` read it
+    (see :func:`fingerprint`), so a new sample sheet there does not re-run the whole book."""
+    h = hashlib.sha256()
+    pinned = os.environ.get("HELPERS_TEST_CODE_HASH")  # test hook: see the docstring of tests/test_runner.freeze_code
+    h.update(pinned.encode() if pinned else tree_hash(Path(__file__).resolve().parents[1], "**/*.py").encode())
+    data = project.root / "data"
+    h.update(tree_hash(data, exclude=[data / "raw"]).encode())
+    return h.hexdigest()
+
+
+def fingerprint(project: Project, step: Step, params: dict, extra: str = "", static: str | None = None) -> str:
+    """What a chapter's results depend on: its source, its effective parameters, the results of
+    the chapters it reads, every file or folder its parameters name (by content; a named path
+    that does not exist counts as "missing"), the registry's ``files`` (a file by content, a folder
+    such as ``data/raw`` by size and time of its files), the helper package and ``data/`` without
+    ``data/raw``; ``extra`` is anything else the page shows (the run-kind banner)."""
     h = hashlib.sha256()
     h.update(project.source(step).read_bytes())
     h.update(params_hash(params).encode())
@@ -297,14 +458,28 @@ def fingerprint(project: Project, step: Step, params: dict) -> str:
         dep = next((s for s in project.steps if s.stem == r), None)
         if dep is not None:
             h.update(tree_hash(project.results / dep.item).encode())
+    root = Path(os.path.abspath(project.root))
+    named = named_paths(project.root, params)
+    for key, p, exists in named:
+        h.update(f"{key}\0{p}\0".encode())
+        if not exists:
+            h.update(b"missing")
+        elif p == root or p in root.parents:
+            h.update(b"contains-the-project")  # its tree would include these very results
+        elif p.is_dir():
+            h.update(b"tree:" + tree_hash(p).encode())
+        else:
+            h.update(b"file:")
+            _sha_file(p, h)
     for rel in step.files:
         f = project.root / rel
         h.update(rel.encode() + b"\0")
         if f.is_file():
             _sha_file(f, h)
-    h.update(tree_hash(Path(__file__).resolve().parents[1], "**/*.py").encode())
-    data = project.root / "data"
-    h.update(tree_hash(data, cheap_under=data / "raw").encode())
+        elif f.is_dir():  # a folder of raw data (data/raw): by size and time, except what a parameter names
+            h.update(tree_hash(f, cheap=True, exclude=[p for _, p, e in named if e]).encode())
+    h.update(extra.encode())
+    h.update((static or _static_hash(project)).encode())
     return h.hexdigest()
 
 
@@ -321,10 +496,47 @@ def _fence(text: str, at_least: int = 3) -> str:
     return "`" * max(at_least, longest + 1)
 
 
-def _reproduce_cell(step: Step, profile: str, sets: dict, params: dict) -> nbformat.NotebookNode:
+#: A default value whose JSON is longer than this is summarised in the "Reproduce this page" box.
+SHORT_DEFAULT = 80
+_SAME = "(as in config/params.yml{what})"
+_MISSING = object()
+
+
+def shown_params(params, defaults, depth: int = 0):
+    """``params`` for the "Reproduce this page" box: every value that differs from the
+    defaults of ``config/params.yml`` in full; a default that is long (JSON over
+    :data:`SHORT_DEFAULT` characters, such as the twin's ``simulate`` design) replaced by a short
+    marker; inside a mapping that differs in part, the keys that differ and one marker for the
+    rest."""
+    if defaults is _MISSING:
+        return params
+    if params == defaults:
+        if len(json.dumps(params, default=str)) <= SHORT_DEFAULT:
+            return params
+        if isinstance(params, dict):
+            return _SAME.format(what=f": {len(params)} keys")
+        return _SAME.format(what=f": {len(params)} items" if isinstance(params, list) else "")
+    if isinstance(params, dict) and isinstance(defaults, dict):
+        out = {}
+        for k, v in params.items():
+            d = defaults.get(k, _MISSING)
+            if depth == 0 or v != d:  # the top level names every parameter
+                out[k] = shown_params(v, d, depth + 1)
+        same = len(params) - len(out)
+        if same:
+            out["..."] = _SAME.format(what=f": {same} more key{'s' if same > 1 else ''}")
+        return out
+    return params
+
+
+def _reproduce_cell(
+    step: Step, profile: str, sets: dict, params: dict, defaults: dict | None = None
+) -> nbformat.NotebookNode:
     """The "Reproduce this page" box. Parameters and overrides are values, shown as text: the
     command is shell-quoted on one line, the parameters are JSON (no raw line breaks), and every
-    fence is longer than any backtick run inside it, so no value can end a block or open markup."""
+    fence is longer than any backtick run inside it, so no value can end a block or open markup.
+    With ``defaults`` (the chapter's parameters as ``config/params.yml`` sets them), long values
+    equal to their default are summarised (:func:`shown_params`)."""
     from helpers.engine.report import md_code, one_line
 
     cmd = f"make run NB={step.stem.split('_', 1)[0]}"
@@ -334,13 +546,21 @@ def _reproduce_cell(step: Step, profile: str, sets: dict, params: dict) -> nbfor
         pairs = " ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in sorted(sets.items()))
         cmd += " SET=" + shlex.quote(one_line(pairs))
     shown = {k: v for k, v in sorted(params.items())}
+    if defaults is not None:  # key by key: the box always shows every parameter's name
+        shown = {k: shown_params(v, defaults.get(k, _MISSING), 1) for k, v in shown.items()}
     body = json.dumps(shown, indent=2, sort_keys=True, default=str)
     inner = _fence(cmd + "\n" + body)
     outer = "`" * (len(inner) + 1)
+    note = (
+        "; long values equal to config/params.yml's defaults are shortened"
+        if defaults is not None
+        and body != json.dumps(dict(sorted(params.items())), indent=2, sort_keys=True, default=str)
+        else ""
+    )
     text = (
         f"{outer}{{admonition}} Reproduce this page\n:class: tip, dropdown\n"
         f"From the project folder:\n\n{inner}bash\n{cmd}\n{inner}\n\n"
-        f"Effective parameters (profile {md_code(profile)}):\n\n{inner}json\n{body}\n{inner}\n{outer}"
+        f"Effective parameters (profile {md_code(profile)}{note}):\n\n{inner}json\n{body}\n{inner}\n{outer}"
     )
     cell = nbformat.v4.new_markdown_cell(text)
     cell.metadata["tags"] = ["reproduce"]
@@ -351,16 +571,49 @@ def _reproduce_cell(step: Step, profile: str, sets: dict, params: dict) -> nbfor
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
 
 
-def _postprocess(nb_path: Path, step: Step, profile: str, sets: dict, params: dict) -> nbformat.NotebookNode:
+def _split_title(nb) -> None:
+    """Split a first Markdown cell after its ``# Title`` line when more text follows, so what the
+    runner inserts under the title sits right under it."""
+    if not nb.cells or nb.cells[0].cell_type != "markdown":
+        return
+    first = nb.cells[0]
+    lines = first.source.split("\n")
+    at = next((i for i, line in enumerate(lines) if line.startswith("# ")), None)
+    if at is None or not "\n".join(lines[at + 1 :]).strip():
+        return
+    rest = nbformat.v4.new_markdown_cell("\n".join(lines[at + 1 :]).strip("\n"))
+    rest.metadata = json.loads(json.dumps(first.metadata))
+    rest["id"] = f"{first.get('id', 'title')}-body"
+    first.source = "\n".join(lines[: at + 1])
+    nb.cells.insert(1, rest)
+
+
+def _postprocess(
+    nb_path: Path,
+    step: Step,
+    profile: str,
+    sets: dict,
+    params: dict,
+    banner: str | None = None,
+    defaults: dict | None = None,
+) -> nbformat.NotebookNode:
+    """The executed copy as the book shows it: parameters cells hidden, the run-kind ``banner``
+    and the "Reproduce this page" box under the title, nothing that differs run to run."""
     nb = nbformat.read(nb_path, as_version=4)
     nb.cells = [c for c in nb.cells if "helpers-peak-memory" not in c.metadata.get("tags", [])]
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
         if ("parameters" in tags or "injected-parameters" in tags) and "remove-cell" not in tags:
             tags.append("remove-cell")
-    # after the title cell
+    # right under the title: a first cell that holds the title and more text is split after the title
+    _split_title(nb)
     pos = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
-    nb.cells.insert(pos, _reproduce_cell(step, profile, sets, params))
+    nb.cells.insert(pos, _reproduce_cell(step, profile, sets, params, defaults))
+    if banner:
+        cell = nbformat.v4.new_markdown_cell(banner)
+        cell.metadata["tags"] = ["run-kind"]
+        cell["id"] = "run-kind"
+        nb.cells.insert(pos, cell)
     # what differs run to run and says nothing: papermill's per-cell timing metadata, the random
     # id of its injected cell, memory addresses in object reprs ("<... Styler at 0x7f...>")
     for cell in nb.cells:
@@ -374,6 +627,34 @@ def _postprocess(nb_path: Path, step: Step, profile: str, sets: dict, params: di
                 data["text/plain"] = _ADDRESS.sub(">", data["text/plain"])
     nb.metadata.pop("papermill", None)
     return nb
+
+
+def numbers_link(project: Project, step: Step) -> str:
+    """The page's ``numbers.json`` as a MyST download link when ``results/`` is inside the
+    project (the book can serve it), else its path as text (the rule of ``report.Page.link``)."""
+    from helpers.engine.report import md_code
+
+    final = Path(os.path.abspath(project.results / step.item / "numbers.json"))
+    try:
+        rel = final.relative_to(Path(os.path.abspath(project.root))).as_posix()
+    except ValueError:
+        return md_code(str(final))
+    if not re.fullmatch(r"[A-Za-z0-9_.+/-]+", rel):
+        return md_code(rel)
+    return f"{{download}}`numbers.json </{rel}>`"
+
+
+def page_banner(project: Project, step: Step, kind, stage: Path | None = None) -> str:
+    """The run-kind banner of one chapter page: ``kind`` is ``(kind, name)`` from
+    :func:`helpers.engine.runkind.run_kind`, or None for a chapter that does not read the cohort;
+    the page's ``numbers.json`` (if the chapter wrote one into ``stage``) is linked on the same line."""
+    from helpers.engine import runkind
+
+    has_numbers = stage is None or (Path(stage) / "numbers.json").exists()
+    numbers = numbers_link(project, step) if has_numbers else None
+    if kind is None:
+        return runkind.banner("any", "", numbers=numbers)
+    return runkind.banner(kind[0], kind[1], numbers=numbers)
 
 
 def _cell_of(exc) -> str:
@@ -430,10 +711,19 @@ def _promote(names: dict, step: Step) -> None:
 
 
 def execute_step(
-    project: Project, step: Step, params: dict, profile: str, sets: dict, key: str | None = None, rid: str | None = None
+    project: Project,
+    step: Step,
+    params: dict,
+    profile: str,
+    sets: dict,
+    key: str | None = None,
+    rid: str | None = None,
+    page: dict | None = None,
 ) -> tuple:
     """Run one notebook into a staging folder; promote results, stamp and executed copy together
-    on success (see the module docstring). ``key`` (the fingerprint) goes into the stamp."""
+    on success (see the module docstring). ``key`` (the fingerprint) goes into the stamp.
+    ``page``: what the runner adds to the executed copy, ``{"kind": (kind, name) or None,
+    "defaults": the chapter's params.yml defaults}`` (see :func:`page_banner`)."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -505,7 +795,9 @@ def execute_step(
                 os.environ[k] = v
     seconds = time.perf_counter() - t0
     try:
-        nb = _postprocess(tmp_nb, step, profile, sets, params)
+        page = page or {}
+        banner = page_banner(project, step, page.get("kind"), stage) if "kind" in page else None
+        nb = _postprocess(tmp_nb, step, profile, sets, params, banner=banner, defaults=page.get("defaults"))
         with atomic_path(names["nb_next"]) as t:
             nbformat.write(nb, str(t))
         tmp_nb.unlink(missing_ok=True)
@@ -543,9 +835,9 @@ def _worker_init() -> None:
             pass
 
 
-def _worker(project: Project, step: Step, params: dict, profile: str, sets: dict, key=None, rid=None):
+def _worker(project: Project, step: Step, params: dict, profile: str, sets: dict, key=None, rid=None, page=None):
     """Run one notebook in a worker process (its own environment for the kernel)."""
-    return execute_step(project, step, params, profile, sets, key=key, rid=rid)
+    return execute_step(project, step, params, profile, sets, key=key, rid=rid, page=page)
 
 
 # ----------------------------------------------------------------------------- recovery and leftovers
@@ -645,6 +937,72 @@ def _clean_leftovers(project: Project) -> None:
     recover(project, log=lambda *a, **k: None)
 
 
+#: The chapter whose effective parameters say which kind of run this is (twin, public data, a
+#: user's cohort); every chapter that reads its results (directly or not) carries that banner.
+COHORT_STEM = "01_cohort"
+#: Results folders of the pages that get the run-status summary when pages are stale.
+SUMMARY_ITEMS = ("scorecard",)
+STATUS = "run_status.json"
+
+
+@dataclass
+class Plan:
+    """Everything the runner derives from the parameters before running: each chapter's
+    effective parameters, what it reads (registry + parameters), the run order, the run kind
+    its page shows and its ``config/params.yml`` defaults."""
+
+    project: Project
+    params: dict
+    reads: dict
+    why: dict
+    order: list
+    kinds: dict  # stem -> (kind, name), or None for a page that does not read the cohort; absent: no banner
+    defaults: dict
+    static: str | None = None
+
+    def extra(self, step: Step) -> str:
+        """The part of the page that is not computed by the notebook but depends on the run."""
+        if step.stem not in self.kinds:
+            return ""
+        return json.dumps(["run-kind", self.kinds[step.stem]])
+
+    def page(self, step: Step) -> dict:
+        out = {"defaults": self.defaults.get(step.stem)}
+        if step.stem in self.kinds:
+            out["kind"] = self.kinds[step.stem]
+        return out
+
+    def key(self, step: Step) -> str:
+        if self.static is None:
+            self.static = _static_hash(self.project)
+        return fingerprint(self.project, step, self.params[step.stem], self.extra(step), self.static)
+
+
+def make_plan(project: Project, params_file: Params, profile: str, sets: dict) -> Plan:
+    """The :class:`Plan` of a run (validates every chapter's parameters; a cycle of reads is an
+    :class:`InputError`)."""
+    from helpers.engine import runkind
+
+    steps = project.available_steps()
+    params = {s.stem: params_file.effective(s.stem, profile, sets, uses=s.globals) for s in steps}
+    defaults = {}
+    for s in steps:
+        d = params_file.effective(s.stem, "default", {}, uses=s.globals)
+        d.pop("profile", None)
+        defaults[s.stem] = d
+    reads, why = chapter_reads(project, steps, lambda st: params[st.stem])
+    order = run_order(steps, reads, why)
+    kinds: dict = {}
+    if COHORT_STEM in params:
+        kind = runkind.run_kind(params[COHORT_STEM])
+        readers = {COHORT_STEM}
+        for st in order:  # dependencies come first, so one pass finds every transitive reader
+            if any(r in readers for r in reads[st.stem]):
+                readers.add(st.stem)
+        kinds = {st.stem: (kind if st.stem in readers else None) for st in steps}
+    return Plan(project, params, reads, why, order, kinds, defaults)
+
+
 def run(
     project: Project | None = None,
     profile: str = "default",
@@ -654,11 +1012,15 @@ def run(
     log=print,
     jobs: int = 1,
 ) -> dict:
-    """Run the pipeline; returns {stem: "ran"|"skipped"} and writes results/run_log.json.
+    """Run the pipeline; returns {stem: "ran"|"skipped"} and writes results/run_log.json and
+    results/run_status.json (see :func:`write_status`).
 
-    With ``jobs > 1`` notebooks whose inputs are ready run side by side in worker processes (a
+    Chapters run in an order where each comes after every chapter it reads: the registry's
+    ``reads`` and the chapters whose results its parameters name (``results/<item>/...``). With
+    ``jobs > 1`` notebooks whose inputs are ready run side by side in worker processes (a
     notebook starts only when every notebook it reads has finished). A failure lets the running
-    notebooks finish, starts nothing new, and raises :class:`NotebookFailed`.
+    notebooks finish, starts nothing new, records which pages are now stale, and raises
+    :class:`NotebookFailed`.
 
     The parameters are validated first; then the run takes the checkout's lock (another run
     holding it raises :class:`RunLocked`), finishes or cleans up what killed runs left
@@ -672,15 +1034,18 @@ def run(
     steps = project.available_steps()
     if not steps:
         raise InputError("no notebooks found", path=project.notebooks)
-    for s in steps:  # every notebook needs its block, validated before anything runs
-        params_file.effective(s.stem, profile, sets, uses=s.globals)
-    todo, forced = _select(steps, only)
+    plan = make_plan(project, params_file, profile, sets)  # every block validated before anything runs
+    todo, forced = _select(plan.order, only, plan.reads)
     with run_lock(project):
         recover(project, log=log)
-        return _run_locked(project, params_file, todo, forced, profile, sets, force, log, jobs)
+        return _run_locked(project, plan, todo, forced, profile, sets, force, log, jobs)
 
 
-def _run_locked(project, params_file, todo, forced, profile, sets, force, log, jobs) -> dict:
+def _now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _run_locked(project, plan, todo, forced, profile, sets, force, log, jobs) -> dict:
     import concurrent.futures as cf
     import multiprocessing as mp
 
@@ -690,31 +1055,36 @@ def _run_locked(project, params_file, todo, forced, profile, sets, force, log, j
     status, times, peaks = {}, {}, {}
     pending = list(todo)
     finished: set = set()
+    failed: dict = {}  # stem -> cause (one line)
     running: dict = {}
     failure = None
+    record = {"run": rid, "started": _now(), "profile": profile, "sets": sets}
+    write_status(project, {**record, "state": "running", "done": []})
     pool = (
         cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init)
         if jobs > 1
         else None
     )
 
-    def done(step, key, params, secs, peak_mb):
+    def done(step, secs, peak_mb, how="ran"):
         # the stamp (key = the inputs as they were when this notebook ran) was promoted with the results
-        status[step.stem] = "ran"
-        times[step.stem] = round(secs, 2)
+        status[step.stem] = how
+        times[step.stem] = round(secs, 2) if how == "ran" else secs
         peaks[step.stem] = peak_mb
         finished.add(step.stem)
+        write_status(project, {**record, "state": "running", "done": sorted(finished)})
 
+    state = "interrupted"
     try:
         while pending or running:
             for step in list(pending):
                 if failure is not None or (pool is not None and len(running) >= jobs):
                     break
-                if any(r in index and r not in finished for r in step.reads):
+                if any(r in index and r not in finished for r in plan.reads[step.stem]):
                     continue  # an input is still being computed
                 pending.remove(step)
-                params = params_file.effective(step.stem, profile, sets, uses=step.globals)
-                key = fingerprint(project, step, params)
+                params = plan.params[step.stem]
+                key = plan.key(step)
                 stamp = _read_stamp(project.results / step.item)
                 label = f"[{index[step.stem]}/{n}] {step.stem} ..."
                 if (
@@ -724,45 +1094,186 @@ def _run_locked(project, params_file, todo, forced, profile, sets, force, log, j
                     and (project.executed / f"{step.stem}.ipynb").exists()
                 ):
                     log(f"{label} unchanged, skipped", flush=True)
-                    status[step.stem] = "skipped"
-                    times[step.stem] = stamp.get("seconds")
-                    peaks[step.stem] = stamp.get("peak_rss_mb")
-                    finished.add(step.stem)
+                    done(step, stamp.get("seconds"), stamp.get("peak_rss_mb"), how="skipped")
                     continue
                 if pool is None:
                     log(label, end=" ", flush=True)
                     try:
-                        secs, peak_mb = execute_step(project, step, params, profile, sets, key=key, rid=rid)
-                    except NotebookFailed:
+                        secs, peak_mb = execute_step(
+                            project, step, params, profile, sets, key=key, rid=rid, page=plan.page(step)
+                        )
+                    except NotebookFailed as exc:
                         log("FAILED", flush=True)
-                        raise
-                    done(step, key, params, secs, peak_mb)
+                        failed[step.stem] = str(exc)
+                        failure = exc
+                        break
+                    done(step, secs, peak_mb)
                     log(f"{secs:.1f} s", flush=True)
                 else:
-                    running[pool.submit(_worker, project, step, params, profile, sets, key, rid)] = (step, key, params)
+                    fut = pool.submit(_worker, project, step, params, profile, sets, key, rid, plan.page(step))
+                    running[fut] = step
+            if failure is not None and pool is None:
+                break
             if not running:
                 if pending and failure is None and pool is not None:
                     continue
                 break
             completed, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
             for fut in completed:
-                step, key, params = running.pop(fut)
+                step = running.pop(fut)
                 label = f"[{index[step.stem]}/{n}] {step.stem} ..."
                 try:
                     secs, peak_mb = fut.result()
                 except NotebookFailed as exc:
                     log(f"{label} FAILED", flush=True)
+                    failed[step.stem] = str(exc)
                     failure = failure or exc
                     continue
-                done(step, key, params, secs, peak_mb)
+                done(step, secs, peak_mb)
                 log(f"{label} {secs:.1f} s", flush=True)
+        state = "failed" if failure is not None else "ok"
+    except BaseException as exc:
+        record["cause"] = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         _write_run_log(project, profile, sets, times, peaks)
+        if failed:
+            first = next(iter(failed))
+            record.update(failed=first, cause=failed[first], failed_all=sorted(failed))
+        try:
+            stale = stale_pages(plan, finished, set(failed))
+        except Exception as exc:  # the status must still be written; every page not done is stale
+            stale = [s.stem for s in plan.order if s.stem not in finished]
+            record.setdefault("cause", f"staleness not computed: {type(exc).__name__}: {exc}")
+        write_status(project, {**record, "state": state, "finished": _now(), "done": sorted(finished), "stale": stale})
     if failure is not None:
         raise failure
     return status
+
+
+# ----------------------------------------------------------------------------- run status: stale pages
+
+
+def stale_pages(plan: Plan, done: set, failed: set) -> list:
+    """The chapters whose page does not show what the latest run's parameters give: a chapter
+    the run did not complete (``done``) is stale if it failed, if a chapter it reads is stale, or
+    if its stamp's fingerprint differs from the one the run's inputs give (or it has none)."""
+    stale: set = set()
+    project = plan.project
+    for s in plan.order:
+        if s.stem in done:
+            continue
+        if (
+            s.stem in failed
+            or any(r in stale for r in plan.reads[s.stem])
+            or not (project.executed / f"{s.stem}.ipynb").exists()
+            or _read_stamp(project.results / s.item).get("key") != plan.key(s)
+        ):
+            stale.add(s.stem)
+    return [s.stem for s in plan.order if s.stem in stale]
+
+
+def write_status(project: Project, status: dict) -> None:
+    """``results/run_status.json``: the latest run's id, start (and end) time, profile and
+    overrides, state (``running``, ``ok``, ``failed``, ``interrupted``), the chapters it
+    completed (``done``), the chapter that failed and why, and the ``stale`` pages."""
+    project.results.mkdir(parents=True, exist_ok=True)
+    write_json(status, project.results / STATUS)
+
+
+def read_status(project: Project) -> dict:
+    """The latest run's status; a run recorded as running whose process is gone was
+    interrupted (killed): its stale pages are worked out now, from its parameters."""
+    try:
+        st = json.loads((project.results / STATUS).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(st, dict):
+        return {}
+    if st.get("state") == "running" and not run_alive(str(st.get("run"))):
+        st["state"] = "interrupted"
+        st.setdefault("cause", "the process stopped before the run finished")
+        try:
+            plan = make_plan(project, Params(project.config), st.get("profile", "default"), st.get("sets") or {})
+            st["stale"] = stale_pages(plan, set(st.get("done") or []), set())
+        except (InputError, OSError, ValueError) as exc:
+            st["stale"] = [s.stem for s in project.available_steps() if s.stem not in set(st.get("done") or [])]
+            st["cause"] += f" (and its parameters no longer load: {exc})"
+    return st
+
+
+RUN_STATUS_TAG = "run-status"
+
+
+def _status_cells(step: Step, st: dict, steps) -> list:
+    """The marks one executed page gets from the latest run's status (none when it is fresh)."""
+    from helpers.engine.report import md_code, md_text
+
+    stale = [s for s in st.get("stale") or [] if any(x.stem == s for x in steps)]
+    if not stale:
+        return []
+    when = f"run {md_text(st.get('run', '?'))}, started {md_text(st.get('started', '?'))}"
+    state, failed = st.get("state"), st.get("failed")
+    cause = str(st.get("cause") or "no cause recorded")
+    if failed and cause.startswith(f"{failed}: "):
+        cause = cause[len(failed) + 2 :]
+    cause = md_text(cause)
+    if state == "failed" and failed:
+        what = f"the latest run ({when}) failed at {md_code(failed)}: {cause}"
+    elif state == "interrupted":
+        what = f"the latest run ({when}) was interrupted before it finished: {cause}"
+    else:
+        what = f"the latest run ({when}) did not re-run it although its inputs changed"
+    cells = []
+    if step.stem in stale:
+        mine = " This is the chapter that failed." if step.stem == failed else ""
+        text = (
+            "```{admonition} Stale: computed by an earlier run\n:class: danger run-status run-status-stale\n"
+            f"This page shows the results of an earlier run: {what}.{mine} Fix the cause and run "
+            "`make book` again; a run that completes removes this mark.\n```"
+        )
+        cells.append(("run-status-stale", text))
+    if step.item in SUMMARY_ITEMS:
+        links = ", ".join(f"{{doc}}`{s}`" for s in stale)
+        text = (
+            "```{admonition} The book mixes runs: some pages are stale\n:class: danger run-status run-status-summary\n"
+            f"Not every page comes from the latest run: {what}. Stale pages ({len(stale)}), "
+            f"each marked at its top: {links}. The other pages are up to date.\n```"
+        )
+        cells.append(("run-status-summary", text))
+    return cells
+
+
+def mark_pages(project: Project | None = None, log=print) -> list:
+    """Put (or take off) the stale marks of the latest run's status on the executed pages: a
+    "Stale" admonition under the title of every stale page and a summary on the scorecard; a
+    completed run leaves no mark. Rewrites only pages whose marks change; returns the stale stems."""
+    project = project or Project()
+    st = read_status(project)
+    steps = project.available_steps()
+    for step in steps:
+        path = project.executed / f"{step.stem}.ipynb"
+        if not path.exists():
+            continue
+        nb = nbformat.read(path, as_version=4)
+        before = nbformat.writes(nb)
+        nb.cells = [c for c in nb.cells if RUN_STATUS_TAG not in c.metadata.get("tags", [])]
+        pos = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
+        for cid, text in reversed(_status_cells(step, st, steps)):
+            cell = nbformat.v4.new_markdown_cell(text)
+            cell.metadata["tags"] = [RUN_STATUS_TAG]
+            cell["id"] = cid
+            nb.cells.insert(pos, cell)
+        after = nbformat.writes(nb)
+        if after != before:
+            with atomic_path(path) as t:
+                Path(t).write_text(after)
+    stale = [s for s in st.get("stale") or [] if any(x.stem == s for x in steps)]
+    if stale:
+        log(f"stale pages (marked in the book): {', '.join(stale)}", flush=True)
+    return stale
 
 
 def _write_run_log(project: Project, profile: str, sets: dict, times: dict, peaks: dict) -> None:
@@ -783,7 +1294,9 @@ def _write_run_log(project: Project, profile: str, sets: dict, times: dict, peak
 def _jupyter_book(project: Project, out: Path) -> None:
     """``jupyter-book build`` of the project into ``out`` (warnings are errors)."""
     cmd = [
-        str(Path(sys.executable).parent / "jupyter-book"),
+        sys.executable,  # jupyter-book's own entry point, after `import helpers` (see helpers/__init__.py:
+        "-c",  # it spares the build the 2 s import of rfc3987_syntax through nbformat's jsonschema)
+        "import sys, helpers; from jupyter_book.cli.main import main; sys.argv[0] = 'jupyter-book'; sys.exit(main())",
         "build",
         str(project.root),
         "--path-output",
@@ -818,10 +1331,13 @@ def _finish_book(j: dict) -> None:
 def build_book(project: Project | None = None, log=print) -> Path:
     """Build the HTML book into ``_build/html`` (warnings are errors). The new book is built
     beside the old one and swapped in through a journal, so the old book stays until the new one
-    is complete and a kill during the swap is finished by the next build or run."""
+    is complete and a kill during the swap is finished by the next build or run. Pages the
+    latest run left stale are marked first (:func:`mark_pages`), so the book never mixes runs
+    silently."""
     project = project or Project()
     with run_lock(project):
         recover(project, log=log)
+        mark_pages(project, log=log)
         _install_mathjax(project)
         from helpers.engine.registry import write_toc
 
