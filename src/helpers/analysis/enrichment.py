@@ -4,6 +4,8 @@ DEGs (Fig. 2D, S1; :mod:`helpers.methods.ora`), preranked GSEA of every gene (Fi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -180,3 +182,70 @@ def claim_numbers(rows: pd.DataFrame, column: str, key: str, digits: int = 3, si
                 float(f"{float(v):.{significant}g}") if significant else round(float(v), digits)
             )
     return out
+
+
+def fig3a_rows(res: pd.DataFrame, claim_sets: dict, top: int = 10, fdr: float = 0.05) -> pd.DataFrame:
+    """The sets Fig. 3A shows, in drawing order (top to bottom).
+
+    As the paper's figure: the sets named for a claim (``claim_sets``: claim -> set id) are always
+    shown, whatever their FDR; beside them, the ``top`` sets with the largest NES among those at
+    BH-adjusted p < ``fdr`` (NES > 0: higher in CR, the top half) and the ``top`` with the most
+    negative NES (higher in NR, the bottom half). Within each half rows run by decreasing NES.
+    Columns: pathway, description, NES, padj, half ("up"/"down"), claim (the claim's name, or
+    "" for a set chosen by NES). A claim set that was not tested has no row."""
+    need = {"pathway", "NES", "padj"}
+    if not need <= set(res.columns):
+        raise InputError(f"GSEA table needs columns {sorted(need)}", where="fig3a_rows")
+    if top < 0:
+        raise InputError(f"top must be >= 0, got {top}", where="fig3a_rows")
+    claim_of = {pid: claim for claim, pid in claim_sets.items()}
+    tab = res.assign(claim=res["pathway"].map(claim_of).fillna(""))
+    if "description" not in tab.columns:
+        tab["description"] = ""
+    tab = tab[np.isfinite(tab["NES"])]
+    pool = tab[(tab["claim"] == "") & (tab["padj"] < fdr)]
+    up = pool[pool["NES"] > 0].sort_values(["NES", "pathway"], ascending=[False, True], kind="mergesort").head(top)
+    down = pool[pool["NES"] < 0].sort_values(["NES", "pathway"], ascending=[True, True], kind="mergesort").head(top)
+    rows = pd.concat([tab[tab["claim"] != ""], up, down])
+    rows = rows.assign(half=np.where(rows["NES"] > 0, "up", "down"))
+    rows = rows.sort_values(["half", "NES", "pathway"], ascending=[False, False, True], kind="mergesort")
+    return rows[["pathway", "description", "NES", "padj", "half", "claim"]].reset_index(drop=True)
+
+
+P_METHODS = ("multilevel", "simple")
+
+
+def run_gsea(ranking: pd.Series, sets: dict, descriptions: dict, p_method: str = "multilevel", **kw) -> pd.DataFrame:
+    """Chapter 06's GSEA: :func:`helpers.methods.gsea.prerank` with the p-values of sets at the
+    permutation floor from multilevel splitting (``p_method="multilevel"``, the default, as
+    fgseaMultilevel) or left at the floor (``"simple"``), and each set's description."""
+    from helpers.methods import gsea
+
+    if p_method not in P_METHODS:
+        raise InputError(f"unknown p_method {p_method!r}; use one of {', '.join(P_METHODS)}", where="p_method")
+    res = gsea.prerank(ranking, sets, multilevel=p_method == "multilevel", **kw)
+    res.insert(1, "description", [descriptions.get(p, "") for p in res["pathway"]])
+    return res
+
+
+def gsea_p_summary(res: pd.DataFrame, fdr: float = 0.05) -> dict:
+    """How the p-values were obtained: sets whose p came from multilevel splitting, the smallest
+    p, and how many of the sets at BH-adjusted p < ``fdr`` share their p-value with a set of a
+    different ES (ties; identical gene sets, with equal ES and size, count once)."""
+    ml = res["p_method"] == "multilevel" if "p_method" in res.columns else pd.Series(False, index=res.index)
+    sig = res[res["padj"] < fdr].drop_duplicates(["ES", "size"])
+    tied = int(sig.duplicated("pval", keep=False).sum())
+    return {"n_multilevel": int(ml.sum()), "min_pval": float(f"{res['pval'].min():.3g}"), "n_sig_tied_p": tied}
+
+
+def copy_collection(collection: str, dest: Path) -> Path | None:
+    """Copy a shipped gene-set collection (its GMT as shipped) to ``dest`` (atomically), so the
+    page that uses it offers it as a download; None for a user's GMT path (not ours to copy)."""
+    from helpers.engine.io import atomic_path
+
+    if collection not in gs.COLLECTIONS:
+        return None
+    src = gs.collection_path(collection)
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(src.read_bytes())
+    return dest

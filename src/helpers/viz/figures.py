@@ -9,6 +9,7 @@ function               figure                                          chapter
 :func:`volcano`        volcano plot of a DE table (Fig. 2A)            03
 :func:`deg_heatmap`    clustered heatmap of the DEGs (Fig. 2B; seaborn)  04
 :func:`ora_dotplot`    clusterProfiler-style GO dot plot (Fig. 2D, S1)  05
+:func:`ora_dotplots`   the dot plots of several ontologies, stacked    05
 :func:`gsea_bars`      NES bars, CR-up above NR-up (Fig. 3A)           06
 :func:`enrichment_curves`  running enrichment score of chosen sets     06
 :func:`gsva_heatmap`   GSVA scores and per-pathway p (Fig. 3B; seaborn)  07
@@ -26,9 +27,24 @@ import numpy as np
 import pandas as pd
 
 from helpers.engine.errors import InputError
-from helpers.viz.style import COHORT_MARKERS, CR_COLOR, DIVERGING, NR_COLOR, NS_COLOR, OKABE_ITO, response_colors
+from helpers.viz.style import (
+    COHORT_MARKERS,
+    CR_COLOR,
+    DIVERGING,
+    HIGHER_IN_CR,
+    HIGHER_IN_NR,
+    NEUTRAL,
+    NR_COLOR,
+    NS_COLOR,
+    OKABE_ITO,
+    direction_colors,
+    mark_legend_response,
+    mark_response,
+    response_colors,
+)
 
 COHORT_COLORS = [OKABE_ITO[2], OKABE_ITO[4], OKABE_ITO[3], OKABE_ITO[5]]
+LEGEND_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}
 
 
 def _plt():
@@ -74,7 +90,7 @@ def pca_scatter(
                 sel &= samples[marker_col].astype(str) == ml
             if not sel.any():
                 continue
-            ax.scatter(
+            pts = ax.scatter(
                 scores.loc[sel, x],
                 scores.loc[sel, y],
                 c=cmap[cl],
@@ -85,11 +101,14 @@ def pca_scatter(
                 alpha=0.9,
                 label=cl if ml is None else f"{cl}, {ml}",
             )
+            if cl in colors and colors[cl] in (CR_COLOR, NR_COLOR):
+                mark_response(pts)
     ax.set_xlabel(f"{x} ({100 * var[x]:.1f}% of variance)")
     ax.set_ylabel(f"{y} ({100 * var[y]:.1f}% of variance)")
     ax.axhline(0, color="0.85", lw=0.6, zorder=0)
     ax.axvline(0, color="0.85", lw=0.6, zorder=0)
-    ax.legend(fontsize=8, loc="best")
+    leg = ax.legend(**LEGEND_OUTSIDE)  # beside the axes, never on the points
+    mark_legend_response(leg, [c for c in clevels if colors.get(c) in (CR_COLOR, NR_COLOR)])
     if title:
         ax.set_title(title)
     fig.tight_layout()
@@ -110,11 +129,18 @@ def volcano(
     ax=None,
 ):
     """Volcano plot of a DE table with ``direction`` (from :func:`helpers.analysis.de.call_degs`): log2FC
-    against -log10 p, cut-off lines, and the ``top_n`` most significant DEGs labelled."""
+    against -log10 p, cut-off lines, and the ``top_n`` most significant DEGs labelled.
+
+    Points are coloured by the direction of the effect (purple: higher in ``cr``, green: higher
+    in ``nr``, grey: not significant; :mod:`helpers.viz.style`), labels are placed by adjustText
+    so that they overlap neither each other nor the points they name (a thin line joins a
+    moved label to its point), and the legend sits above the axes, outside the data."""
+    from adjustText import adjust_text
+
     col = "adj.P.Val" if use_fdr else "P.Value"
-    fig, ax = _fig_ax(ax, (6.4, 5.0))
+    fig, ax = _fig_ax(ax, (6.4, 5.4))
     y = -np.log10(table[col].clip(lower=1e-300))
-    colors = {"up": CR_COLOR, "down": NR_COLOR, "ns": NS_COLOR}
+    colors = {**direction_colors(), "ns": NS_COLOR}
     names = {"up": f"higher in {cr}", "down": f"higher in {nr}", "ns": "not significant"}
     for d in ("ns", "down", "up"):
         sel = table["direction"].astype(str) == d
@@ -132,17 +158,27 @@ def volcano(
     for s in (-1, 1):
         ax.axvline(s * lfc_min, color="0.3", lw=0.8, ls="--")
     top = table[table["direction"].astype(str) != "ns"].sort_values(col).head(top_n)
-    for gene, row in top.iterrows():
-        ax.annotate(
-            str(gene),
-            (row["logFC"], -np.log10(max(row[col], 1e-300))),
-            fontsize=7,
-            xytext=(3, 2),
-            textcoords="offset points",
-        )
+    texts = [
+        ax.text(float(row["logFC"]), float(-np.log10(max(row[col], 1e-300))), str(gene), fontsize=9)
+        for gene, row in top.iterrows()
+    ]
     ax.set_xlabel(f"log2 fold change ({cr} − {nr})")
     ax.set_ylabel(f"−log10 {'FDR' if use_fdr else 'p-value'}")
-    ax.legend(loc="upper left", fontsize=8, markerscale=2)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.01), ncol=3, markerscale=2, borderaxespad=0.0)
+    if texts:
+        ax.margins(0.08)
+        sig = table["direction"].astype(str) != "ns"  # labels also keep off the DEG points
+        adjust_text(
+            texts,
+            x=table.loc[sig, "logFC"].to_numpy(dtype=float),
+            y=y[sig].to_numpy(dtype=float),
+            ax=ax,
+            arrowprops={"arrowstyle": "-", "color": "0.35", "lw": 0.6},
+            expand=(1.2, 1.5),
+            force_text=(0.4, 0.6),
+            iter_lim=300,
+            time_lim=None,  # a time limit would make the layout depend on the machine's speed
+        )
     fig.tight_layout()
     return fig
 
@@ -184,7 +220,7 @@ def deg_heatmap(
     col_colors = pd.DataFrame(
         {"response": resp.map(lambda r: rcol.get(r, NS_COLOR)), "cohort": cohorts.map(ccol)}, index=z.columns
     )
-    show_genes = len(z) <= 60 if show_genes is None else show_genes
+    show_genes = len(z) <= 40 if show_genes is None else show_genes
     g = sns.clustermap(
         z,
         row_linkage=Z_genes,
@@ -197,7 +233,7 @@ def deg_heatmap(
         center=0,
         xticklabels=True,
         yticklabels=show_genes,
-        figsize=(8.5, 7.0 if len(z) > 30 else 5.0),
+        figsize=(7.5, max(5.0, 0.19 * len(z) + 2.0) if show_genes else 6.5),
         dendrogram_ratio=(0.08, 0.14),
         colors_ratio=0.025,
         cbar_pos=(0.01, 0.80, 0.02, 0.14),
@@ -207,29 +243,35 @@ def deg_heatmap(
     ax = g.ax_heatmap
     ax.set_xlabel("")
     ax.set_ylabel("" if show_genes else f"{len(z)} genes")
-    ax.tick_params(axis="x", labelsize=6, rotation=90)
-    ax.tick_params(axis="y", labelsize=6)
-    g.ax_col_colors.tick_params(axis="y", labelsize=8)
+    ax.tick_params(axis="x", labelsize=9, rotation=90)
+    ax.tick_params(axis="y", labelsize=9)
+    g.ax_col_colors.tick_params(axis="y", labelsize=9)
+    mark_response(*g.ax_col_colors.collections[:1])  # the response bar (with the cohort bar: one mesh)
     handles = _legend_patches([(cr, rcol[cr]), (nr, rcol[nr])] + [(c, ccol[c]) for c in clevels])
-    g.ax_col_dendrogram.legend(
-        handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles), fontsize=7
+    mark_response(*handles[:2])
+    leg = g.ax_col_dendrogram.legend(
+        handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles), borderaxespad=0.0
     )
+    mark_legend_response(leg, [cr, nr])
+    cbar = g.ax_cbar
+    cbar.tick_params(labelsize=9)
+    cbar.yaxis.label.set_size(9)
     return g.figure
 
 
 # --------------------------------------------------------------------------- GO dot plot (Fig. 2D, S1)
 
 
-def ora_dotplot(ora_table: pd.DataFrame, top: int = 10, ax=None, title: str | None = None, wrap: int = 45):
+def ora_dotplot(ora_table: pd.DataFrame, top: int = 10, ax=None, title: str | None = None, wrap: int = 40):
     """clusterProfiler-style dot plot of an ORA table (:func:`helpers.methods.ora.ora`).
 
     The ``top`` sets with the smallest p-values are shown; x = GeneRatio, dot size = gene
-    count ``k``, colour = adjusted p (red = small, blue = large, as clusterProfiler), terms
-    on the y axis ordered by GeneRatio (largest at the top). Long descriptions are wrapped
-    at ``wrap`` characters."""
-    from matplotlib.colors import LinearSegmentedColormap
-
-    fig, ax = _fig_ax(ax, (6.5, 0.42 * max(min(top, len(ora_table)), 3) + 1.2))
+    count ``k``, colour = adjusted p (viridis: dark = small; the clusterProfiler red-blue scale
+    would reuse the CR/NR hues), terms on the y axis ordered by GeneRatio (largest at the top).
+    Long descriptions are wrapped at ``wrap`` characters; the size legend and the colour bar sit
+    to the right of the axes."""
+    n = max(min(top, len(ora_table)), 3)
+    fig, ax = _fig_ax(ax, (7.2, 0.5 * n + 1.4))
     if len(ora_table) == 0:
         ax.text(0.5, 0.5, "no enriched sets", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
@@ -240,71 +282,130 @@ def ora_dotplot(ora_table: pd.DataFrame, top: int = 10, ax=None, title: str | No
     labels = [textwrap.fill(d if d else s, wrap) for d, s in zip(tab["description"], tab["set"])]
     y = np.arange(len(tab))
     kmax = max(int(tab["k"].max()), 1)
-    cmap = LinearSegmentedColormap.from_list("red_blue", ["#e41a1c", "#377eb8"])
     sc = ax.scatter(
         tab["ratio"],
         y,
         s=30 + 270 * tab["k"].to_numpy() / kmax,
         c=tab["p.adjust"],
-        cmap=cmap,
+        cmap="viridis",
         edgecolors="none",
         zorder=3,
     )
     ax.set_yticks(y, labels)
+    ax.tick_params(axis="both", labelsize=9)
     ax.set_xlabel("GeneRatio")
     ax.grid(True, color="0.9", zorder=0)
     lo, hi = float(tab["ratio"].min()), float(tab["ratio"].max())
     pad = 0.1 * (hi - lo) if hi > lo else 0.1 * hi
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(-0.7, len(tab) - 0.3)
-    fig.colorbar(sc, ax=ax, fraction=0.05, pad=0.02).set_label("p.adjust")
+    cb = fig.colorbar(sc, ax=ax, fraction=0.05, pad=0.02)
+    cb.set_label("p.adjust", fontsize=9)
+    cb.ax.tick_params(labelsize=9)
     ks = sorted({int(v) for v in np.unique(np.linspace(tab["k"].min(), kmax, 3).round())})
     handles = [ax.scatter([], [], s=30 + 270 * kk / kmax, color="0.4") for kk in ks]
     ax.legend(
         handles,
         [str(kk) for kk in ks],
         title="Count",
-        loc="best",
-        fontsize="small",
-        title_fontsize="small",
-        borderaxespad=0.3,
+        loc="upper left",
+        bbox_to_anchor=(1.25, 1.0),
+        borderaxespad=0.0,
+        labelspacing=1.2,
     )
     if title:
         ax.set_title(title)
     return fig
 
 
+def ora_dotplots(tables: dict, top: int = 10, empty: str = "no term"):
+    """Several :func:`ora_dotplot` panels stacked in one figure (``tables``: panel title -> ORA
+    table, already cut to the terms to show), e.g. the three GO ontologies of Fig. 2D. A panel
+    without a term says ``empty``."""
+    if not tables:
+        raise InputError("no table to draw", where="ora_dotplots")
+    heights = [max(min(top, len(t)), 1) + 1.2 for t in tables.values()]
+    fig, axes = _plt().subplots(
+        len(tables), 1, figsize=(7.2, 0.5 * sum(heights) + 0.4), gridspec_kw={"height_ratios": heights}, squeeze=False
+    )
+    for ax, (title, tab) in zip(axes[:, 0], tables.items()):
+        if len(tab) == 0:
+            ax.text(0.5, 0.5, f"{title}: {empty}", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+            continue
+        ora_dotplot(tab, top=top, ax=ax, title=title)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- GSEA (Fig. 3A)
 
 
-def gsea_bars(
-    res: pd.DataFrame, top: int = 10, labels: dict | None = None, up_label: str = "CR", down_label: str = "NR"
-):
-    """Bar chart of NES like Fig. 3A of the paper.
+def gsea_bars(rows: pd.DataFrame, up_label: str = "CR", down_label: str = "NR", fdr: float = 0.05):
+    """Fig. 3A as the paper draws it: one bar of NES per set, the sets higher in ``up_label``
+    (NES > 0) above a dashed red line and those higher in ``down_label`` below it, in the order of
+    ``rows`` (:func:`helpers.analysis.enrichment.fig3a_rows`: pathway, description, NES, padj,
+    half, claim).
 
-    The ``top`` sets with NES > 0 (higher in ``up_label``) are drawn above a dashed line and the
-    ``top`` sets with NES < 0 (higher in ``down_label``) below it; within each half the most
-    significant (smallest pval, then largest |NES|) come first. ``labels`` maps pathway id ->
-    display name."""
-    need = {"pathway", "NES", "pval"}
-    if not isinstance(res, pd.DataFrame) or not need <= set(res.columns):
-        raise InputError(f"result table needs columns {sorted(need)}", where="gsea_bars")
-    key = res.assign(absnes=res["NES"].abs())
-    up = key[key["NES"] > 0].sort_values(["pval", "absnes"], ascending=[True, False], kind="mergesort").head(top)
-    down = key[key["NES"] < 0].sort_values(["pval", "absnes"], ascending=[True, False], kind="mergesort").head(top)
+    Bars are coloured by direction (:data:`~helpers.viz.style.HIGHER_IN_CR` /
+    :data:`~helpers.viz.style.HIGHER_IN_NR`); a set named for one of the paper's claims is drawn
+    with a thick black outline and a bold label that says which claim, and a set above the
+    ``fdr`` cut-off (only claim sets can be) is hatched and marked "n.s."."""
+    need = {"pathway", "NES", "padj", "half", "claim"}
+    if not isinstance(rows, pd.DataFrame) or not need <= set(rows.columns):
+        raise InputError(f"rows need columns {sorted(need)}", where="gsea_bars")
+    up = rows[rows["half"] == "up"]
+    down = rows[rows["half"] == "down"]
     rows = pd.concat([up, down])
-    names = [labels.get(p, p) if labels else p for p in rows["pathway"]]
+    desc = rows["description"] if "description" in rows.columns else rows["pathway"]
+    names = []
+    for pid, d, claim, q in zip(rows["pathway"], desc, rows["claim"], rows["padj"]):
+        name = textwrap.shorten(str(d or pid), 48, placeholder="…")
+        if claim:
+            name = f"{name}  [{claim}]"
+        if q >= fdr:
+            name = f"{name} (n.s.)"
+        names.append(name)
     y = np.arange(len(rows))[::-1].astype(float)
     y[len(up) :] -= 1.0  # a gap for the dashed line
-    fig, ax = _plt().subplots(figsize=(8, 0.35 * (len(rows) + 1) + 1.2))
-    ax.barh(y, rows["NES"], color=[CR_COLOR if v > 0 else NR_COLOR for v in rows["NES"]], height=0.7)
+    fig, ax = _plt().subplots(figsize=(7.5, 0.34 * (len(rows) + 1) + 1.6))
+    colors = [HIGHER_IN_CR if v > 0 else HIGHER_IN_NR for v in rows["NES"]]
+    claim = (rows["claim"] != "").to_numpy()
+    ns = (rows["padj"] >= fdr).to_numpy()
+    bars = ax.barh(y, rows["NES"], color=colors, height=0.7)
+    for bar, is_claim, is_ns in zip(bars, claim, ns):
+        if is_claim:
+            bar.set_edgecolor("black")
+            bar.set_linewidth(1.8)
+        if is_ns:
+            bar.set_hatch("///")
+            bar.set_alpha(0.55)
     ax.set_yticks(y)
-    ax.set_yticklabels(names, fontsize=8)
+    ax.set_yticklabels(names, fontsize=9)
+    for tick, is_claim in zip(ax.get_yticklabels(), claim):
+        if is_claim:
+            tick.set_fontweight("bold")
     ax.axvline(0, color="black", linewidth=0.8)
     if len(up) and len(down):
-        ax.axhline(y[len(up) - 1] - 1.0, color="0.3", linestyle="--", linewidth=1.2)
+        ax.axhline(y[len(up) - 1] - 1.0, color="#C00000", linestyle="--", linewidth=1.2)
     ax.set_xlabel("Normalized enrichment score (NES)")
-    ax.set_title(f"GSEA: higher in {up_label} (top) / higher in {down_label} (bottom)", fontsize=10)
+    ax.set_title(f"higher in {up_label} (above the line) / higher in {down_label} (below)", fontsize=10)
+    from matplotlib.patches import Patch
+
+    handles = [
+        Patch(facecolor=HIGHER_IN_CR, label=f"higher in {up_label}"),
+        Patch(facecolor=HIGHER_IN_NR, label=f"higher in {down_label}"),
+        Patch(facecolor="white", edgecolor="black", linewidth=1.8, label="claim set (always shown)"),
+    ]
+    if ns.any():
+        handles.append(Patch(facecolor="white", edgecolor="0.3", hatch="///", label=f"FDR ≥ {fdr:g}"))
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.12 - 0.6 / (len(rows) + 4)),
+        ncol=2,
+        borderaxespad=0.0,
+    )
     fig.tight_layout()
     return fig
 
@@ -317,17 +418,18 @@ def enrichment_curves(ranking: pd.Series, sets: dict, chosen: dict, labels: dict
 
     if not chosen:
         raise InputError("no set to draw", where="enrichment_curves")
-    fig, axes = _plt().subplots(1, len(chosen), figsize=(4 * len(chosen), 3), sharey=True, squeeze=False)
+    fig, axes = _plt().subplots(1, len(chosen), figsize=(2.5 * len(chosen), 3.2), sharey=True, squeeze=False)
     axes = axes[0]
     for ax, (name, pid) in zip(axes, chosen.items()):
         if pid not in sets:
             ax.set_visible(False)
             continue
         curve = enrichment_curve(ranking, sets[pid])
-        ax.plot(curve["rank"], curve["running_sum"], color=CR_COLOR)
+        es = curve.attrs["ES"]
+        ax.plot(curve["rank"], curve["running_sum"], color=HIGHER_IN_CR if es > 0 else HIGHER_IN_NR)
         ax.axhline(0, color="0.6", lw=0.6)
-        ax.set_title(f"{name}\n{(labels or {}).get(pid, pid)[:40]}", fontsize=9)
-        ax.set_xlabel(xlabel)
+        ax.set_title(f"{name}\n{textwrap.shorten((labels or {}).get(pid, pid), 34, placeholder='…')}", fontsize=9)
+    fig.supxlabel(xlabel, fontsize=10)
     axes[0].set_ylabel("running enrichment score")
     fig.tight_layout()
     return fig
@@ -339,21 +441,21 @@ def enrichment_curves(ranking: pd.Series, sets: dict, chosen: dict, labels: dict
 def gsva_heatmap(scores: pd.DataFrame, test: pd.DataFrame, samples: pd.DataFrame, cr: str = "CR", nr: str = "NR"):
     """seaborn heatmap of GSVA scores: pathways in the order of ``test`` (the limma table,
     sorted by p), samples grouped by response (stable within a group), a response colour bar
-    on top and a narrow column with each pathway's p-value, coloured by -log10 p signed by the
-    direction of the difference (orange: higher in ``cr``, purple: higher in ``nr``)."""
+    on top (CR/NR colours) and a narrow column with each pathway's p-value, coloured by
+    -log10 p signed by the direction of the difference on the direction palette (purple: higher
+    in ``cr``, green: higher in ``nr``), so that no colour means two things. The two colour
+    scales are explained by colour bars on the right; the response bar by a legend above."""
     import seaborn as sns
     from matplotlib.colors import ListedColormap
 
     order = samples.loc[scores.columns].sort_values("response", kind="mergesort").index
     m = scores.loc[test.index, order]
-    fig = _plt().figure(figsize=(9, 0.35 * len(m) + 1.5))
-    g = fig.add_gridspec(2, 3, height_ratios=[0.4, len(m)], width_ratios=[30, 2.2, 1], hspace=0.05, wspace=0.05)
-    ax_r, ax, ax_p, cax = (
-        fig.add_subplot(g[0, 0]),
-        fig.add_subplot(g[1, 0]),
-        fig.add_subplot(g[1, 1]),
-        fig.add_subplot(g[1, 2]),
+    fig = _plt().figure(figsize=(7.5, 0.4 * len(m) + 2.4))
+    g = fig.add_gridspec(  # heatmap, p column, gap, score colour bar, gap (its labels), p colour bar
+        2, 6, height_ratios=[0.5, len(m)], width_ratios=[30, 4.2, 1.0, 1, 6.5, 1], hspace=0.05, wspace=0.08
     )
+    ax_r, ax, ax_p = fig.add_subplot(g[0, 0]), fig.add_subplot(g[1, 0]), fig.add_subplot(g[1, 1])
+    cax, pax = fig.add_subplot(g[1, 3]), fig.add_subplot(g[1, 5])
     resp = samples.loc[order, "response"].astype(str).to_numpy()
     sns.heatmap(
         [[0 if r == cr else 1 for r in resp]],
@@ -365,7 +467,12 @@ def gsva_heatmap(scores: pd.DataFrame, test: pd.DataFrame, samples: pd.DataFrame
         xticklabels=False,
         yticklabels=["response"],
     )
-    ax_r.tick_params(axis="y", labelsize=8, rotation=0)
+    mark_response(*ax_r.collections)
+    ax_r.tick_params(axis="y", labelsize=9, rotation=0)
+    handles = _legend_patches([(cr, CR_COLOR), (nr, NR_COLOR)])
+    mark_response(*handles)
+    leg = ax_r.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.05), ncol=2, borderaxespad=0.0)
+    mark_legend_response(leg, [cr, nr])
     lim = float(np.nanmax(np.abs(m.to_numpy()))) or 1.0
     sns.heatmap(
         m,
@@ -381,24 +488,31 @@ def gsva_heatmap(scores: pd.DataFrame, test: pd.DataFrame, samples: pd.DataFrame
     )
     ax.set_xlabel("")
     ax.set_ylabel("")
-    ax.tick_params(axis="x", labelsize=6, rotation=90)
-    ax.tick_params(axis="y", labelsize=8)
+    ax.tick_params(axis="x", labelsize=9, rotation=90)
+    ax.tick_params(axis="y", labelsize=9)
+    cax.tick_params(labelsize=9)
+    cax.yaxis.label.set_size(9)
     signed = -np.log10(test["P.Value"].to_numpy(dtype=float)) * np.sign(test["logFC"].to_numpy(dtype=float))
     pl = max(2.0, float(np.abs(signed).max()))
     sns.heatmap(
         signed[:, None],
         ax=ax_p,
-        cmap="PuOr_r",
+        cmap=DIVERGING,
         vmin=-pl,
         vmax=pl,
-        cbar=False,
+        cbar_ax=pax,
+        cbar_kws={"label": f"signed −log10 p (> 0: higher in {cr})"},
         xticklabels=["p"],
         yticklabels=False,
         annot=np.array([[f"{p:.1g}"] for p in test["P.Value"]]),
         fmt="",
-        annot_kws={"fontsize": 6, "color": "black"},
+        annot_kws={"fontsize": 9, "color": "black"},
     )
-    ax_p.tick_params(axis="x", labelsize=8)
+    for text, v in zip(ax_p.texts, signed):  # white on the dark ends of the scale
+        text.set_color("white" if abs(v) > 0.6 * pl else "black")
+    ax_p.tick_params(axis="x", labelsize=9)
+    pax.tick_params(labelsize=9)
+    pax.yaxis.label.set_size(9)
     return fig
 
 
@@ -410,9 +524,9 @@ def cv_curve(curve: pd.DataFrame, threshold: float, n_genes: int):
     chosen threshold marked, the genes kept on a top axis (``curve``: threshold, n_genes,
     cv_errors, train_errors)."""
     fig, ax = _plt().subplots(figsize=(6.4, 3.6))
-    ax.plot(curve["threshold"], curve["cv_errors"], "o-", color=NR_COLOR, label="LOOCV errors")
+    ax.plot(curve["threshold"], curve["cv_errors"], "o-", color=NEUTRAL, label="LOOCV errors")
     ax.plot(curve["threshold"], curve["train_errors"], "s--", color="0.5", ms=3, label="training errors")
-    ax.axvline(threshold, color=CR_COLOR, ls=":", label=f"chosen threshold ({n_genes} genes)")
+    ax.axvline(threshold, color=OKABE_ITO[2], ls=":", label=f"chosen threshold ({n_genes} genes)")
     ax.set_xlabel("shrinkage threshold")
     ax.set_ylabel("misclassified samples")
     top = ax.secondary_xaxis("top")
@@ -420,7 +534,7 @@ def cv_curve(curve: pd.DataFrame, threshold: float, n_genes: int):
     top.set_xticks(ticks)
     top.set_xticklabels(curve.set_index("threshold").loc[ticks, "n_genes"].astype(int).astype(str))
     top.set_xlabel("genes kept")
-    ax.legend(loc="upper left")
+    ax.legend(**LEGEND_OUTSIDE)
     fig.tight_layout()
     return fig
 
@@ -433,13 +547,17 @@ def delta_margins(scores: pd.DataFrame, cr: str = "CR", nr: str = "NR"):
     d = scores.assign(margin=scores[f"delta_{cr}"] - scores[f"delta_{nr}"]).sort_values(
         ["margin", "sample"], kind="mergesort"
     )
-    fig, ax = _plt().subplots(figsize=(8, 3.4))
-    ax.bar(range(len(d)), d["margin"], color=[CR_COLOR if r == cr else NR_COLOR for r in d["response"]])
+    fig, ax = _plt().subplots(figsize=(7.5, 3.4))
+    bars = ax.bar(range(len(d)), d["margin"], color=[CR_COLOR if r == cr else NR_COLOR for r in d["response"]])
+    mark_response(*bars)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(len(d)))
-    ax.set_xticklabels(d["sample"], rotation=90, fontsize=6)
+    ax.set_xticklabels(d["sample"], rotation=90, fontsize=9)
     ax.set_ylabel(f"δ_{cr} − δ_{nr}  (< 0: called {cr})")
-    ax.legend(handles=[Patch(color=CR_COLOR, label=f"recorded {cr}"), Patch(color=NR_COLOR, label=f"recorded {nr}")])
+    handles = [Patch(color=CR_COLOR, label=f"recorded {cr}"), Patch(color=NR_COLOR, label=f"recorded {nr}")]
+    mark_response(*handles)
+    leg = ax.legend(handles=handles, **LEGEND_OUTSIDE)
+    mark_legend_response(leg, [f"recorded {cr}", f"recorded {nr}"])
     fig.tight_layout()
     return fig
 
@@ -452,7 +570,8 @@ def bench_scaling(scale: list[dict], notebooks):
     notebook (``scale``: runs with ``n_samples`` and ``notebook_seconds``)."""
     fig, ax = _plt().subplots(figsize=(7, 4))
     sizes = [r["n_samples"] for r in scale]
-    n = len(OKABE_ITO)
+    palette = [c for c in OKABE_ITO if c not in (CR_COLOR, NR_COLOR)]  # notebooks are not CR or NR
+    n = len(palette)
     for i, nb in enumerate(notebooks):
         ys = [r["notebook_seconds"].get(nb) for r in scale]
         ax.plot(
@@ -460,7 +579,7 @@ def bench_scaling(scale: list[dict], notebooks):
             ys,
             marker="os^D"[(i // n) % 4],
             ls=["-", "--"][(i // n) % 2],
-            color=OKABE_ITO[i % n],
+            color=palette[i % n],
             label=nb,
             lw=1.2,
             ms=3,
@@ -468,6 +587,6 @@ def bench_scaling(scale: list[dict], notebooks):
     ax.set_xlabel("samples in the twin")
     ax.set_ylabel("seconds")
     ax.set_yscale("log")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(ncol=2, **LEGEND_OUTSIDE)
     fig.tight_layout()
     return fig
