@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.viz.style import CR_COLOR, NR_COLOR, NS_COLOR
+from helpers.viz.style import NS_COLOR, direction_colors
 
 PLOTLY_STATIC = "plotly.min.js"
 #: at most this many not-significant genes are drawn in the interactive volcano (every DEG is)
@@ -67,7 +67,7 @@ def volcano_html(
     y = -np.log10(table[col].clip(lower=1e-300).to_numpy(dtype=float))
     fig = go.Figure()
     names = {"up": f"higher in {cr}", "down": f"higher in {nr}", "ns": "not significant"}
-    colours = {"up": CR_COLOR, "down": NR_COLOR, "ns": NS_COLOR}
+    colours = {**direction_colors(), "ns": NS_COLOR}  # direction of effect, as the static volcano
     direction = table["direction"].astype(str).to_numpy()
     for d in ("ns", "down", "up"):
         idx = np.flatnonzero(direction == d)
