@@ -305,3 +305,36 @@ def test_run_gsea_methods_and_copy_collection(sets, tmp_path):
     out = en.copy_collection("tcell", tmp_path / "tcell_pathways.gmt")
     assert out.read_bytes() == (Path(en.gs.collection_path("tcell"))).read_bytes()
     assert en.copy_collection(str(tmp_path / "mine.gmt"), tmp_path / "x.gmt") is None
+
+
+def test_fgsea_rule_for_multilevel():
+    """fgseaMultilevel's choice (1000 simple permutations, 101 sets per level): multilevel for
+    sets with few extreme nulls, simple where the permutations already pin p down."""
+    from helpers.methods.gsea import fgsea_prefers_multilevel as prefers
+
+    assert prefers(0, 1000) and prefers(9, 1000) and prefers(15, 1000)
+    assert not prefers(16, 1000) and not prefers(100, 1000) and not prefers(1000, 1000)
+    assert prefers(0, 200) and not prefers(60, 200)
+    # more sets per level make multilevel more precise, so it takes over sooner
+    assert prefers(25, 1000, sample_size=1001) and not prefers(25, 1000, sample_size=101)
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_fgsea_rule_agrees_with_fgsea_multilevel(folder, sets):
+    """Chapter 06's default (run_gsea, p_method="multilevel"): 1000 permutations with no top-up
+    and multilevel wherever fgsea's error rule prefers it. Against R's fgseaMultilevel: the
+    same FDR < 0.05 sets, no p-value tied at the floor, multilevel p within a factor 10 of R's."""
+    from helpers.analysis import enrichment as en
+
+    ref = _ref(folder)
+    res = en.run_gsea(_ranking(folder), sets, {}, p_method="multilevel", min_size=15, max_size=500, seed=42)
+    res = res.set_index("pathway").loc[ref.index]
+    assert (res["n_perm"] == 1000).all()  # no top-up
+    ml = res["p_method"] == "multilevel"
+    assert ml.sum() >= 2
+    assert (res.loc[ml, "pval"] < 1 / 1001 * 17).all()  # only sets with few extreme nulls
+    floor = 1 / 1001
+    assert not (res["pval"] == floor).any()
+    diff = np.log10(res.loc[ml, "pval"]) - np.log10(ref.loc[ml, "pval"])
+    assert np.abs(diff).max() <= 1.0
+    assert set(res.index[res["padj"] < 0.05]) == set(ref.index[ref["padj"] < 0.05])

@@ -216,13 +216,21 @@ P_METHODS = ("multilevel", "simple")
 
 
 def run_gsea(ranking: pd.Series, sets: dict, descriptions: dict, p_method: str = "multilevel", **kw) -> pd.DataFrame:
-    """Chapter 06's GSEA: :func:`helpers.methods.gsea.prerank` with the p-values of sets at the
-    permutation floor from multilevel splitting (``p_method="multilevel"``, the default, as
-    fgseaMultilevel) or left at the floor (``"simple"``), and each set's description."""
+    """Chapter 06's GSEA: :func:`helpers.methods.gsea.prerank` and each set's description.
+
+    ``p_method="multilevel"`` (the default) follows fgseaMultilevel: ``n_perm`` permutations per
+    set size, and multilevel splitting for every set whose simple p-value is the less precise
+    estimate (fgsea's error rule), so no p-value is tied at the permutation floor.
+    ``"simple"`` is fgseaSimple's reading: permutations only (topped up to 10,000 for sizes
+    with few extreme nulls), p tied at the floor where no null is as extreme."""
     from helpers.methods import gsea
 
     if p_method not in P_METHODS:
         raise InputError(f"unknown p_method {p_method!r}; use one of {', '.join(P_METHODS)}", where="p_method")
+    if p_method == "multilevel":
+        # as fgseaMultilevel: nPermSimple permutations for NES and the well-estimated p-values,
+        # multilevel splitting wherever that estimate is the less precise one (no top-up)
+        kw = {**kw, "max_perm": kw.get("n_perm", 1000), "multilevel_rule": "fgsea"}
     res = gsea.prerank(ranking, sets, multilevel=p_method == "multilevel", **kw)
     res.insert(1, "description", [descriptions.get(p, "") for p in res["pathway"]])
     return res

@@ -47,6 +47,8 @@ Null ES are computed in float32 (observed ES in float64); this only matters for 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -210,6 +212,7 @@ def prerank(
     sample_size: int = 101,
     eps: float = 1e-50,
     moves: int = 10,
+    multilevel_rule: str = "floor",
 ) -> pd.DataFrame:
     """Preranked GSEA (fgsea conventions) with shared per-size permutations.
 
@@ -227,6 +230,11 @@ def prerank(
         permutations) get their p-value from multilevel splitting instead (fgsea's
         ``fgseaMultilevel`` idea; see the module docstring), so p-values are not tied at the
         floor. ES, NES, leading edge and every other p-value are unchanged.
+    multilevel_rule : which sets get a multilevel p-value: ``"floor"``, those with no null ES at
+        least as extreme; ``"fgsea"``, those whose simple estimate is less precise than a
+        multilevel one, fgseaMultilevel's rule (:func:`fgsea_prefers_multilevel`), used with
+        ``max_perm <= n_perm`` as fgseaMultilevel does (its ``nPermSimple`` = 1000 permutations,
+        no top-up).
     sample_size, eps, moves : sets per level of the multilevel splitting (fgsea: 101), the
         smallest p-value it resolves (fgsea: 1e-50; a smaller p is reported as the level
         reached) and the swaps each set makes per level (more: less noise, more time).
@@ -287,7 +295,16 @@ def prerank(
             raise InputError(
                 f"bad multilevel settings sample_size={sample_size}, eps={eps}, moves={moves}", where="gsea"
             )
-        floor = [i for i, s in enumerate(stats) if s[2] == 0 and es[i] != 0]  # no null as extreme
+        if multilevel_rule == "floor":
+            floor = [i for i, s in enumerate(stats) if s[2] == 0 and es[i] != 0]  # no null as extreme
+        elif multilevel_rule == "fgsea":
+            floor = [
+                i
+                for i, s in enumerate(stats)
+                if es[i] != 0 and fgsea_prefers_multilevel(int(s[2]), int(used[i]), int(sample_size))
+            ]
+        else:
+            raise InputError(f"unknown multilevel_rule {multilevel_rule!r}; use floor or fgsea", where="gsea")
         groups: dict = {}
         for i in floor:
             groups.setdefault((int(sizes[i]), bool(es[i] > 0)), []).append(i)
@@ -315,6 +332,23 @@ def prerank(
 
 
 # --------------------------------------------------------------------------- multilevel p-values
+
+
+def fgsea_prefers_multilevel(n_extreme: int, n_perm: int, sample_size: int = 101) -> bool:
+    """fgseaMultilevel's choice for one set: multilevel when the standard error of log2 p from
+    ``n_perm`` simple permutations with ``n_extreme`` null ES at least as extreme,
+    ``sqrt(1/(n_extreme+1) - 1/(n_perm+1)) / log 2``, exceeds that of multilevel splitting with
+    ``sample_size`` sets per level, ``sqrt(floor(-log2 p + 1) * (trigamma((s+1)/2) -
+    trigamma(s+1))) / log 2`` at the rough ``p = (n_extreme+1)/(n_perm+1)`` (fgsea 1.24's
+    ``multilevelError``). With 1000 permutations and 101 sets per level, sets with up to about
+    15 extreme nulls go to multilevel."""
+    from scipy.special import polygamma
+
+    p = (n_extreme + 1) / (n_perm + 1)
+    simple = math.sqrt(max(1.0 / (n_extreme + 1) - 1.0 / (n_perm + 1), 0.0)) / math.log(2)
+    tri = float(polygamma(1, (sample_size + 1) / 2) - polygamma(1, sample_size + 1))
+    multi = math.sqrt(math.floor(-math.log2(p) + 1) * tri) / math.log(2)
+    return multi < simple
 
 
 def _walk_extremes(weights: np.ndarray, pos: np.ndarray, n_genes: int):
