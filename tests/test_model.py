@@ -232,7 +232,10 @@ def test_score_file_formats(tmp_path, name, sep, gz):
         ),
         (lambda t: t + "TRIM9\t1\t2\n", "duplicated signature genes: TRIM9 \\(lines 10, 17\\)"),
         (lambda t: t.replace("gene\tA\tB", "gene\tA\tA", 1), "duplicated sample names: A"),
-        (lambda t: t.replace("IGF2BP1", "IGF2BP1_x", 1), "signature genes missing: IGF2BP1"),
+        (
+            lambda t: t.replace("IGF2BP1", "IGF2BP1_x", 1).replace("KCNK3", "KCNK3_x", 1),
+            "cannot score: 2 of 14 signature genes absent \\(IGF2BP1, KCNK3\\)",
+        ),
         (lambda t: "", "empty file"),
     ],
 )

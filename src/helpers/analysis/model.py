@@ -506,11 +506,24 @@ def check_output_path(out, inputs=(), require_folder: bool = True) -> Path:
 
 
 def score_file(model, expression_path, out_path=None) -> pd.DataFrame:
-    """Read an expression table (see :func:`read_expression`), validate the signature rows
-    (missing gene, duplicated gene, empty/NA/non-numeric/infinite cell -> InputError naming the
-    line, gene and sample), check that they are log2 expression (:func:`check_log2_scale`), score
-    every sample and, if ``out_path`` is given, write the scores as TSV atomically (never onto
-    the input or a file that is not a regular file: :func:`check_output_path`). Returns the scores."""
+    """Read an expression table (see :func:`read_expression`), find the model's genes in it
+    through the cohort's symbol mapping, validate those rows (duplicated gene, empty/NA/
+    non-numeric/infinite cell -> InputError naming the line, gene and sample), check that they
+    are log2 expression (:func:`check_log2_scale`), score every sample and, if ``out_path`` is
+    given, write the scores as TSV atomically (never onto the input or a file that is not a
+    regular file: :func:`check_output_path`). Returns the scores.
+
+    The model's genes are matched as chapter 09 matches them
+    (:func:`helpers.analysis.signature.map_model`): by name, by the annotation's current
+    symbol (the model's ``CCDC155`` is a table's ``KASH5``), or by an unambiguous previous
+    symbol (a table's ``C20orf58`` is ``NKAIN4``). With genes absent, the samples are scored on
+    the genes present when they pass chapter 09's partial-answer rule (at least 10 of the
+    published 14, carrying at least half of the class separation; every gene of a smaller
+    model); otherwise the table is refused with one line naming the absent genes. The answer
+    (status, reason, which model gene was read from which row) is in ``scores.attrs["signature"]``
+    and the command line prints its reason."""
+    from helpers.analysis.signature import map_model  # signature imports this module
+
     source_model = model
     model = load_model(model)
     path = Path(expression_path)
@@ -520,9 +533,20 @@ def score_file(model, expression_path, out_path=None) -> pd.DataFrame:
         )
         check_output_path(out_path, inputs, require_folder=False)
     df = read_expression(path)
-    x = _numeric_signature(df, model.genes, path)
-    check_log2_scale(x, path, model.scale)
-    res = score(model, x, source=path)
+    match = map_model(model, df.index)
+    if not match.measured:
+        raise InputError(match.reason.replace("not measured: ", "cannot score: ", 1), path=path, where="genes")
+    mapped = match.model
+    x = _numeric_signature(df, mapped.genes, path)
+    check_log2_scale(x, path, mapped.scale)
+    res = score(mapped, x, source=path)
+    res.attrs["signature"] = {
+        "status": match.status,
+        "reason": match.reason,
+        "n_present": int(match.n_present),
+        "n_total": int(match.n_total),
+        "genes": {r.model_gene: r.cohort_gene for r in match.table.itertuples() if r.how != "absent"},
+    }
     if out_path is not None:
         write_tsv(res, out_path, index=False)
     return res
@@ -545,12 +569,16 @@ def score_cli(model: str, expression: str, out: str | None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    sig = res.attrs.get("signature", {})
+    if sig.get("status") == "partial" or any(a != b for a, b in sig.get("genes", {}).items()):
+        print(f"note: {sig['reason']}", file=sys.stderr)
     if out is None:
         sys.stdout.write(res.to_csv(sep="\t", index=False, float_format="%.10g", lineterminator="\n"))
     else:
         n_first = int((res["call"] == m.classes[0]).sum())
         print(
-            f"scored {len(res)} samples with model '{m.name}' ({len(m.genes)} genes): "
+            f"scored {len(res)} samples with model '{m.name}' ({sig.get('n_present', len(m.genes))} of "
+            f"{len(m.genes)} genes): "
             f"{n_first} {m.classes[0]}, {len(res) - n_first} other; wrote {out}",
             file=sys.stderr,
         )

@@ -6,7 +6,8 @@
 - ``real``: GSE153670 (GEO count matrix + series matrix) and PRJCA000750 (HTSeq folder or a
   merged count table from ``workflow/``, plus a sample sheet), harmonized to gene symbols and
   combined on their shared genes (file names: ``data/raw/README.md``);
-- ``custom``: any genes x samples table (counts, or log-expression) plus a sample sheet.
+- ``custom``: any genes x samples table (counts, or log-expression) plus a sample sheet; a
+  folder given as the table is read as HTSeq-count files, one per sample.
 
 Every built cohort then passes :func:`cohort_checks`, which checks up front what the later
 chapters need and states what they will do (the rules, once):
@@ -440,43 +441,34 @@ def checks_table(checks: dict) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- build
 
-DEFAULT_BUILD = {
-    "dataset": "twin",
-    "seed": 20220218,
-    "labels": ["CR", "NR"],
-    "simulate_preset": "default",
-    "simulate": {},  # overrides of helpers.data.twin.DEFAULT_PARAMS
-    "real": {
-        "raw_dir": None,  # None: data/raw
-        "gse_counts": "GSE153670/GSE153670_*count*",  # glob under raw_dir
-        "gse_htseq_dir": "GSE153670/htseq",  # used if no count matrix matches: GEO RAW tar, extracted
-        "gse_series_matrix": "GSE153670/GSE153670_series_matrix.txt*",
-        "gse_response_col": "response",
-        "prj_counts": "PRJCA000750/counts.tsv*",  # workflow/ output; used if present, else prj_htseq_dir
-        "prj_htseq_dir": "PRJCA000750/htseq",
-        "prj_samples": "PRJCA000750/samples.tsv",
-        "exclude_other_labels": False,  # True: drop GSE samples whose response is not CR/NR (reported)
-        "label_map": {
-            "complete response": "CR",
-            "complete remission": "CR",
-            "cr": "CR",
-            "no response": "NR",
-            "non-response": "NR",
-            "nr": "NR",
-        },
-    },
-    "custom": {
-        "table": None,  # genes x samples file
-        "sample_sheet": None,
-        "kind": "counts",  # counts | logexpr
-        "sample_col": "sample_id",
-        "response_col": "response",
-        "label_map": {},
-        "cohort_name": "custom",
-    },
-    "id_type": "auto",
-    "update_symbols": True,
-}
+
+def _config_defaults() -> dict:
+    """:func:`build_cohort`'s defaults, read from ``config/params.yml`` (the one place they are
+    written down, with their comments and schema): the globals ``dataset``, ``seed``,
+    ``cr_label`` / ``nr_label`` and chapter 01's ``id_type``, ``update_symbols``, ``real`` and
+    ``custom`` blocks. ``simulate`` stays ``{}`` here: overrides of the twin's own defaults,
+    which :mod:`helpers.data.twin` reads from the same file."""
+    import yaml
+
+    from helpers.engine.paths import CONFIG
+
+    cfg = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    g, nb = cfg["global"], cfg["notebooks"]["01_cohort"]
+    return {
+        "dataset": g["dataset"],
+        "seed": g["seed"],
+        "labels": [g["cr_label"], g["nr_label"]],
+        "simulate_preset": "default",
+        "simulate": {},  # overrides of helpers.data.twin.DEFAULT_PARAMS
+        "real": copy.deepcopy(nb["real"]),
+        "custom": copy.deepcopy(nb["custom"]),
+        "id_type": nb["id_type"],
+        "update_symbols": nb["update_symbols"],
+    }
+
+
+#: The defaults :func:`build_cohort` merges ``params`` over (from ``config/params.yml``).
+DEFAULT_BUILD = _config_defaults()
 
 
 def _glob_one(base: Path, pattern: str, what: str, required: bool = True):
@@ -693,11 +685,21 @@ def _build_custom(p, labels) -> Cohort:
         raise InputError(f"custom.kind must be counts or logexpr, not {kind!r}", path="params", where="custom.kind")
     # arrays measure many genes with several probes: duplicated symbols in a log-expression table
     # are expected and collapsed by harmonisation (highest mean); in a count table they are an error
-    table = (
-        loaders.read_count_matrix(c["table"])
-        if kind == "counts"
-        else loaders.read_logexpr(c["table"], allow_duplicate_genes=True)
-    )
+    # a folder is read as HTSeq-count outputs, one file per sample (the '__' rows kept aside)
+    htseq_summary = None
+    if Path(c["table"]).is_dir():
+        if kind != "counts":
+            raise InputError(
+                "a folder is read as HTSeq-count files (one per sample), which hold counts: set custom.kind "
+                "to counts, or give the log-expression table's file",
+                path=c["table"],
+                where="custom.kind",
+            )
+        table, htseq_summary = loaders.read_htseq_dir(c["table"])
+    elif kind == "counts":
+        table = loaders.read_count_matrix(c["table"])
+    else:
+        table = loaders.read_logexpr(c["table"], allow_duplicate_genes=True)
     dropped = list(table.attrs.get("dropped_columns", []))
     sheet = loaders.read_sample_sheet(
         c["sample_sheet"], response_col=c["response_col"], sample_col=c["sample_col"], label_map=c["label_map"] or None
@@ -718,4 +720,7 @@ def _build_custom(p, labels) -> Cohort:
         "files": [str(c["table"]), str(c["sample_sheet"])],
         "seed": int(p["seed"]),
     }
+    if htseq_summary is not None:
+        kept = [x for x in htseq_summary.columns if x in set(table.columns)]
+        meta["htseq_summary"] = {k: {i: int(v) for i, v in htseq_summary[k].items()} for k in kept}
     return Cohort(counts=table, samples=sheet, meta=meta)
