@@ -107,3 +107,89 @@ def test_rulegraph_of_the_real_workflow():
         for n in names:
             assert f"rule:{n}" in g.labels
     assert ("rule:htseq_count", "rule:merge_counts") in g.edges
+
+
+# ----------------------------------------------------------------------------- the cached rule graph
+
+
+def _workflow(tmp_path: Path) -> Path:
+    wf = tmp_path / "workflow"
+    (wf / "rules").mkdir(parents=True)
+    (wf / "scripts").mkdir()
+    (wf / "Snakefile").write_text('include: "rules/common.smk"\n')
+    (wf / "rules" / "common.smk").write_text("# helpers\n")
+    (wf / "scripts" / "make_tiny_genome.py").write_text("# generator\n")
+    (wf / "scripts" / "merge_counts.py").write_text("# not part of the graph\n")
+    return wf
+
+
+def _never(_snakefile):
+    raise AssertionError("snakemake was asked although the cache is current")
+
+
+def test_rulegraph_uses_a_current_cache_without_asking_snakemake(tmp_path):
+    wf = _workflow(tmp_path)
+    F.write_rulegraph_cache(wf, generate=lambda _: DOT)
+    dot, source = F.rulegraph(wf, generate=_never)
+    assert (dot, source) == (DOT, "cache")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda wf: (wf / "Snakefile").write_text('include: "rules/common.smk"\nrule extra:\n'),
+        lambda wf: (wf / "rules" / "common.smk").write_text("# changed\n"),
+        lambda wf: (wf / "rules" / "more.smk").write_text("# a new rule file\n"),
+        lambda wf: (wf / "scripts" / "make_tiny_genome.py").write_text("# another generator\n"),
+    ],
+)
+def test_rulegraph_asks_snakemake_when_the_cache_is_stale(tmp_path, edit):
+    wf = _workflow(tmp_path)
+    F.write_rulegraph_cache(wf, generate=lambda _: DOT)
+    edit(wf)
+    asked = []
+    dot, source = F.rulegraph(wf, generate=lambda sf: asked.append(sf) or DOT.replace("star_align", "align"))
+    assert source == "snakemake" and asked == [wf / "Snakefile"] and "align" in dot
+
+
+def test_rulegraph_cache_ignores_files_outside_the_graph(tmp_path):
+    wf = _workflow(tmp_path)
+    F.write_rulegraph_cache(wf, generate=lambda _: DOT)
+    (wf / "scripts" / "merge_counts.py").write_text("# edited: the graph does not change\n")
+    assert F.rulegraph(wf, generate=_never)[1] == "cache"
+
+
+def test_rulegraph_without_cache_asks_snakemake(tmp_path):
+    wf = _workflow(tmp_path)
+    assert F.rulegraph(wf, generate=lambda _: DOT) == (DOT, "snakemake")
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"dot": "digraph {}"}', '{"sources_sha256": "x", "dot": "nope"}'])
+def test_broken_rulegraph_cache_is_an_input_error(tmp_path, text):
+    wf = _workflow(tmp_path)
+    (wf / F.RULEGRAPH_CACHE).write_text(text)
+    with pytest.raises(InputError, match="rulegraph.json"):
+        F.rulegraph(wf, generate=lambda _: DOT)
+
+
+def test_rulegraph_source_sentences():
+    assert "cached" in F.rulegraph_source_text("cache")
+    assert "Snakemake" in F.rulegraph_source_text("snakemake")
+    with pytest.raises(InputError):
+        F.rulegraph_source_text("elsewhere")
+
+
+def test_shipped_rulegraph_cache_matches_the_workflow_files():
+    """workflow/rulegraph.json was written for the workflow as it is (else: python -m helpers.viz.flowchart)."""
+    cache = F.read_rulegraph_cache(ROOT / "workflow")
+    assert cache is not None
+    assert cache["sources_sha256"] == F.workflow_hash(ROOT / "workflow")
+
+
+@pytest.mark.slow
+def test_shipped_rulegraph_cache_is_what_snakemake_says():
+    if shutil.which("snakemake", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("snakemake not installed (requirements/upstream.txt)")
+    fresh = F.parse_rulegraph(F.snakemake_rulegraph(ROOT / "workflow" / "Snakefile"))
+    shipped = F.parse_rulegraph(F.read_rulegraph_cache(ROOT / "workflow")["dot"])
+    assert fresh.labels == shipped.labels and sorted(fresh.edges) == sorted(shipped.edges)

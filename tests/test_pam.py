@@ -557,3 +557,47 @@ def test_train_with_unsorted_user_thresholds_matches_reference():
     np.testing.assert_array_equal(fit.thresholds, t)
     np.testing.assert_array_equal(fit.n_genes, ref["nonzero"])
     np.testing.assert_array_equal(fit.train_errors, (ref["yhat"] != codes[None, :]).sum(axis=1))
+
+
+# ----------------------------------------------------------------------------- worker processes
+
+
+def _toy(n_cr=10, n_nr=8, p=60, seed=3):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(p, n_cr + n_nr))
+    X[:5, n_cr:] += 1.5
+    cols = [f"s{i}" for i in range(n_cr + n_nr)]
+    y = pd.Series(["CR"] * n_cr + ["NR"] * n_nr, index=cols)
+    return pd.DataFrame(X, index=[f"g{i}" for i in range(p)], columns=cols), y
+
+
+def test_nested_loocv_is_the_same_in_worker_processes():
+    X, y = _toy()
+    one = pam.nested_loocv(X, y, n_jobs=1)
+    two = pam.nested_loocv(X, y, n_jobs=2)
+    pd.testing.assert_frame_equal(one.predictions, two.predictions, check_exact=True)
+    assert one.n_correct == two.n_correct
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_permutation_pvalue_is_the_same_in_worker_processes(nested):
+    X, y = _toy(n_cr=6, n_nr=5, p=40)
+    one = pam.permutation_pvalue(X, y, n_perm=7, seed=11, nested=nested, n_jobs=1)
+    two = pam.permutation_pvalue(X, y, n_perm=7, seed=11, nested=nested, n_jobs=2)
+    assert np.array_equal(one["null"], two["null"]) and one["p_value"] == two["p_value"]
+    assert one["observed"] == two["observed"]
+
+
+def test_parallel_jobs_rule(monkeypatch):
+    monkeypatch.delenv("HELPERS_PAM_JOBS", raising=False)
+    assert pam.parallel_jobs(None, pam.PARALLEL_MIN_WORK / 2) == 1  # small: stay in this process
+    big = pam.parallel_jobs(None, pam.PARALLEL_MIN_WORK * 2)
+    assert big == min(2, __import__("os").cpu_count() or 1)
+    assert pam.parallel_jobs(3, 1.0) == 3  # an explicit count wins
+    monkeypatch.setenv("HELPERS_PAM_JOBS", "1")
+    assert pam.parallel_jobs(None, pam.PARALLEL_MIN_WORK * 10) == 1
+    monkeypatch.setenv("HELPERS_PAM_JOBS", "two")
+    with pytest.raises(InputError, match="HELPERS_PAM_JOBS"):
+        pam.parallel_jobs(None, 1.0)
+    with pytest.raises(InputError, match="n_jobs"):
+        pam.parallel_jobs(0, 1.0)

@@ -300,3 +300,13 @@ def test_figures_draw_what_the_tables_hold():
     assert list(lines[0].get_ydata()) == [0.2, 0.5, 0.7] and list(lines[1].get_ydata()) == [0.5, 1, 1]
     assert lines[2].get_xdata()[0] == 31
     plt.close(fig)
+
+
+def test_share_margin():
+    assert twins.share_margin(12) == pytest.approx(1.96 * (0.25 / 12) ** 0.5)
+    assert twins.share_margin(48) == pytest.approx(twins.share_margin(12) / 2)  # four times the twins, half the margin
+    assert twins.share_margin(12, share=0.8) < twins.share_margin(12)  # widest at one half
+    assert twins.share_margin(5, share=1.0) == 0.0
+    for bad in ({"n_twins": 0}, {"n_twins": 3, "share": 1.5}):
+        with pytest.raises(InputError):
+            twins.share_margin(**bad)

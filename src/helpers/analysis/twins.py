@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -503,6 +504,17 @@ def claim_values(row: dict | pd.Series) -> dict:
 
 
 HOLDS = ("reproduced", "within tolerance", "same direction")
+
+
+def share_margin(n_twins: int, share: float = 0.5, z: float = 1.96) -> float:
+    """Half-width of the normal-approximation 95% interval of a share estimated on ``n_twins``
+    twins (largest at ``share`` 0.5): how precisely the chapter's claim shares are known. It
+    halves only with four times the twins, the reason the default count is modest."""
+    if int(n_twins) < 1:
+        raise InputError(f"n_twins must be >= 1, got {n_twins}", where="n_twins")
+    if not 0.0 <= float(share) <= 1.0:
+        raise InputError(f"share must be in [0, 1], got {share}", where="share")
+    return float(z * math.sqrt(float(share) * (1.0 - float(share)) / int(n_twins)))
 
 
 def claim_shares(rows: pd.DataFrame, claims: list[dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:

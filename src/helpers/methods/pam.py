@@ -842,13 +842,22 @@ def _select_and_predict(xs, codes, K, xs_test, n_threshold, s0_percentile, prior
 
 
 def nested_loocv(
-    X: pd.DataFrame, y, *, n_threshold: int = 30, s0_percentile: float = 50.0, prior=None, classes=None
+    X: pd.DataFrame,
+    y,
+    *,
+    n_threshold: int = 30,
+    s0_percentile: float = 50.0,
+    prior=None,
+    classes=None,
+    n_jobs: int | None = None,
 ) -> NestedResult:
     """Honest LOOCV: for every held-out sample the whole pamr workflow (fit, inner LOOCV over
     the threshold grid, choice of the largest threshold with the fewest inner errors, and so
     the gene selection) runs on the other samples only; the held-out sample is then called.
 
     ``prior``: fixed priors in class order, or None for the class proportions of each training part.
+    ``n_jobs``: worker processes for the outer folds (None: :func:`parallel_jobs` decides from the
+    problem's size); the result does not depend on it.
     Returns per-sample calls, class probabilities, the chosen threshold and its gene count.
     """
     x, codes, classes, genes, samples = _as_arrays(X, y, classes)
@@ -856,21 +865,116 @@ def nested_loocv(
     K = len(classes)
     n = x.shape[1]
     pr = None if prior is None else np.asarray(prior, dtype=float)
-    rows = []
     for i in range(n):
-        tr = np.r_[0:i, i + 1 : n]
-        if np.bincount(codes[tr], minlength=K).min() < 3:
+        if np.bincount(np.delete(codes, i), minlength=K).min() < 3:
             raise InputError("nested LOOCV needs at least 4 samples per class", where="y")
-        idx, thr, nz, yhat, prob, _ = _select_and_predict(xs[tr], codes[tr], K, xs[[i]], n_threshold, s0_percentile, pr)
-        row = {"sample": samples[i], "truth": classes[codes[i]], "pred": classes[yhat[idx, 0]]}
+    jobs = parallel_jobs(n_jobs, n * n * xs.shape[1])
+    args = (codes, K, n_threshold, s0_percentile, pr)
+    outer = _map_chunks(_nested_outer, xs, args, list(range(n)), jobs)
+    rows = []
+    for i, (pred, prob, thr, nz) in zip(range(n), outer, strict=True):
+        row = {"sample": samples[i], "truth": classes[codes[i]], "pred": classes[pred]}
         for k, c in enumerate(classes):
-            row[f"prob_{c}"] = float(prob[idx, 0, k])
-        row["threshold"] = float(thr[idx])
-        row["n_genes"] = int(nz[idx])
+            row[f"prob_{c}"] = float(prob[k])
+        row["threshold"] = float(thr)
+        row["n_genes"] = int(nz)
         rows.append(row)
     df = pd.DataFrame(rows).set_index("sample")
     k = int((df["pred"] == df["truth"]).sum())
     return NestedResult(predictions=df, accuracy=k / n, n_correct=k, n=n)
+
+
+#: below this much work (folds x genes) the nested and permutation loops stay in this process:
+#: starting workers (about a second each, and a copy of the data) would cost more than it saves
+PARALLEL_MIN_WORK = 2e8
+_JOBS_ENV = "HELPERS_PAM_JOBS"
+
+
+def parallel_jobs(n_jobs: int | None, work: float) -> int:
+    """Worker processes for a loop of ``work`` (folds x genes): ``n_jobs`` when given (>= 1);
+    else the environment's ``HELPERS_PAM_JOBS``; else 1 below :data:`PARALLEL_MIN_WORK` and
+    otherwise up to 2 (the cores of the reference machine, never more than the CPUs)."""
+    import os
+
+    if n_jobs is None and os.environ.get(_JOBS_ENV):
+        try:
+            n_jobs = int(os.environ[_JOBS_ENV])
+        except ValueError:
+            raise InputError(
+                f"{_JOBS_ENV} must be a whole number, got {os.environ[_JOBS_ENV]!r}", where=_JOBS_ENV
+            ) from None
+    if n_jobs is not None:
+        if int(n_jobs) < 1:
+            raise InputError(f"n_jobs must be >= 1, got {n_jobs}", where="n_jobs")
+        return int(n_jobs)
+    return 1 if work < PARALLEL_MIN_WORK else max(1, min(2, os.cpu_count() or 1))
+
+
+_SHARED: dict = {}
+
+
+def _init_worker(xs) -> None:
+    """Keep the data for this worker's chunks; on Linux the worker dies with the process that
+    started it (a kernel killed mid-loop leaves no worker computing on)."""
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+        except (OSError, AttributeError):
+            pass
+    _SHARED["xs"] = xs
+
+
+def _run_chunk(fn, args, items):
+    return [fn(_SHARED["xs"], args, it) for it in items]
+
+
+def _map_chunks(fn, xs, args, items, jobs: int) -> list:
+    """``[fn(xs, args, it) for it in items]``, in order; with ``jobs > 1`` in that many spawned
+    worker processes (one BLAS thread each), ``xs`` sent once per worker, items in contiguous
+    chunks."""
+    if jobs <= 1 or len(items) < 2:
+        return [fn(xs, args, it) for it in items]
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = min(jobs, len(items))
+    bounds = np.linspace(0, len(items), 4 * jobs + 1).round().astype(int)
+    chunks = [items[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: "1" for k in keys})
+    try:
+        with ProcessPoolExecutor(
+            max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(xs,)
+        ) as ex:
+            parts = list(ex.map(_run_chunk, [fn] * len(chunks), [args] * len(chunks), chunks))
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return [r for part in parts for r in part]
+
+
+def _nested_outer(xs, args, i):
+    """Outer fold ``i`` of :func:`nested_loocv`: (call, class probabilities, threshold, genes)."""
+    codes, K, n_threshold, s0_percentile, pr = args
+    n = xs.shape[0]
+    tr = np.r_[0:i, i + 1 : n]
+    idx, thr, nz, yhat, prob, _ = _select_and_predict(xs[tr], codes[tr], K, xs[[i]], n_threshold, s0_percentile, pr)
+    return int(yhat[idx, 0]), prob[idx, 0].copy(), float(thr[idx]), int(nz[idx])
+
+
+def _permuted_stat(xs, args, perm):
+    K, n_threshold, s0_percentile, pr, nested = args
+    stat = _nested_accuracy if nested else _naive_accuracy
+    return stat(xs, perm, K, n_threshold, s0_percentile, pr)
 
 
 def _naive_accuracy(xs, codes, K, n_threshold, s0_percentile, prior):
@@ -899,6 +1003,7 @@ def permutation_pvalue(
     s0_percentile: float = 50.0,
     prior=None,
     classes=None,
+    n_jobs: int | None = None,
 ) -> dict:
     """Permutation test of the LOOCV accuracy: labels are shuffled ``n_perm`` times (numpy
     Generator from ``seed``) and the same procedure is rerun on each shuffle.
@@ -906,6 +1011,8 @@ def permutation_pvalue(
     ``nested=False``: the statistic is pamr's LOOCV accuracy at the threshold chosen on those
     same CV errors (optimistic); ``nested=True``: the nested LOOCV accuracy (slow: about n
     pamr cross-validations per permutation). p = (1 + #{null >= observed}) / (1 + n_perm).
+    ``n_jobs``: worker processes for the permutations (None: :func:`parallel_jobs` decides); the
+    permutations are drawn in order in this process, so the result does not depend on it.
     """
     x, codes, classes, genes, samples = _as_arrays(X, y, classes)
     if n_perm < 1:
@@ -916,9 +1023,10 @@ def permutation_pvalue(
     x = np.ascontiguousarray(x.T)  # samples x genes for the fast path
     observed = stat(x, codes, K, n_threshold, s0_percentile, pr)
     rng = np.random.default_rng(seed)
-    null = np.empty(n_perm)
-    for b in range(n_perm):
-        null[b] = stat(x, rng.permutation(codes), K, n_threshold, s0_percentile, pr)
+    perms = [rng.permutation(codes) for _ in range(n_perm)]  # drawn in order: the same for any n_jobs
+    n = x.shape[0]
+    jobs = parallel_jobs(n_jobs, n_perm * n * (n if nested else 1) * x.shape[1])
+    null = np.asarray(_map_chunks(_permuted_stat, x, (K, n_threshold, s0_percentile, pr, nested), perms, jobs), float)
     p = (1 + int(np.sum(null >= observed - 1e-12))) / (n_perm + 1)
     return {
         "observed": float(observed),

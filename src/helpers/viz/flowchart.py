@@ -123,6 +123,114 @@ def snakemake_rulegraph(snakefile: Path, snakemake: str | None = None) -> str:
     return proc.stdout[proc.stdout.index("digraph") :]
 
 
+# ----------------------------------------------------------------------------- the cached rule graph
+#
+# ``snakemake --rulegraph`` costs a few seconds of CPU (Snakemake's start-up and the tiny genome it
+# is configured with) on every cold run of chapter 00, although the graph changes only when the
+# workflow's files do. The graph is therefore shipped in ``workflow/rulegraph.json`` together with
+# a hash of the files that define it; chapter 00 uses it while the hash matches and asks Snakemake
+# again otherwise (saying so on the page). ``python -m helpers.viz.flowchart`` rewrites the cache,
+# and a test regenerates the graph and compares it with the shipped one.
+
+#: the files (relative to the workflow folder) that define the rule graph: the Snakefile, the rule
+#: files it includes, and the generator of the configuration the graph is asked with
+RULEGRAPH_SOURCES = ("Snakefile", "rules/*.smk", "scripts/make_tiny_genome.py")
+RULEGRAPH_CACHE = "rulegraph.json"
+
+
+def workflow_sources(workflow_dir: Path) -> list:
+    """The files of :data:`RULEGRAPH_SOURCES` under ``workflow_dir``, sorted (a missing Snakefile
+    is an error: there is no workflow to draw)."""
+    workflow_dir = Path(workflow_dir)
+    if not (workflow_dir / "Snakefile").is_file():
+        raise InputError("no Snakefile", path=workflow_dir / "Snakefile")
+    files = set()
+    for pattern in RULEGRAPH_SOURCES:
+        files.update(p for p in workflow_dir.glob(pattern) if p.is_file())
+    return sorted(files)
+
+
+def workflow_hash(workflow_dir: Path) -> str:
+    """SHA-256 over the names (relative to ``workflow_dir``) and bytes of :func:`workflow_sources`."""
+    import hashlib
+
+    workflow_dir = Path(workflow_dir)
+    h = hashlib.sha256()
+    for p in workflow_sources(workflow_dir):
+        h.update(p.relative_to(workflow_dir).as_posix().encode() + b"\0")
+        h.update(p.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def read_rulegraph_cache(workflow_dir: Path) -> dict | None:
+    """The shipped cache (``{"sources_sha256", "dot", ...}``), or None when there is none; a cache
+    that is not a JSON object with those two strings is an error naming the file."""
+    import json
+
+    path = Path(workflow_dir) / RULEGRAPH_CACHE
+    if not path.exists():
+        return None
+    try:
+        cache = json.loads(path.read_text())
+    except ValueError:
+        raise InputError("not valid JSON", path=path) from None
+    if not (
+        isinstance(cache, dict)
+        and isinstance(cache.get("sources_sha256"), str)
+        and isinstance(cache.get("dot"), str)
+        and "digraph" in cache["dot"]
+    ):
+        raise InputError("expected an object with 'sources_sha256' and a DOT 'dot'", path=path)
+    return cache
+
+
+def rulegraph(workflow_dir: Path, generate=None) -> tuple[str, str]:
+    """The workflow's rule graph (DOT) and where it came from: ``"cache"`` when the shipped
+    :data:`RULEGRAPH_CACHE` matches the workflow's files (:func:`workflow_hash`), else
+    ``"snakemake"`` (the cache is missing or stale; ``generate(snakefile)`` asks Snakemake,
+    default :func:`snakemake_rulegraph`). The cache is never written here."""
+    workflow_dir = Path(workflow_dir)
+    cache = read_rulegraph_cache(workflow_dir)
+    if cache is not None and cache["sources_sha256"] == workflow_hash(workflow_dir):
+        return cache["dot"], "cache"
+    return (generate or snakemake_rulegraph)(workflow_dir / "Snakefile"), "snakemake"
+
+
+def rulegraph_source_text(source: str) -> str:
+    """The sentence ending chapter 00's introduction: where this run's rule graph came from."""
+    if source == "cache":
+        return (
+            "came from `workflow/rulegraph.json`, Snakemake's answer cached with a hash of the "
+            "workflow's files, which still match"
+        )
+    if source == "snakemake":
+        return (
+            "was asked from Snakemake, because `workflow/rulegraph.json` is missing or older than "
+            "the workflow's files (`python -m helpers.viz.flowchart` refreshes it)"
+        )
+    raise InputError(f"unknown rule-graph source {source!r}", where="rulegraph_source_text")
+
+
+def write_rulegraph_cache(workflow_dir: Path, generate=None) -> Path:
+    """Ask Snakemake for the rule graph and write :data:`RULEGRAPH_CACHE` (atomically)."""
+    from helpers.engine.io import write_json
+
+    workflow_dir = Path(workflow_dir)
+    dot = (generate or snakemake_rulegraph)(workflow_dir / "Snakefile")
+    path = workflow_dir / RULEGRAPH_CACHE
+    write_json(
+        {
+            "what": "snakemake --rulegraph of the Snakefile (python -m helpers.viz.flowchart rewrites this file)",
+            "sources": [p.relative_to(workflow_dir).as_posix() for p in workflow_sources(workflow_dir)],
+            "sources_sha256": workflow_hash(workflow_dir),
+            "dot": dot,
+        },
+        path,
+    )
+    return path
+
+
 # Which rules take which external input (the rule graph only knows rule-to-rule edges). A test
 # checks that every rule named here is in the workflow, so renaming a rule fails loudly.
 EXTERNAL_INPUTS = {
@@ -287,3 +395,9 @@ def draw_flowchart(g: Graph, title: str = "Fig. 1A (this reproduction): from pub
     ax.set_title(title, fontsize=11, loc="left")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
+
+
+if __name__ == "__main__":  # python -m helpers.viz.flowchart: refresh workflow/rulegraph.json
+    from helpers.engine import paths
+
+    print(write_rulegraph_cache(paths.ROOT / "workflow"))
