@@ -364,3 +364,33 @@ def test_executed_copy_drops_what_differs_run_to_run(tmp_path):
     a, b = executed("ac8a1b5b", "0x7f474111f050"), executed("af193508", "0x7f2ab90fe7d0")
     assert a == b
     assert "0x7f" not in a and "<pandas.io.formats.style.Styler>" in a
+
+
+def test_critical_path_order_starts_the_longest_path_first():
+    from helpers.engine.registry import Step
+    from helpers.engine.runner import critical_path_order
+
+    a = Step("01_a", "a", "a", seconds=5)
+    b = Step("02_b", "b", "b", reads=("01_a",), seconds=5)
+    c = Step("03_c", "c", "c", reads=("02_b",), seconds=5)
+    long = Step("04_long", "long", "long", seconds=30)  # reads nothing, nothing reads it
+    todo = [a, b, c, long]
+    reads = {s.stem: s.reads for s in todo}
+    assert [s.stem for s in critical_path_order(todo, reads, {})] == ["04_long", "01_a", "02_b", "03_c"]
+    # a last run's seconds replace the hint: the chain is now the longer path
+    stamps = {"01_a": {"seconds": 20.0}, "02_b": {"seconds": 20.0}}
+    assert [s.stem for s in critical_path_order(todo, reads, stamps)] == ["01_a", "04_long", "02_b", "03_c"]
+    # equal paths keep the registry order
+    flat = [Step("01_x", "x", "x"), Step("02_y", "y", "y")]
+    assert [s.stem for s in critical_path_order(flat, {}, {})] == ["01_x", "02_y"]
+
+
+def test_registry_seconds_hint_is_checked(tmp_path):
+    from helpers.engine import registry
+
+    p = tmp_path / "book.yml"
+    p.write_text("chapters:\n  - stem: 01_a\n    seconds: -3\n")
+    with pytest.raises(InputError, match="'seconds' must be a number"):
+        registry.load(p)
+    p.write_text("chapters:\n  - stem: 01_a\n    seconds: 12\n")
+    assert registry.load(p)["steps"][0].seconds == 12.0

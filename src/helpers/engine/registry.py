@@ -22,7 +22,7 @@ from helpers.engine.errors import InputError
 REGISTRY = paths.ROOT / "config" / "book.yml"
 EXECUTED_TOC_DIR = "executed"  # executed notebooks (git-ignored) as _toc.yml names them
 _STEM = re.compile(r"^\d\d_[a-z0-9_]+$")
-_KEYS = {"stem", "results", "title", "reads", "globals", "files", "part", "pages_after"}
+_KEYS = {"stem", "results", "title", "reads", "globals", "files", "part", "pages_after", "seconds"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Step:
     globals: tuple | None = None  # global keys it uses (None: all of them)
     part: str = "The reproduction"
     pages_after: tuple = field(default_factory=tuple)  # hand-written pages that follow it in the book
+    seconds: float = 5.0  # typical run time: orders a parallel run (longest path first), nothing else
 
 
 def _seq(v, key, where):
@@ -74,6 +75,9 @@ def load(path: Path | None = None) -> dict:
         if captions and part not in captions:
             raise InputError(f"part '{part}' is not one of the parts ({', '.join(captions)})", path=path, where=stem)
         g = ch.get("globals")
+        secs = ch.get("seconds", 5.0)
+        if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not 0 <= secs < 1e6:
+            raise InputError(f"'seconds' must be a number of seconds >= 0, got {secs!r}", path=path, where=stem)
         steps.append(
             Step(
                 stem,
@@ -84,6 +88,7 @@ def load(path: Path | None = None) -> dict:
                 None if g is None else _seq(g, "globals", stem),
                 part,
                 _seq(ch.get("pages_after"), "pages_after", stem),
+                float(secs),
             )
         )
         seen.add(stem)
