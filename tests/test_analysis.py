@@ -437,7 +437,7 @@ def test_benchmark_goals(tmp_path):
     assert g["cold"] == "no" and g["warm"] == "yes" and g["scale_310"] == "no"  # 104 > 75, 2.1 <= 3, 277 > 120
     assert g["fc_min"] == "not measured" and g["scale_1000"] == "not measured"
     per = bm.per_notebook(bench)
-    assert per.loc["a", "310 samples (s)"] == 9.0 and per.index.name == "notebook"
+    assert per.loc["a", "n=310 (s)"] == 9.0 and per.index.name == "notebook"
 
 
 def test_reference_fixture_available():
