@@ -70,6 +70,23 @@ def test_every_page_built(built_book):
 
 
 @pytest.mark.slow
+def test_every_figure_is_numbered_with_alt_text(built_book):
+    """A chapter's figures are numbered MyST figures with written alt text: no image of a
+    chapter page is shown bare (myst-nb's fallback alt text is the image's own file name)."""
+    dest, _ = built_book
+    html = dest / "_build" / "html" / "executed"
+    bare, numbered = [], 0
+    for page in sorted(html.glob("*.html")):
+        text = page.read_text()
+        numbered += len(re.findall(r'class="caption-number">Book figure \d+', text))
+        for m in re.finditer(r'<img\b[^>]*\balt="([^"]*)"', text):
+            if m.group(1).endswith((".png", ".svg", ".jpg")) or not m.group(1).strip():
+                bare.append(f"{page.name}: {m.group(1)[:40]}")
+    assert not bare, bare
+    assert numbered >= 15
+
+
+@pytest.mark.slow
 def test_book_is_offline(built_book):
     dest, _ = built_book
     html = dest / "_build" / "html"

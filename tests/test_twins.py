@@ -263,6 +263,9 @@ def test_figures_draw_what_the_tables_hold():
     import matplotlib.pyplot as plt
 
     from helpers.viz import twins as F
+    from helpers.viz.style import style_problems, use_style
+
+    use_style()
 
     shares = pd.DataFrame({"id": ["a", "b", "c"], "share_holds": [1.0, 0.5, 0.2], "share_reproduced": [0.5, 0.5, 0.0]})
     fig = F.claim_share_bars(shares)
@@ -270,6 +273,7 @@ def test_figures_draw_what_the_tables_hold():
     assert len(bars) == 6 and [b.get_width() for b in bars] == [1.0, 0.5, 0.2, 0.5, 0.5, 0.0]
     ypos = dict(zip([t.get_text() for t in fig.axes[0].get_yticklabels()], fig.axes[0].get_yticks()))
     assert ypos["a"] > ypos["b"] > ypos["c"]  # the first claim on top
+    assert style_problems(fig) == []  # no CR/NR colour for what is not CR/NR, no text under 9 pt
     plt.close(fig)
     rows = pd.DataFrame(
         {
@@ -287,18 +291,20 @@ def test_figures_draw_what_the_tables_hold():
     fig = F.distributions(rows, {"n_up": 57, "pam_loocv_accuracy": "28/31"})
     axes = [ax for ax in fig.axes if ax.axison]
     assert len(axes) == 6
-    heights = {ax.get_title(): sum(p.get_height() for p in ax.patches) for ax in axes}
+    heights = {ax.get_title().replace("\n", " "): sum(p.get_height() for p in ax.patches) for ax in axes}
     assert heights["DEGs higher in CR"] == 3
     assert heights["LOOCV: patients called right (of 31)"] == 4  # 3 naive + 1 nested
     paper_lines = [ln.get_xdata()[0] for ln in axes[0].get_lines()]
     assert paper_lines == [57]
     assert axes[2].get_xscale() == "log"  # PAM's gene count has a long tail
+    assert style_problems(fig) == []
     plt.close(fig)
     power = pd.DataFrame({"n_samples": [17, 31, 62], "deg_recall": [0.2, 0.5, 0.7], "share_overlap_holds": [0.5, 1, 1]})
     fig = F.power_curves(power)
     lines = fig.axes[0].get_lines()
     assert list(lines[0].get_ydata()) == [0.2, 0.5, 0.7] and list(lines[1].get_ydata()) == [0.5, 1, 1]
     assert lines[2].get_xdata()[0] == 31
+    assert style_problems(fig) == []
     plt.close(fig)
 
 

@@ -3,10 +3,15 @@ function draws tables computed by :mod:`helpers.analysis.twins` and returns a ma
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 
-from helpers.viz.style import CR_COLOR, NR_COLOR, NS_COLOR, OKABE_ITO
+from helpers.viz.style import NEUTRAL, NS_COLOR, OKABE_ITO
+
+# neither CR nor NR: the book keeps its CR/NR colours for responders (helpers.viz.style)
+_LIGHT, _DARK, _SECOND = "#BDBDBD", NEUTRAL, OKABE_ITO[3]
 
 #: distributions panel: column of the per-twin table -> (title, paper claim id); every value a count
 DISTRIBUTIONS = (
@@ -32,14 +37,14 @@ def claim_share_bars(shares: pd.DataFrame):
     n = len(shares)
     fig, ax = plt.subplots(figsize=(7.2, 0.34 * n + 1.2))
     y = np.arange(n)[::-1]
-    ax.barh(y, shares["share_holds"], color=OKABE_ITO[5], height=0.7, label="holds (incl. within tolerance)")
-    ax.barh(y, shares["share_reproduced"], color=OKABE_ITO[0], height=0.7, label="reproduced exactly")
+    ax.barh(y, shares["share_holds"], color=_LIGHT, height=0.7, label="holds (incl. within tolerance)")
+    ax.barh(y, shares["share_reproduced"], color=_DARK, height=0.7, label="reproduced exactly")
     ax.set_yticks(y)
     ax.set_yticklabels(shares["id"])
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of twins")
     ax.axvline(0.5, color="0.7", lw=0.6, ls=":")
-    ax.legend(loc="lower right", fontsize=8, bbox_to_anchor=(1.0, 1.0), ncol=2)
+    ax.legend(loc="lower right", fontsize=9, bbox_to_anchor=(1.0, 1.0), ncol=2)
     fig.tight_layout()
     return fig
 
@@ -70,17 +75,15 @@ def distributions(rows: pd.DataFrame, published: dict):
     panels = [p for p in DISTRIBUTIONS if p[0] in rows.columns]
     ncol = 3
     nrow = int(np.ceil(len(panels) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(9.6, 2.7 * nrow), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(7.5, 2.6 * nrow), squeeze=False)
     for ax, (col, title, cid) in zip(axes.flat, panels):
-        series = [
-            (rows[col].dropna().to_numpy(dtype=float), OKABE_ITO[0], "naive" if col.startswith("pam_loocv") else None)
-        ]
+        series = [(rows[col].dropna().to_numpy(dtype=float), _DARK, "naive" if col.startswith("pam_loocv") else None)]
         if (
             col.startswith("pam_loocv")
             and "nested_accuracy_k" in rows.columns
             and rows["nested_accuracy_k"].notna().any()
         ):
-            series.append((rows["nested_accuracy_k"].dropna().to_numpy(dtype=float), OKABE_ITO[1], "nested"))
+            series.append((rows["nested_accuracy_k"].dropna().to_numpy(dtype=float), _SECOND, "nested"))
         allv = np.concatenate(
             [v for v, _, _ in series] + ([np.array([_paper_count(published[cid])])] if cid in published else [])
         )
@@ -98,13 +101,13 @@ def distributions(rows: pd.DataFrame, published: dict):
         n_col = col[:-2] + "_n" if col.endswith("_k") else None
         if n_col and n_col in rows.columns:
             title = f"{title} (of {int(rows[n_col].iloc[0])})"
-        ax.set_title(title)
+        ax.set_title(textwrap.fill(title, 24), fontsize=10)  # three panels a row at the display width
         ax.set_ylabel("twins")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         if not log:
             ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
         if len(series) > 1 or col.startswith("pam_loocv"):
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=9)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.tight_layout()
@@ -116,10 +119,10 @@ def power_curves(summary: pd.DataFrame, paper_n: int = 31):
     DEGs and the share of twins on which PAM's overlap with the 14 holds; the paper's cohort
     size as a vertical line."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    fig, ax = plt.subplots(figsize=(6.0, 4.4))
     x = summary["n_samples"].to_numpy(dtype=float)
-    ax.plot(x, summary["deg_recall"], "o-", color=NR_COLOR, label="recall of the planted DEGs (mean)")
-    ax.plot(x, summary["share_overlap_holds"], "s-", color=CR_COLOR, label="PAM overlap with the 14 holds (share)")
+    ax.plot(x, summary["deg_recall"], "o-", color=_DARK, label="recall of the planted DEGs (mean)")
+    ax.plot(x, summary["share_overlap_holds"], "s-", color=_SECOND, label="PAM overlap with the 14 holds (share)")
     ax.axvline(paper_n, color=NS_COLOR, lw=1.0, ls="--", label=f"the paper ({paper_n} patients)")
     ax.set_xscale("log")
     ax.set_xticks(x)
@@ -128,6 +131,6 @@ def power_curves(summary: pd.DataFrame, paper_n: int = 31):
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("patients in the twin (log scale)")
     ax.set_ylabel("share")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=9, loc="lower left", bbox_to_anchor=(0.0, 1.02), frameon=False)  # above the data
     fig.tight_layout()
     return fig
