@@ -316,3 +316,39 @@ def test_share_margin():
     for bad in ({"n_twins": 0}, {"n_twins": 3, "share": 1.5}):
         with pytest.raises(InputError):
             twins.share_margin(**bad)
+
+
+def test_structure_measures_use_the_chapters_pca_reading():
+    """Chapter 13 judges Fig. 1B with chapter 02's PCA reading (``pca_scale``) and rule: its
+    verdict detail equals the one computed from that reading, not from the other one; a cohort of
+    one dataset leaves the batch claim not measured."""
+    from helpers.analysis import claims
+    from helpers.analysis import structure as st
+    from helpers.methods import pca as pc
+
+    rng = np.random.default_rng(5)
+    genes = [f"g{i}" for i in range(60)]
+    cols = [f"s{j}" for j in range(16)]
+    sd = np.geomspace(0.2, 5.0, len(genes))[:, None]  # unequal gene scales: scaling changes the PCA
+    X = pd.DataFrame(rng.normal(size=(60, 16)) * sd, index=genes, columns=cols)
+    X.iloc[:5, :8] += 1.5  # a small-variance block that marks the first cohort
+    samples = pd.DataFrame(
+        {"cohort": ["A"] * 8 + ["B"] * 8, "response": (["CR", "NR"] * 8)}, index=pd.Index(cols, name="sample")
+    )
+    table = pd.DataFrame({"direction": ["ns"] * 60}, index=genes)
+    rules = {"n_components": 5, "max_r2": 0.2, "max_silhouette": 0.25, "linkage_method": "average",
+             "distance": "correlation", "n_perm": 19, "alpha": 0.05}  # fmt: skip
+
+    def expected(scale):
+        scores, _ = st.sample_pca(X, n_components=5, scale=scale)
+        d = pc.batch_diagnostics(scores, samples, factors=("cohort", "response"), n_pcs=2)
+        return claims.no_batch_effect(d.loc["cohort", "r2_pooled"], d.loc["cohort", "silhouette"], 2, 0.2, 0.25)
+
+    scaled, unscaled = expected(True), expected(False)
+    assert scaled.detail != unscaled.detail  # the two readings differ on this cohort
+    for flag, want in ((True, scaled), (False, unscaled)):
+        got = twins.structure_measures(X, table, samples, {**rules, "pca_scale": flag}, seed=1)["no_batch_effect"]
+        assert (got.holds, got.detail) == (want.holds, want.detail)
+    one = samples.assign(cohort="A")
+    v = twins.structure_measures(X, table, one, {**rules, "pca_scale": True}, seed=1)["no_batch_effect"]
+    assert v.holds is None and "one dataset" in v.reason

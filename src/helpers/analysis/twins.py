@@ -215,12 +215,19 @@ def structure_measures(X: pd.DataFrame, table: pd.DataFrame, samples: pd.DataFra
 
     out = {}
     s = samples.loc[X.columns]
-    scores, _, _ = pc.pca(X, n_components=int(rules["n_components"]))
+    # the chapters' own PCA reading (02's and 04's pca_scale; FactoMineR's scaled PCA by default)
+    scores, _ = st.sample_pca(X, n_components=int(rules["n_components"]), scale=rules.get("pca_scale", True))
     diag = pc.batch_diagnostics(scores, s, factors=("cohort", "response"), n_pcs=2)
-    for factor, cid in (("cohort", "no_batch_effect"), ("response", "no_response_separation_all_genes")):
-        out[cid] = claims.no_grouping(
-            diag.loc[factor, "r2_pooled"], diag.loc[factor, "silhouette"], rules["max_r2"], rules["max_silhouette"]
-        )
+    out["no_batch_effect"] = claims.no_batch_effect(
+        diag.loc["cohort", "r2_pooled"],
+        diag.loc["cohort", "silhouette"],
+        n_datasets=int(diag.loc["cohort", "n_levels"]),
+        max_r2=rules["max_r2"],
+        max_silhouette=rules["max_silhouette"],
+    )
+    out["no_response_separation_all_genes"] = claims.no_grouping(
+        diag.loc["response", "r2_pooled"], diag.loc["response", "silhouette"], rules["max_r2"], rules["max_silhouette"]
+    )
     z = st.deg_matrix(table, X)
     response = s.loc[z.columns, "response"].astype(str)
     if len(z) >= 2:
@@ -229,7 +236,7 @@ def structure_measures(X: pd.DataFrame, table: pd.DataFrame, samples: pd.DataFra
         out["heatmap_separates"] = claims.cluster_separation(
             agree["clusters"], response, n_perm=rules["n_perm"], alpha=rules["alpha"], seed=seed
         )
-        dsc, _, _ = pc.pca(X.loc[z.index], n_components=min(5, len(z)))
+        dsc, _ = st.sample_pca(X.loc[z.index], n_components=min(5, len(z)), scale=rules.get("deg_pca_scale", True))
         out["deg_pca_separates"] = claims.pca_separation(
             dsc[["PC1", "PC2"]], response, n_perm=rules["n_perm"], alpha=rules["alpha"], seed=seed
         )
@@ -303,6 +310,8 @@ def chapter_settings(profile: str = "default", simulate: dict | None = None, **g
             "n_components": int(c02["n_components"]),
             "max_r2": float(c02["max_r2"]),
             "max_silhouette": float(c02["max_silhouette"]),
+            "pca_scale": bool(c02["pca_scale"]),
+            "deg_pca_scale": bool(c04["pca_scale"]),
             "linkage_method": c04["linkage_method"],
             "distance": c04["distance"],
             "n_perm": int(c04["n_perm"]),
