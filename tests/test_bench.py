@@ -142,10 +142,10 @@ def test_freshness_current_and_older(tmp_path):
     (tmp_path / "src" / "helpers").mkdir(parents=True)
     (tmp_path / "src" / "helpers" / "a.py").write_text("x = 1\n")
     b = _bench(code_sha256=bm.code_fingerprint(tmp_path))
-    f = bm.freshness(b, tmp_path, "def456", "2026-02-02 10:00 UTC")
+    f = bm.freshness(b, tmp_path, "def456")
     assert f["current"] and "same code" in f["text"] and "abc123" in f["text"] and "def456" in f["text"]
     (tmp_path / "src" / "helpers" / "a.py").write_text("x = 2\n")
-    f = bm.freshness(b, tmp_path, "def456", "2026-02-02 10:00 UTC")
+    f = bm.freshness(b, tmp_path, "def456")
     assert not f["current"] and "older than this book" in f["text"] and "2026-01-01" in f["text"]
 
 

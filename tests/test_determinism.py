@@ -158,6 +158,7 @@ def test_chain_is_identical_across_processes_and_hash_seeds(tmp_path):
 #: Result files that describe the run itself, not its inputs: they differ between two runs by design.
 RUN_DESCRIPTIONS = {
     "run_log.json": "seconds and peak memory per notebook",
+    "run_status.json": "the latest run's id and its start and end times (what a failed run left stale)",
     "reproducibility/execution.tsv": "seconds and peak memory per notebook",
     "reproducibility/numbers.json": "the total execution time is one of its numbers",
 }

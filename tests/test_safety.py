@@ -68,6 +68,18 @@ def _md_html(text: str) -> str:
 _FORMATTING = {"strong", "em", "a", "img", "del", "s", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "hr"}
 
 
+_JS_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+
+
+def _data_only_in_js_strings(body: str) -> bool:
+    """A script may carry data (the interactive volcano's points) only as JSON string literals
+    in a body with no "<" at all: then no value can close the element, change the HTML parser's
+    state or become code."""
+    if "<" in body:
+        return False
+    return "zqx" not in _JS_STRING.sub('""', body).lower()
+
+
 def _markup_from_data(html: str, code_ok: bool = False) -> list[str]:
     """Everything in ``html`` that data (the marker ``zqx``) turned into markup: an element or
     attribute named after it, an attribute value, a script or style body, formatting, math or a
@@ -82,7 +94,9 @@ def _markup_from_data(html: str, code_ok: bool = False) -> list[str]:
             if "zqx" in k.lower() or "zqx" in v.lower():
                 found.append(f"attribute {k}={v[:40]!r} on <{el.name}>")
         inside = "zqx" in el.get_text().lower()
-        if inside and el.name in ("script", "style"):
+        if inside and el.name == "style":
+            found.append(f"<{el.name}> body")
+        if inside and el.name == "script" and not _data_only_in_js_strings(el.get_text()):
             found.append(f"<{el.name}> body")
         if inside and el.name in _FORMATTING:
             found.append(f"<{el.name}> made from data")
@@ -773,3 +787,32 @@ def test_kill_at_each_step_of_the_book_swap(tmp_path, step):
     assert pages == ({"old"} if step == "book-built" else {"new"}), (step, pages)
     assert [f.name for f in (tmp_path / "_build").iterdir()] == ["html"]
     assert build("newer").returncode == 0 and (html / "page.html").read_text() == "newer"
+
+
+def test_script_data_rule_says_no_to_code_and_angle_brackets():
+    assert _data_only_in_js_strings('var f={"gene":"zqx1"};plot(f);')
+    assert not _data_only_in_js_strings("var f=zqx1;")  # data as code
+    assert not _data_only_in_js_strings('var f={"gene":"zqx</script>"};')  # can close the element
+    assert not _data_only_in_js_strings('var f={"a":"x"};zqx();"y"')
+
+
+def test_interactive_volcano_keeps_data_inside_json_strings():
+    """Gene names that try to close the script, open a comment or a new script stay JSON
+    string data: the script body has no "<", ">" or "&" at all."""
+    from bs4 import BeautifulSoup
+
+    from helpers.viz.interactive import volcano_html
+
+    genes = ["zqx</script><b>x</b>", "zqx<!--<script>", "zqx&amp;\u2028", "KCNK3"]
+    t = pd.DataFrame(
+        {"logFC": [2.0, -1.5, 0.1, 1.0], "P.Value": [1e-6, 1e-4, 0.5, 1e-3], "direction": ["up", "down", "ns", "up"]},
+        index=genes,
+    )
+    html = volcano_html(t, 0.01, 0.58)
+    soup = BeautifulSoup(html, "html.parser")
+    scripts = [s for s in soup.find_all("script") if not s.get("src")]
+    assert len(scripts) == 1 and not soup.find_all("b")
+    body = scripts[0].get_text()
+    assert not set("<>&") & set(body)
+    assert _data_only_in_js_strings(body)
+    assert _markup_from_data(html) == []

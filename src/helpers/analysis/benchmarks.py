@@ -344,22 +344,23 @@ def method_ratios(bench: dict, r_timing: dict | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def freshness(bench: dict, root, book_revision: str, book_when: str) -> dict:
+def freshness(bench: dict, root, book_revision: str) -> dict:
     """Whether the benchmark file describes the code of the book it is shown in: the same content
     hash (:func:`code_fingerprint`) is "current"; otherwise "older" (or "other code"), with a
-    sentence giving the bench's date and revision beside the book's."""
+    sentence giving the bench's date and revision beside the book's revision. (Not the book's
+    build time: the page's numbers are the same for the same code and parameters.)"""
     same = bench.get("code_sha256") == code_fingerprint(root)
     b_when, b_rev = bench.get("when", "an unrecorded date"), bench.get("revision", "not recorded")
     if same:
         text = (
             f"The benchmark ran on {b_when} (revision {b_rev}) on the same code as this book "
-            f"(built {book_when}, revision {book_revision})."
+            f"(revision {book_revision})."
         )
     else:
         text = (
             f"The benchmark is older than this book: it measured the code of {b_when} (revision "
-            f"{b_rev}), and this book was built {book_when} from revision {book_revision}, whose "
-            "code differs; rerun `make bench` to measure this code."
+            f"{b_rev}), and this book is built from revision {book_revision}, whose code differs; "
+            "rerun `make bench` to measure this code."
         )
     return {"current": bool(same), "text": text}
 

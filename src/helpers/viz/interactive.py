@@ -106,7 +106,9 @@ def volcano_html(
         sort_keys=True,
         default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o),
     )
-    payload = payload.replace("</", "<\\/")  # a data string can never close the script element
+    # no "<", ">" or "&" at all in the script body (JSON's \\u escapes instead): a data string can
+    # neither close the script element nor switch the HTML parser's script states ("<!--", "<script")
+    payload = payload.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     safe_id = "".join(ch for ch in div_id if ch.isalnum() or ch in "-_") or "volcano"
     return (
         f'<div id="{safe_id}" class="helpers-plotly" style="width:100%;height:460px"></div>\n'
