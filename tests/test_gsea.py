@@ -338,3 +338,13 @@ def test_fgsea_rule_agrees_with_fgsea_multilevel(folder, sets):
     diff = np.log10(res.loc[ml, "pval"]) - np.log10(ref.loc[ml, "pval"])
     assert np.abs(diff).max() <= 1.0
     assert set(res.index[res["padj"] < 0.05]) == set(ref.index[ref["padj"] < 0.05])
+
+
+def test_multilevel_extreme_limit_is_the_rules_boundary():
+    from helpers.methods.gsea import fgsea_prefers_multilevel as prefers
+    from helpers.methods.gsea import multilevel_extreme_limit as limit
+
+    for n in (200, 1000, 5000):
+        k = limit(n)
+        assert prefers(k, n) and not prefers(k + 1, n)
+    assert limit(1000) == 15 and limit(200) == 27

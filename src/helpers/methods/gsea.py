@@ -334,6 +334,12 @@ def prerank(
 # --------------------------------------------------------------------------- multilevel p-values
 
 
+def multilevel_extreme_limit(n_perm: int, sample_size: int = 101) -> int:
+    """The most extreme nulls (out of ``n_perm``) for which :func:`fgsea_prefers_multilevel`
+    still chooses multilevel splitting (-1: never)."""
+    return max((k for k in range(int(n_perm) + 1) if fgsea_prefers_multilevel(k, int(n_perm), sample_size)), default=-1)
+
+
 def fgsea_prefers_multilevel(n_extreme: int, n_perm: int, sample_size: int = 101) -> bool:
     """fgseaMultilevel's choice for one set: multilevel when the standard error of log2 p from
     ``n_perm`` simple permutations with ``n_extreme`` null ES at least as extreme,
