@@ -183,9 +183,9 @@ def _enc(o):
 
 def _enc_col(s: pd.Series) -> dict:
     dt = s.dtype
-    if dt.kind in "biuf":
+    if isinstance(dt, np.dtype) and dt.kind in "biuf":
         return {"dtype": dt.str, "values": _enc_list(s.to_numpy().tolist())}
-    if dt.kind == "O":
+    if isinstance(dt, np.dtype) and dt.kind == "O":
         return {"dtype": "object", "values": _enc_list(s.tolist())}
     raise TypeError(f"memo: cannot store a column of dtype {dt}")
 
