@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 
 from helpers.__main__ import main as cli_main
-from helpers.analysis import de, model
+from helpers.analysis import de, model, scoring
 from helpers.data import cohort, genesets, loaders
 from helpers.engine import config
 from helpers.engine.errors import InputError
@@ -790,7 +790,7 @@ def score_missing_signature_genes(t):
     # too few for chapter 09's partial-answer rule: the 12 left carry 36% of the class separation
     p = _expression(t, edit=lambda df: df.drop(index=["IGF2BP1", "KCNK3"]))
     return (
-        lambda: model.score_file("published", p, t / "scores.tsv"),
+        lambda: scoring.score_file("published", p, t / "scores.tsv"),
         [p, "genes", "cannot score: 2 of 14 signature genes absent", "IGF2BP1", "KCNK3", "less than 50%"],
     )
 
@@ -802,7 +802,7 @@ def score_non_numeric(t):
 
     p = _expression(t, edit=edit)
     return (
-        lambda: model.score_file("published", p, t / "scores.tsv"),
+        lambda: scoring.score_file("published", p, t / "scores.tsv"),
         [p, "line 3", "gene KCNK3", "column s2", "'high'"],
     )
 
@@ -813,17 +813,17 @@ def score_nan(t):
         return df
 
     p = _expression(t, edit=edit)
-    return lambda: model.score_file("published", p, t / "scores.tsv"), [p, "gene GREB1", "column s3", "missing"]
+    return lambda: scoring.score_file("published", p, t / "scores.tsv"), [p, "gene GREB1", "column s3", "missing"]
 
 
 def score_duplicated_sample_columns(t):
     p = _expression(t, columns=("s1", "s2", "s1"))
-    return lambda: model.score_file("published", p, t / "scores.tsv"), [p, "line 1", "duplicated sample names: s1"]
+    return lambda: scoring.score_file("published", p, t / "scores.tsv"), [p, "line 1", "duplicated sample names: s1"]
 
 
 def score_duplicated_signature_gene(t):
     p = _expression(t, edit=lambda df: pd.concat([df, df.loc[["NETO1"]]]))
-    return lambda: model.score_file("published", p, t / "scores.tsv"), [p, "genes", "NETO1 (lines"]
+    return lambda: scoring.score_file("published", p, t / "scores.tsv"), [p, "genes", "NETO1 (lines"]
 
 
 def score_truncated_gzip(t):
@@ -831,7 +831,7 @@ def score_truncated_gzip(t):
     raw = gzip.compress(src.read_bytes(), mtime=0)
     src.unlink()
     p = w(t, "expr.tsv.gz", raw[:-12])
-    return lambda: model.score_file("published", p, t / "scores.tsv"), [p, "gzip"]
+    return lambda: scoring.score_file("published", p, t / "scores.tsv"), [p, "gzip"]
 
 
 def score_corrupt_gzip(t):
@@ -840,7 +840,7 @@ def score_corrupt_gzip(t):
     src.unlink()
     raw[14:30] = b"\xff" * 16
     p = w(t, "expr.tsv.gz", bytes(raw))
-    return lambda: model.score_file("published", p, t / "scores.tsv"), [p, "gzip"]
+    return lambda: scoring.score_file("published", p, t / "scores.tsv"), [p, "gzip"]
 
 
 def model_not_utf8(t):
@@ -852,12 +852,12 @@ def score_keeps_previous_output(t):
     """A failed rescoring leaves the previous scores file as it was (snapshot covers it)."""
     w(t, "scores.tsv", "sample\tcall\nold\tCR\n")
     p = _expression(t, edit=lambda df: df.drop(index=["IGF2BP1", "KCNK3"]))
-    return lambda: model.score_file("published", p, t / "scores.tsv"), [p, "IGF2BP1"]
+    return lambda: scoring.score_file("published", p, t / "scores.tsv"), [p, "IGF2BP1"]
 
 
 def score_expression_missing(t):
     p = t / "nope.tsv"
-    return lambda: model.score_file("published", p, t / "scores.tsv"), [p, "not found"]
+    return lambda: scoring.score_file("published", p, t / "scores.tsv"), [p, "not found"]
 
 
 CASES = [

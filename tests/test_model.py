@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.analysis import model
+from helpers.analysis import model, scoring
 from helpers.engine.errors import InputError
 from helpers.methods import pam
 
@@ -212,7 +212,7 @@ def test_score_file_formats(tmp_path, name, sep, gz):
     x = made_up_samples()
     p = write_expr(tmp_path / name, x, sep, gz)
     out = tmp_path / "out" / "scores.tsv"
-    res = model.score_file("published", p, out)
+    res = scoring.score_file("published", p, out)
     pd.testing.assert_frame_equal(res, model.score("published", x))
     back = pd.read_csv(out, sep="\t")
     assert back["sample"].tolist() == ["A", "B"]
@@ -247,7 +247,7 @@ def test_score_file_bad_input(tmp_path, edit, match):
     p.write_text(new)
     out = tmp_path / "scores.tsv"
     with pytest.raises(InputError, match=match) as info:
-        model.score_file("published", p, out)
+        scoring.score_file("published", p, out)
     assert str(p) in str(info.value) and "\n" not in str(info.value)
     assert not out.exists()
 
@@ -257,20 +257,20 @@ def test_unrelated_bad_rows_are_ignored(tmp_path):
     x.loc["GAPDH", "A"] = "n/a"
     p = tmp_path / "e.tsv"
     p.write_text(x.to_csv(sep="\t", index_label="gene"))
-    res = model.score_file("published", p)
+    res = scoring.score_file("published", p)
     assert len(res) == 2
 
 
 def test_score_cli(tmp_path, capsys):
     p = write_expr(tmp_path / "e.tsv", made_up_samples())
-    assert model.score_cli("published", str(p), None) == 0
+    assert scoring.score_cli("published", str(p), None) == 0
     printed = capsys.readouterr().out
     assert printed.splitlines()[0] == "sample\tdelta_CR\tdelta_NR\tcall\tprob_CR"
     out = tmp_path / "s.tsv"
-    assert model.score_cli("published", str(p), str(out)) == 0
+    assert scoring.score_cli("published", str(p), str(out)) == 0
     assert "wrote" in capsys.readouterr().err
-    assert out.read_text() == model.score_file("published", p).to_csv(sep="\t", index=False, float_format="%.10g")
-    assert model.score_cli(str(tmp_path / "none.json"), str(p), None) == 2
+    assert out.read_text() == scoring.score_file("published", p).to_csv(sep="\t", index=False, float_format="%.10g")
+    assert scoring.score_cli(str(tmp_path / "none.json"), str(p), None) == 2
     assert capsys.readouterr().err.startswith("error: ")
 
 

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 from bs4 import BeautifulSoup
 
-from helpers.analysis import model
+from helpers.analysis import model, scoring
 from helpers.data import genesets, loaders
 from helpers.engine import io as hio
 from helpers.engine import report, runner
@@ -432,7 +432,7 @@ def test_scorer_refuses_to_write_onto_its_input(tmp_path, capsys):
         (m, str(m), "is the input file"),
     ]
     for out, mdl, msg in cases:
-        assert model.score_cli(mdl, str(p), str(out)) == 2
+        assert scoring.score_cli(mdl, str(p), str(out)) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and msg in err and "\n" not in err, err
     assert p.read_bytes() == before
@@ -454,13 +454,13 @@ def test_scorer_refuses_special_files_links_and_missing_folders(tmp_path, capsys
         (tmp_path, "folder"),
         (tmp_path / "no" / "such" / "s.tsv", "folder does not exist"),
     ]:
-        assert model.score_cli("published", str(p), str(out)) == 2
+        assert scoring.score_cli("published", str(p), str(out)) == 2
         err = capsys.readouterr().err.strip()
         assert msg in err and "\n" not in err, err
     assert sym.is_symlink() and target.read_text() == "keep"
     assert not (tmp_path / "no").exists()
     # and a plain new file in an existing folder is fine
-    assert model.score_cli("published", str(p), str(tmp_path / "scores.tsv")) == 0
+    assert scoring.score_cli("published", str(p), str(tmp_path / "scores.tsv")) == 0
     assert (tmp_path / "scores.tsv").read_text().startswith("sample\tdelta_CR")
 
 
@@ -500,7 +500,7 @@ def test_model_file_is_validated(tmp_path, over, match):
 
 def test_scorer_checks_the_input_is_log2_expression(tmp_path, capsys):
     ok = _expr(tmp_path, 1.0, "log2.tsv")
-    assert model.score_cli("published", str(ok), None) == 0
+    assert scoring.score_cli("published", str(ok), None) == 0
     capsys.readouterr()
     counts = tmp_path / "counts.tsv"
     from test_model import made_up_samples
@@ -516,7 +516,7 @@ def test_scorer_checks_the_input_is_log2_expression(tmp_path, capsys):
         (neg, "outside the plausible log2 range"),
     ]:
         out = tmp_path / f"{path.stem}.scores.tsv"
-        assert model.score_cli("published", str(path), str(out)) == 2
+        assert scoring.score_cli("published", str(path), str(out)) == 2
         err = capsys.readouterr().err.strip()
         assert msg in err and str(path) in err and "\n" not in err, err
         assert not out.exists()

@@ -103,7 +103,7 @@ def main(argv=None) -> int:
 
             print("_toc.yml " + ("written" if write_toc() else "already up to date"))
         elif args.cmd == "score":
-            from helpers.analysis.model import score_cli
+            from helpers.analysis.scoring import score_cli
 
             return score_cli(args.model, args.expression, args.out)
     except InputError as exc:
