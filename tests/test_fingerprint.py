@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from test_runner import freeze_code, nb, quiet, write_md
+from mini_project import make_mini_project
+from test_runner import quiet
 
 from helpers.engine import runner
 from helpers.engine.errors import InputError
@@ -34,15 +35,6 @@ notebooks:
   03_c: {extra: none}
   04_m: {v: 1, nap: 0, extra: none}
   05_p: {model_name: published}
-"""
-
-SCHEMA = """
-$schema: "https://json-schema.org/draft/2020-12/schema"
-type: object
-properties:
-  global: {type: object}
-  notebooks: {type: object}
-  profiles: {type: object}
 """
 
 W = "from pathlib import Path\nfrom helpers.engine.paths import results_dir, results_of\n"
@@ -75,18 +67,7 @@ SOURCES = {
 
 @pytest.fixture
 def proj(tmp_path, monkeypatch):
-    freeze_code(monkeypatch)
-    root = tmp_path / "project"
-    (root / "config").mkdir(parents=True)
-    (root / "config" / "params.yml").write_text(PARAMS)
-    (root / "config" / "params.schema.yml").write_text(SCHEMA)
-    (root / "notebooks").mkdir()
-    (root / "data").mkdir()
-    for stem, (params, body) in SOURCES.items():
-        write_md(nb(params, body), root / "notebooks" / f"{stem}.md")
-    monkeypatch.setenv("HELPERS_ROOT", str(root))
-    monkeypatch.setenv("HELPERS_RESULTS", str(root / "results"))
-    return Project(root=root, results=root / "results", executed=root / "executed", steps=STEPS)
+    return make_mini_project(tmp_path / "project", PARAMS, SOURCES, STEPS, monkeypatch)
 
 
 def ran(status):

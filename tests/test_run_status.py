@@ -9,7 +9,8 @@ import os
 
 import nbformat
 import pytest
-from test_runner import freeze_code, nb, quiet, write_md
+from mini_project import make_mini_project
+from test_runner import nb, quiet
 
 from helpers.engine import runner
 from helpers.engine.registry import Step
@@ -37,15 +38,6 @@ notebooks:
   04_d: {z: 1}
 """
 
-SCHEMA = """
-$schema: "https://json-schema.org/draft/2020-12/schema"
-type: object
-properties:
-  global: {type: object}
-  notebooks: {type: object}
-  profiles: {type: object}
-"""
-
 W = "import json\nfrom helpers.engine.paths import results_dir, results_of\n"
 SOURCES = {
     "01_cohort": (
@@ -67,18 +59,7 @@ SOURCES = {
 
 @pytest.fixture
 def proj(tmp_path, monkeypatch):
-    freeze_code(monkeypatch)
-    root = tmp_path
-    (root / "config").mkdir()
-    (root / "config" / "params.yml").write_text(PARAMS)
-    (root / "config" / "params.schema.yml").write_text(SCHEMA)
-    (root / "notebooks").mkdir()
-    (root / "data").mkdir()
-    for stem, (params, body) in SOURCES.items():
-        write_md(nb(params, body), root / "notebooks" / f"{stem}.md")
-    monkeypatch.setenv("HELPERS_ROOT", str(root))
-    monkeypatch.setenv("HELPERS_RESULTS", str(root / "results"))
-    return Project(root=root, results=root / "results", executed=root / "executed", steps=STEPS)
+    return make_mini_project(tmp_path, PARAMS, SOURCES, STEPS, monkeypatch)
 
 
 @pytest.fixture
