@@ -16,6 +16,13 @@ REF = Path(__file__).parent / "data" / "reference"
 FOLDERS = ("counts_batch", "counts_nobatch", "logexpr_trend")
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """run_gsea keeps results in the step cache: each test gets its own (never results/.cache)."""
+    monkeypatch.setenv("HELPERS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("HELPERS_CACHE", raising=False)
+
+
 @pytest.fixture(scope="module")
 def sets():
     return read_gmt(REF / "fixture" / "fixture.gmt")
@@ -348,3 +355,75 @@ def test_multilevel_extreme_limit_is_the_rules_boundary():
         k = limit(n)
         assert prefers(k, n) and not prefers(k + 1, n)
     assert limit(1000) == 15 and limit(200) == 27
+
+
+def _counting_prerank(monkeypatch):
+    """Count the real prerank calls behind run_gsea (a cache hit makes none)."""
+    import functools
+
+    from helpers.methods import gsea
+
+    calls = []
+    real = gsea.prerank
+
+    @functools.wraps(real)
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(gsea, "prerank", counted)
+    return calls
+
+
+def test_run_gsea_cached_result_is_the_computed_one(sets, monkeypatch):
+    from helpers.analysis import enrichment as en
+
+    r = _ranking("counts_batch")
+    desc = {"GO:0070098": "chemokine-mediated signaling pathway"}
+    kw = dict(min_size=15, max_size=500, n_perm=200, seed=3)
+    monkeypatch.setenv("HELPERS_CACHE", "off")
+    computed = en.run_gsea(r, sets, desc, **kw)
+    monkeypatch.delenv("HELPERS_CACHE")
+    calls = _counting_prerank(monkeypatch)
+    first = en.run_gsea(r, sets, desc, **kw)
+    again = en.run_gsea(r.copy(), {k: list(v) for k, v in sets.items()}, desc, **kw)  # equal content: a hit
+    assert calls == [1]
+    assert (again["p_method"] == "multilevel").any() and again["leadingEdge"].str.count("/").max() > 10
+    for got in (first, again):
+        pd.testing.assert_frame_equal(got, computed, check_exact=True)
+    assert again.to_csv(sep="\t") == computed.to_csv(sep="\t")
+
+
+def test_run_gsea_cache_misses_when_an_input_changes(sets, monkeypatch):
+    from helpers.analysis import enrichment as en
+
+    r = _ranking("counts_batch")
+    kw = dict(p_method="simple", min_size=15, max_size=500, n_perm=100, max_perm=0, seed=3)
+    calls = _counting_prerank(monkeypatch)
+    base = en.run_gsea(r, sets, {}, **kw)
+    assert len(calls) == 1
+    one_value = r.copy()
+    one_value.iloc[10] = np.nextafter(one_value.iloc[10], np.inf)
+    renamed = r.rename(index={r.index[0]: "SOMEGENE"})
+    name = next(iter(sets))
+    one_more_gene = {**sets, name: list(sets[name]) + [r.index[-1]]}
+    variants = [
+        (one_value, sets, kw),
+        (renamed, sets, kw),
+        (r, one_more_gene, kw),
+        (r, sets, {**kw, "seed": 4}),
+        (r, sets, {**kw, "n_perm": 101}),
+        (r, sets, {**kw, "min_size": 16}),
+        (r, sets, {**kw, "max_size": 400}),
+        (r, sets, {**kw, "gsea_param": 2.0}),
+        (r, sets, {**kw, "p_method": "multilevel"}),
+    ]
+    for i, (rk, gs_, k) in enumerate(variants, start=2):
+        en.run_gsea(rk, gs_, {}, **k)
+        assert len(calls) == i, f"variant {i - 2} was answered from the cache"
+    differs = en.run_gsea(r, sets, {}, **{**kw, "seed": 4})  # now cached, and not the seed-3 table
+    assert not differs["NES"].equals(base["NES"])
+    en.run_gsea(r, sets, {}, **kw)
+    assert len(calls) == len(variants) + 1  # the original inputs: still a hit
+    with pytest.raises(TypeError):
+        en.run_gsea(r, sets, {}, **kw, n_prem=10)  # a misspelt argument is not silently keyed

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import hypergeom
 
 from helpers.data.genesets import GeneSets, read_gmt
-from helpers.methods.ora import COLUMNS, bh_adjust, ora
+from helpers.methods.ora import COLUMNS, bh_adjust, ora, ora_many
 
 REF = Path(__file__).parent / "data" / "reference"
 FOLDERS = ("counts_nobatch", "counts_batch", "logexpr_trend")
@@ -78,3 +79,55 @@ def test_golden_ora_against_r(folder, direction, fixture_sets):
         assert got[col].tolist() == ref[col].tolist(), col
     for col in ("fold", "pvalue", "p.adjust"):
         np.testing.assert_allclose(got[col].to_numpy(float), ref[col].to_numpy(float), rtol=RTOL, atol=0)
+
+
+def _literal_ora(query, tested, sets, min_size, max_size):
+    """enricher's rules written out set by set (the shape of the code before it was vectorized)."""
+    members = {name: set(genes) for name, genes in sets.items()}
+    universe = set(tested) & set().union(*members.values())
+    q = set(query) & universe
+    rows = []
+    for name, genes in members.items():
+        cut = genes & universe
+        hits = sorted(cut & q)
+        if min_size <= len(cut) <= max_size and hits:
+            rows.append({"set": name, "k": len(hits), "M": len(cut), "genes": "/".join(hits)})
+    return pd.DataFrame(rows), len(q), len(universe)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_vectorized_ora_matches_a_set_by_set_count(seed):
+    rng = np.random.default_rng(seed)
+    genes = [f"G{i}" for i in rng.permutation(300)] + ["é1", "A-1", "a1"]
+    tested = genes[:240] + genes[:5]  # repeated tested genes count once
+    sets = {}
+    for j in range(60):
+        m = list(rng.choice(genes + ["NOT_TESTED1", "NOT_TESTED2"], size=int(rng.integers(1, 40))))
+        m += m[:3]  # duplicated members count once
+        sets[f"S{j:02d}"] = m if j % 3 else (set(m) if j % 2 else tuple(m))
+    queries = {"a": list(rng.choice(genes, 50, replace=False)) + ["NOT_TESTED1"], "b": genes[:30], "none": ["x"]}
+    got = ora_many(queries, tested, sets, min_size=5, max_size=25)
+    assert list(got) == ["a", "b", "none"]
+    for label, query in queries.items():
+        ref, n, N = _literal_ora(query, tested, sets, 5, 25)
+        g = got[label]
+        if ref.empty:
+            assert g.empty and list(g.columns) == COLUMNS
+            continue
+        assert len(ref) >= 3  # the case has sets that pass and sets that do not
+        assert sorted(ref["set"]) == sorted(g["set"]) and len(g) < len(sets)
+        mine = g.set_index("set").loc[ref["set"]]
+        assert mine["k"].tolist() == ref["k"].tolist() and mine["M"].tolist() == ref["M"].tolist()
+        assert mine["genes"].tolist() == ref["genes"].tolist()
+        assert (mine["n_query"] == n).all() and (mine["N"] == N).all()
+        assert g["pvalue"].is_monotonic_increasing
+        # the p-value is the hypergeometric tail of these counts (scipy's, as R's phyper)
+        np.testing.assert_allclose(mine["pvalue"], hypergeom.sf(ref["k"] - 1, N, ref["M"], n), rtol=1e-12)
+
+
+def test_ora_many_on_an_empty_or_foreign_collection():
+    assert ora_many({"q": ["a"]}, ["a", "b"], {}, min_size=1)["q"].empty
+    out = ora_many({"q": ["a"]}, ["a", "b"], {"S": ["x", "y"]}, min_size=1)["q"]
+    assert out.empty and list(out.columns) == COLUMNS
+    ok = ora_many({"q": ["a"]}, ["a", "b"], {"S": ["a", "b", "y"]}, min_size=1)["q"]
+    assert ok["set"].tolist() == ["S"] and ok["M"].tolist() == [2] and ok["genes"].tolist() == ["a"]

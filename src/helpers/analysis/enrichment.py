@@ -33,10 +33,9 @@ def ora_by_direction(de_table: pd.DataFrame, collections, min_size: int = 10, ma
     for coll in collections:
         sets = gs.load_collection(coll)
         gs.overlap_check(sets, tested)
+        tables = ora.ora_many(genes, tested, sets, descriptions=sets.descriptions, min_size=min_size, max_size=max_size)
         for d in ("up", "down"):
-            out[(collection_name(coll), d)] = ora.ora(
-                genes[d], tested, sets, descriptions=sets.descriptions, min_size=min_size, max_size=max_size
-            )
+            out[(collection_name(coll), d)] = tables[d]
     return out
 
 
@@ -222,7 +221,13 @@ def run_gsea(ranking: pd.Series, sets: dict, descriptions: dict, p_method: str =
     set size, and multilevel splitting for every set whose simple p-value is the less precise
     estimate (fgsea's error rule), so no p-value is tied at the permutation floor.
     ``"simple"`` is fgseaSimple's reading: permutations only (topped up to 10,000 for sizes
-    with few extreme nulls), p tied at the floor where no null is as extreme."""
+    with few extreme nulls), p tied at the floor where no null is as extreme.
+
+    The prerank result is kept in the step cache (:mod:`helpers.engine.memo`, step
+    ``gsea_prerank``), keyed by the ranking (gene names, values, order), the gene sets' content
+    and every argument of ``prerank`` with its defaults filled in: a re-run whose ranking did
+    not change (``SET='fc_min=2'`` changes the DEGs, not the ranking) returns the identical
+    table without redoing the permutations."""
     from helpers.methods import gsea
 
     if p_method not in P_METHODS:
@@ -231,9 +236,44 @@ def run_gsea(ranking: pd.Series, sets: dict, descriptions: dict, p_method: str =
         # as fgseaMultilevel: nPermSimple permutations for NES and the well-estimated p-values,
         # multilevel splitting wherever that estimate is the less precise one (no top-up)
         kw = {**kw, "max_perm": kw.get("n_perm", 1000), "multilevel_rule": "fgsea"}
-    res = gsea.prerank(ranking, sets, multilevel=p_method == "multilevel", **kw)
+    kw = {**kw, "multilevel": p_method == "multilevel"}
+    res = _cached_prerank(gsea.prerank, ranking, sets, kw)
     res.insert(1, "description", [descriptions.get(p, "") for p in res["pathway"]])
     return res
+
+
+def _cached_prerank(prerank, ranking, sets, kw: dict) -> pd.DataFrame:
+    """``prerank(ranking, sets, **kw)`` through the step cache; inputs the key cannot describe
+    (gene names that are not JSON values, a ranking that is not a Series) are computed uncached."""
+    import hashlib
+    import inspect
+    import json
+
+    from helpers.engine import memo
+
+    def compute():
+        return prerank(ranking, sets, **kw)
+
+    params = inspect.signature(prerank).bind(ranking, sets, **kw)  # an unknown argument fails here, as in prerank
+    params.apply_defaults()
+    args = {k: v for k, v in params.arguments.items() if k not in ("ranking", "gene_sets")}
+    if not memo.enabled() or not isinstance(ranking, pd.Series) or not isinstance(sets, dict):
+        return compute()
+    try:
+        # one JSON text of the sets in their order (names and member lists), hashed: fingerprinting
+        # ~1.5 million gene names one by one would cost seconds
+        items = [(name, g if isinstance(g, (list, tuple)) else list(g)) for name, g in sets.items()]
+        content = json.dumps(items, ensure_ascii=False)
+        key = memo.fingerprint(
+            {
+                "ranking": ranking,
+                "sets": hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest(),
+                "args": args,
+            }
+        )
+    except (TypeError, ValueError):
+        return compute()
+    return memo.cached("gsea_prerank", key, compute)
 
 
 def gsea_p_summary(res: pd.DataFrame, fdr: float = 0.05) -> dict:
