@@ -1,3 +1,4 @@
+import hashlib
 import os
 import subprocess
 import sys
@@ -28,6 +29,16 @@ def project_env(dest: Path) -> dict:
         HELPERS_RESULTS=str(dest / "results"),
         HELPERS_EXECUTED=str(dest / "executed"),
     )
+
+
+@pytest.fixture(autouse=True)
+def _private_step_cache(request, tmp_path_factory, monkeypatch):
+    """Cached steps (helpers.engine.memo) called in the test process write into a folder of the
+    test's own, never into the checkout's results/.cache; a project copy the runner executes
+    keeps its cache under its own results/ unless the test says otherwise."""
+    if "HELPERS_CACHE_DIR" not in os.environ:
+        name = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+        monkeypatch.setenv("HELPERS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "step-cache" / name))
 
 
 @pytest.fixture
