@@ -85,6 +85,9 @@ def test_a_changed_input_or_code_is_a_miss(cache, monkeypatch):
     monkeypatch.setattr(memo, "_code", "code-B")  # an edit of the package
     memo.cached("step", {"x": x, "seed": 1}, compute)
     assert len(calls) == 5
+    # the old version's entries are gone from this step (never asked for again), the other step's stay
+    assert [p.name for p in (cache / "step").iterdir()] == ["code-B"[:16]]
+    assert (cache / "other_step" / "code-A").is_dir()
 
 
 def test_fingerprint_ignores_memory_layout_not_values():
@@ -121,11 +124,11 @@ def test_what_cannot_be_stored_fails_loudly_and_leaves_nothing(cache):
 def test_a_damaged_entry_is_recomputed_and_rewritten(cache):
     compute, calls = counted([1, 2])
     memo.cached("step", "k", compute)
-    (entry,) = (cache / "step").glob("*.json")
+    (entry,) = (cache / "step").rglob("*.json")
     entry.write_text('{"format": 1, "value": [1, ')  # as if cut short by hand
     assert memo.cached("step", "k", compute) == [1, 2] and len(calls) == 2
     assert memo.cached("step", "k", compute) == [1, 2] and len(calls) == 2
-    assert not list((cache / "step").glob("*.tmp"))
+    assert not list((cache / "step").rglob("*.tmp"))
 
 
 def test_bounded_least_recently_used_go_first(cache, monkeypatch):
@@ -138,7 +141,7 @@ def test_bounded_least_recently_used_go_first(cache, monkeypatch):
     memo.cached("step", 0, compute0)  # a hit: entry 0 becomes the most recent
     assert calls0 == []
     memo.cached("step", 3, lambda: 3)  # a fourth entry pushes out the least recently used (1)
-    assert len(list((cache / "step").glob("*.json"))) == 3
+    assert len(list((cache / "step").rglob("*.json"))) == 3
     compute1, calls1 = counted(1)
     memo.cached("step", 1, compute1)
     assert calls1 == [1]

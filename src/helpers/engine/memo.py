@@ -22,7 +22,9 @@ Design, and why not ``joblib.Memory`` or ``functools.cache``:
   ``TypeError`` when it is stored (a caller's bug, loud), not a silent miss.
 - **Atomic**: an entry is written to a temporary file and renamed into place; a killed run leaves
   at most a stray ``*.tmp``. An unreadable entry is a miss and is rewritten.
-- **Bounded**: at most :data:`MAX_ENTRIES` entries per step; the least recently used go first.
+- **Bounded**: at most :data:`MAX_ENTRIES` entries per step, the least recently used going
+  first, and only the current package source's (entries live in ``<step>/<code>/``; a write
+  removes the folders of other code versions).
 - Where: ``results/.cache/<step>/`` (``HELPERS_CACHE_DIR`` moves it; ``HELPERS_CACHE=off`` turns
   it off, which the tests use to compare cached and computed values). ``make clean`` removes it
   with the results; the run lock already serialises runs of one checkout.
@@ -258,7 +260,7 @@ def decode(text: str):
 def _entry(step: str, key) -> Path:
     if not step.replace("_", "").isalnum():
         raise ValueError(f"memo: step names are letters, digits and '_', not {step!r}")
-    return cache_dir() / step / f"{fingerprint(step, code_hash(), key)}.json"
+    return cache_dir() / step / code_hash()[:16] / f"{fingerprint(step, code_hash(), key)}.json"
 
 
 def cached(step: str, key, compute: Callable[[], Any]):
@@ -307,7 +309,14 @@ def _write(path: Path, text: str) -> None:
 
 
 def _prune(folder: Path) -> None:
+    """Keep the newest :data:`MAX_ENTRIES` of this code version; drop other versions' folders
+    (after an edit of the package their keys can never be asked for again)."""
+    import shutil
+
     try:
+        for other in folder.parent.iterdir():
+            if other.is_dir() and other.name != folder.name:
+                shutil.rmtree(other, ignore_errors=True)
         entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
     except OSError:
         return
