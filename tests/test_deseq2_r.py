@@ -145,9 +145,14 @@ def test_twin_intermediates_match_r():
         b = r[col].astype(str).str.upper().to_numpy()
         assert (a == b).all(), f"{col}: {(a != b).sum()} genes differ"
     np.testing.assert_array_equal(tab["betaIter"].fillna(-1), r["betaIter"].fillna(-1))
-    # iterations of the dispersion line searches agree for all but a handful of genes
-    assert (tab["dispGeneIter"].fillna(-1) != r["dispGeneIter"].fillna(-1)).sum() <= 30
-    assert (tab["dispIter"].fillna(-1) != r["dispIter"].fillna(-1)).sum() <= 30
+    # iterations of the dispersion line searches agree for all but a handful of genes: a search
+    # that stops on the boundary of its tolerance stops one step earlier or later when the last bit
+    # of a log or exp differs, which depends on the CPU (on this project's machines: 30 genes of
+    # 20,000 on one, 32 on an AMD EPYC with the same packages), while the dispersions themselves
+    # agree to the tolerances above; 0.25% of the genes (50) bounds it
+    limit = int(0.0025 * len(tab))
+    assert (tab["dispGeneIter"].fillna(-1) != r["dispGeneIter"].fillna(-1)).sum() <= limit
+    assert (tab["dispIter"].fillna(-1) != r["dispIter"].fillna(-1)).sum() <= limit
     sf = pd.read_csv(REF / "twin_full" / "size_factors.tsv", sep="\t", index_col=0)["sizeFactor"]
     np.testing.assert_allclose(tab.attrs["sizeFactors"].loc[sf.index], sf, rtol=1e-13)
     meta = json.loads((REF / "twin_full" / "timing.json").read_text())
