@@ -325,3 +325,22 @@ def test_twin_passes_the_checks(twin):
     ch = twin.meta["checks"]
     assert ch["loocv"] == "nested" and ch["n_per_class"] == {"CR": 22, "NR": 9} and ch["n_genes"] == 2000
     assert ch["library_size_min"] > 0
+
+
+def test_large_counts_are_gzipped_fast_small_ones_best(tmp_path, monkeypatch):
+    """counts.tsv.gz: level 9 up to GZIP_BEST_MAX_BYTES of text, level 1 above; the content is the
+    same either way and each is deterministic (gzip's XFL header byte names the level: 2 best, 4 fastest)."""
+    import gzip
+
+    df = pd.DataFrame(np.arange(4000).reshape(1000, 4) % 97, index=[f"g{i}" for i in range(1000)], columns=list("abcd"))
+    small, large = tmp_path / "s.tsv.gz", tmp_path / "l.tsv.gz"
+    C._write_gz_tsv(df, small)
+    monkeypatch.setattr(C, "GZIP_BEST_MAX_BYTES", 100)
+    C._write_gz_tsv(df, large)
+    assert small.read_bytes()[8] == 2 and large.read_bytes()[8] == 4
+    assert gzip.decompress(small.read_bytes()) == gzip.decompress(large.read_bytes())
+    assert len(large.read_bytes()) > len(small.read_bytes())
+    again = tmp_path / "again.tsv.gz"
+    C._write_gz_tsv(df, again)
+    assert again.read_bytes() == large.read_bytes()
+    pd.testing.assert_frame_equal(pd.read_csv(large, sep="\t", index_col=0), df)

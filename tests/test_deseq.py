@@ -70,3 +70,46 @@ def test_run_de_deseq2_schema():
     tab = run_de(counts, samples, method="deseq2", filter=False)
     assert list(tab.columns) == ["logFC", "AveExpr", "stat", "P.Value", "adj.P.Val", "baseMean", "lfcSE"]
     np.testing.assert_allclose(tab["AveExpr"], np.log2(tab["baseMean"]))
+
+
+def test_gene_blocks_change_no_result(monkeypatch):
+    """The port's gene-wise steps run on blocks of genes at 1,000 samples. Blocks of a few genes
+    give one block's table up to rounding: the row-by-row steps differ only in BLAS's last bits
+    (gene-wise dispersions ~1e-13), which can make a line search end a step apart for a few genes
+    (the module docstring's R comparison: ~1e-7 here), and the DEG set is the same."""
+    from helpers.methods import deseq2 as D
+
+    counts = pd.read_csv(REF / "fixture" / "counts.tsv.gz", sep="\t", index_col=0).iloc[:1500]
+    samples = pd.read_csv(REF / "fixture" / "samples_nobatch.csv", index_col=0)
+    one = D.deseq2(counts, samples, details=True)
+    assert len(D._row_blocks(len(counts), counts.shape[1])) == 1
+    monkeypatch.setattr(D, "CHUNK_CELLS", 37 * counts.shape[1])  # blocks of 37 genes, the last one short
+    assert len(D._row_blocks(len(counts), counts.shape[1])) == 41
+    blocks = D.deseq2(counts, samples, details=True)
+    iters = ("dispGeneIter", "dispIter", "betaIter")
+    for c in [c for c in one.columns if pd.api.types.is_float_dtype(one[c]) and c not in iters]:
+        a, b = one[c].to_numpy(), blocks[c].to_numpy()
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=c)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = np.abs(a - b) / np.abs(a)
+        d = d[np.isfinite(d)]
+        assert d.max() <= 1e-5, f"{c}: max rel diff {d.max():.3g}"
+        assert np.quantile(d, 0.99) <= 1e-11, f"{c}: 99th percentile rel diff {np.quantile(d, 0.99):.3g}"
+    for c in ("dispOutlier", "betaConv", "replace", "allZero"):
+        assert blocks[c].astype(str).tolist() == one[c].astype(str).tolist(), c
+    for c in iters:
+        assert (blocks[c].fillna(-1) != one[c].fillna(-1)).sum() <= 5, c
+    assert set(call_degs(blocks).query("direction != 'ns'").index) == set(
+        call_degs(one).query("direction != 'ns'").index
+    )
+
+
+def test_row_blocks_cover_every_row_once():
+    from helpers.methods.deseq2 import CHUNK_CELLS, _row_blocks
+
+    for n_rows, n_cols in [(0, 31), (1, 31), (20000, 31), (15000, 1000), (7, CHUNK_CELLS * 2)]:
+        blocks = _row_blocks(n_rows, n_cols)
+        covered = np.concatenate([np.arange(n_rows)[b] for b in blocks]) if blocks else np.array([])
+        np.testing.assert_array_equal(covered, np.arange(n_rows))
+        assert all((b.stop - b.start) * n_cols <= max(CHUNK_CELLS, n_cols) for b in blocks)
+    assert len(_row_blocks(20000, 31)) == 1 and len(_row_blocks(15000, 1000)) == 8

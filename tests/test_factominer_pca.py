@@ -100,3 +100,18 @@ def test_no_ellipse_where_ggplot2_draws_none():
         group_ellipse(np.ones((5, 3)))
     with pytest.raises(InputError, match="level"):
         group_ellipse(rng.normal(size=(5, 2)), level=95)
+
+
+@pytest.mark.parametrize("scale", [True, False])
+def test_many_samples_gram_path_equals_the_svd_path(monkeypatch, scale):
+    """At 150 samples pca_scaled goes through the Gram matrix; scores, shares and signs equal the SVD's."""
+    from helpers.methods import pca as P
+
+    rng = np.random.default_rng(11)
+    latent = rng.normal(size=(150, 4)) * np.array([9.0, 6.0, 4.0, 2.5])
+    E = pd.DataFrame((latent @ rng.normal(size=(4, 700)) + rng.normal(size=(150, 700))).T + 5.0)
+    fast_scores, fast_share = pca_scaled(E, n_components=5, scale=scale)
+    monkeypatch.setattr(P, "GRAM_MIN_SAMPLES", 10**9)
+    ref_scores, ref_share = pca_scaled(E, n_components=5, scale=scale)
+    np.testing.assert_allclose(fast_scores.to_numpy(), ref_scores.to_numpy(), rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(fast_share.to_numpy(), ref_share.to_numpy(), rtol=1e-10)

@@ -173,3 +173,47 @@ def test_pca_figure_other_groups_never_get_cr_nr_colours_and_one_dataset_has_no_
     assert len(legends) == 1
     assert "PR (n = 3)" in {t.get_text() for t in legends[0].get_texts()}
     assert len([ln for ln in ax.lines if len(ln.get_xdata()) == 52]) == 2  # CR and NR only
+
+
+def _structured(n, p, seed, k_true=6):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(n, k_true)) * np.geomspace(20, 2, k_true)
+    load = rng.normal(size=(k_true, p))
+    return scores @ load + rng.normal(size=(n, p))
+
+
+@pytest.mark.parametrize("n,p", [(150, 600), (120, 2000)])
+def test_leading_svd_gram_equals_full_svd(n, p):
+    """From GRAM_MIN_SAMPLES samples on, the Gram path gives the full SVD's leading triplets to 1e-10."""
+    X = _structured(n, p, seed=n + p)
+    X -= X.mean(axis=0)
+    assert n >= P.GRAM_MIN_SAMPLES
+    U, S, Vt, total = P.leading_svd(X, 5)
+    assert total is not None and U.shape == (n, 5)  # the Gram path ran
+    U0, S0, Vt0 = np.linalg.svd(X, full_matrices=False)
+    np.testing.assert_allclose(S, S0[:5], rtol=1e-10)
+    assert total == pytest.approx(float((S0**2).sum()), rel=1e-12)
+    for j in range(5):  # equal up to sign
+        s = np.sign(U[:, j] @ U0[:, j])
+        np.testing.assert_allclose(s * U[:, j] * S[j], U0[:, j] * S0[j], atol=1e-10 * S0[0])
+        np.testing.assert_allclose(s * Vt[j], Vt0[j], atol=1e-10)
+
+
+def test_leading_svd_small_or_degenerate_uses_the_full_svd():
+    X = _structured(40, 500, seed=1)
+    assert P.leading_svd(X, 5)[3] is None  # below GRAM_MIN_SAMPLES: the reference path
+    # rank 3 at 150 samples: the 5th eigenvalue is ~0, so the Gram path says no and falls back
+    rng = np.random.default_rng(2)
+    low = rng.normal(size=(150, 3)) @ rng.normal(size=(3, 400))
+    U, S, Vt, total = P.leading_svd(low, 5)
+    assert total is None and S.size == 150
+
+
+def test_pca_many_samples_equals_the_svd_path(monkeypatch):
+    """pca() at 150 samples (Gram path) equals the SVD path: scores, shares, loadings, signs."""
+    E = pd.DataFrame(_structured(150, 800, seed=7).T + 8.0, index=[f"g{i}" for i in range(800)])
+    fast = P.pca(E, n_components=5)
+    monkeypatch.setattr(P, "GRAM_MIN_SAMPLES", 10**9)
+    ref = P.pca(E, n_components=5)
+    for a, b in zip(fast, ref):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-10)

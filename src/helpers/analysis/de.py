@@ -205,7 +205,6 @@ def run_de(
     if keep.sum() < 2:
         raise InputError(f"only {int(keep.sum())} gene(s) left after filtering", where="counts")
     kept = counts.loc[keep]
-    yk = y[keep]
     attrs = {
         "method": method,
         "covariate": covariate,
@@ -214,6 +213,8 @@ def run_de(
         "n_zero_genes_dropped": int((~nonzero).sum()),
         "filter": "filterByExpr" if filter else "none",
     }
+    yk = None if method.startswith("deseq2") else y[keep]  # DESeq2 reads ``kept``
+    del y  # a float copy of all counts: not kept alive through the fit
     if method.startswith("deseq2"):
         if method == "deseq2":
             from helpers.methods.deseq2 import DESeq2Error, run_deseq2

@@ -76,11 +76,23 @@ def _order_samples(samples: pd.DataFrame) -> pd.DataFrame:
     return samples[first + [c for c in samples.columns if c not in first]]
 
 
+#: text up to this size is gzipped at level 9; larger text at level 1
+GZIP_BEST_MAX_BYTES = 16_000_000
+
+
 def _write_gz_tsv(df: pd.DataFrame, path: Path, index: bool = True) -> None:
-    text = df.to_csv(sep="\t", index=index, lineterminator="\n", float_format="%.10g")
+    """A gzipped TSV, deterministic (no name, mtime 0). Level 9 for text up to
+    :data:`GZIP_BEST_MAX_BYTES` (the 31-sample twin's 2.3 MB: a fraction of a second), level 1
+    above it: on the 1,000-sample twin's 71 MB of counts, level 9 took 33 s (level 6: 21 s) and
+    level 1 2 s, for a file 12% larger (33 vs 29 MB)."""
+    data = df.to_csv(sep="\t", index=index, lineterminator="\n", float_format="%.10g").encode("utf-8")
+    level = 9 if len(data) <= GZIP_BEST_MAX_BYTES else 1
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
-            gz.write(text.encode("utf-8"))
+        with (
+            open(tmp, "wb") as fh,
+            gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=level) as gz,
+        ):
+            gz.write(data)
 
 
 def _write_tsv(df: pd.DataFrame, path: Path, index: bool = False) -> None:

@@ -34,6 +34,7 @@ import pandas as pd
 from scipy import stats
 
 from helpers.engine.errors import InputError
+from helpers.methods.pca import leading_svd
 
 
 def pca_scaled(expr: pd.DataFrame, n_components: int = 5, scale: bool = True) -> tuple[pd.DataFrame, pd.Series]:
@@ -55,9 +56,9 @@ def pca_scaled(expr: pd.DataFrame, n_components: int = 5, scale: bool = True) ->
     if scale:
         X = X / sd[keep]
     n = X.shape[0]
-    u, s, vt = np.linalg.svd(X / np.sqrt(n), full_matrices=False)
+    k = min(n_components, min(X.shape))
+    u, s, vt, total = leading_svd(X / np.sqrt(n), k)  # the first k only (see its docstring)
     eig = s**2
-    k = min(n_components, len(s))
     for j in range(k):  # sign convention: the largest-magnitude loading is positive
         i = np.argmax(np.abs(vt[j]))
         if vt[j, i] < 0:
@@ -65,7 +66,7 @@ def pca_scaled(expr: pd.DataFrame, n_components: int = 5, scale: bool = True) ->
             u[:, j] *= -1
     scores = u[:, :k] * s[:k] * np.sqrt(n)
     cols = [f"PC{j + 1}" for j in range(k)]
-    share = pd.Series(eig[:k] / eig.sum(), index=cols, name="variance_ratio")
+    share = pd.Series(eig[:k] / (eig.sum() if total is None else total), index=cols, name="variance_ratio")
     return pd.DataFrame(scores, index=list(expr.columns), columns=cols), share
 
 

@@ -64,19 +64,52 @@ def pca(
         X = X / sd
     n, p = X.shape
     k = int(min(n_components, min(n, p)))
-    U, S, Vt = np.linalg.svd(X, full_matrices=False)
+    U, S, Vt, total_ss = leading_svd(X, k)
     # sign: largest |loading| positive in each component (deterministic across BLAS builds)
     idx = np.argmax(np.abs(Vt), axis=1)
     signs = np.sign(Vt[np.arange(Vt.shape[0]), idx])
     signs[signs == 0] = 1
     U, Vt = U * signs, Vt * signs[:, None]
     var = S**2 / max(n - 1, 1)
-    total = var.sum()
+    total = var.sum() if total_ss is None else total_ss / max(n - 1, 1)
     names = [f"PC{i + 1}" for i in range(k)]
     scores = pd.DataFrame(U[:, :k] * S[:k], index=log_expr.columns, columns=names)
     ratio = pd.Series(var[:k] / total if total > 0 else np.zeros(k), index=names, name="var_explained")
     loadings = pd.DataFrame(Vt[:k].T, index=genes, columns=names)
     return scores, ratio, loadings
+
+
+#: from this many samples on (with more genes than samples), :func:`leading_svd` works on the
+#: samples' n x n Gram matrix; below it the full thin SVD is cheap and stays the reference path
+GRAM_MIN_SAMPLES = 100
+
+
+def leading_svd(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float | None]:
+    """The first ``k`` singular triplets of an n x p matrix and its total sum of squares:
+    (U n x k', S k', Vt k' x p, sum of all squared singular values), k' >= k. From the full thin
+    SVD, k' = min(n, p) and the sum is None: S holds every singular value and callers sum them
+    as they always did (same floats as before this function existed).
+
+    Below :data:`GRAM_MIN_SAMPLES` rows (or when p < n) this is ``numpy.linalg.svd``. For many
+    samples the full SVD of a 1,000 x 15,000 matrix computes 1,000 components to show five:
+    there the eigen-decomposition of the Gram matrix ``X X'`` (n x n, one BLAS product) gives
+    U and S^2, and ``Vt = U' X / S`` the loadings; the sum of squares is the trace. Squaring
+    costs accuracy only for components far below the first (relative error about
+    ``eps * S_1^2 / gap``); when the k-th eigenvalue is below ``1e-8`` of the first the full SVD
+    is used instead. Signs are the caller's (each caller fixes them by the loadings)."""
+    n, p = X.shape
+    if n < GRAM_MIN_SAMPLES or p < n or k < 1:
+        U, S, Vt = np.linalg.svd(X, full_matrices=False)
+        return U, S, Vt, None
+    gram = X @ X.T
+    lam, vec = np.linalg.eigh(gram)
+    lam, vec = lam[::-1][:k], vec[:, ::-1][:, :k]
+    if not lam[k - 1] > 1e-8 * lam[0]:
+        U, S, Vt = np.linalg.svd(X, full_matrices=False)
+        return U, S, Vt, None
+    S = np.sqrt(lam)
+    Vt = (vec.T @ X) / S[:, None]
+    return vec, S, Vt, float(np.trace(gram))
 
 
 def _anova_r2(y: np.ndarray, groups: np.ndarray) -> tuple[float, float, float]:

@@ -192,6 +192,10 @@ def _legend_patches(items):
     return [Patch(color=c, label=lab) for lab, c in items]
 
 
+#: the DEG heatmap labels its samples up to this many columns
+MAX_SAMPLE_LABELS = 80
+
+
 def deg_heatmap(
     z: pd.DataFrame,
     samples: pd.DataFrame,
@@ -208,7 +212,9 @@ def deg_heatmap(
     for response and cohort, a diverging scale clipped at +-vmax, both dendrograms drawn.
 
     The heatmap's x tick labels are the samples in the tree's leaf order
-    (``scipy.cluster.hierarchy.leaves_list(Z_samples)``), as scipy's dendrogram draws them."""
+    (``scipy.cluster.hierarchy.leaves_list(Z_samples)``), as scipy's dendrogram draws them; above
+    :data:`MAX_SAMPLE_LABELS` samples they would overprint each other (and laying out 1,000
+    labels took most of the figure's time), so the axis names the number of samples instead."""
     import seaborn as sns
 
     s = samples.loc[z.columns]
@@ -221,6 +227,7 @@ def deg_heatmap(
         {"response": resp.map(lambda r: rcol.get(r, NS_COLOR)), "cohort": cohorts.map(ccol)}, index=z.columns
     )
     show_genes = len(z) <= 40 if show_genes is None else show_genes
+    show_samples = z.shape[1] <= MAX_SAMPLE_LABELS
     g = sns.clustermap(
         z,
         row_linkage=Z_genes,
@@ -231,7 +238,7 @@ def deg_heatmap(
         vmin=-vmax,
         vmax=vmax,
         center=0,
-        xticklabels=True,
+        xticklabels=show_samples,
         yticklabels=show_genes,
         figsize=(7.5, max(5.0, 0.19 * len(z) + 2.0) if show_genes else 6.5),
         dendrogram_ratio=(0.08, 0.14),
@@ -241,7 +248,7 @@ def deg_heatmap(
         rasterized=True,
     )
     ax = g.ax_heatmap
-    ax.set_xlabel("")
+    ax.set_xlabel("" if show_samples else f"{z.shape[1]} samples (too many to label)")
     ax.set_ylabel("" if show_genes else f"{len(z)} genes")
     ax.tick_params(axis="x", labelsize=9, rotation=90)
     ax.tick_params(axis="y", labelsize=9)
