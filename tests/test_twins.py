@@ -14,7 +14,7 @@ from helpers.analysis.expression import log_expression
 from helpers.analysis.scorecard import load_claims
 from helpers.data import twin as T
 from helpers.data.cohort import Cohort
-from helpers.engine import paths
+from helpers.engine import memo, paths
 from helpers.engine.errors import InputError
 from helpers.methods import pam
 
@@ -28,6 +28,18 @@ def small():
 @pytest.fixture(scope="module")
 def settings():
     return twins.chapter_settings("test")
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """Every twin run of these tests caches in its own folder, never in the checkout's results/."""
+    monkeypatch.setenv("HELPERS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("HELPERS_CACHE", raising=False)
+    return tmp_path / "cache"
+
+
+def _rows(settings, n, seed, **kw):
+    return twins.run_twins(settings, n, seed, **kw).drop(columns="seconds")
 
 
 def test_one_filter_and_tmm_equal_the_chapters_paths(small):
@@ -143,17 +155,126 @@ def test_chapter_settings_read_the_profile_and_the_callers_globals():
 
 
 @pytest.mark.slow
-def test_run_twins_seeds_and_workers(settings):
-    """Twin i is seed + i; the rows do not depend on the number of worker processes."""
-    one = twins.run_twins(settings, 2, 40, what="pam")
-    two = twins.run_twins(settings, 2, 40, what="pam", n_jobs=2)
-    assert one["seed"].tolist() == [40, 41] and one["twin"].tolist() == [0, 1]
-    cols = [c for c in one.columns if c != "seconds"]
-    pd.testing.assert_frame_equal(one[cols], two[cols])
+def test_run_twins_seeds_and_workers(settings, cache, monkeypatch):
+    """Twin i is seed + i; the rows do not depend on the number of worker processes; one pool
+    serves every call with the same n_jobs, and its workers cache where the caller says."""
+    monkeypatch.setenv("HELPERS_CACHE", "off")
+    one = _rows(settings, 3, 40, nested_twins=1)
+    monkeypatch.delenv("HELPERS_CACHE")
+    two = _rows(settings, 3, 40, nested_twins=1, n_jobs=2)  # computed in the workers, cold
+    assert one["seed"].tolist() == [40, 41, 42] and one["twin"].tolist() == [0, 1, 2]
+    pd.testing.assert_frame_equal(one, two, check_exact=True)
+    assert len(list((cache / "twin_pam").glob("*.json"))) == 3  # the workers wrote to this test's folder
+    pool = twins.worker_pool(2)
+    pids = set(pool._processes)
+    again = _rows(settings, 3, 40, nested_twins=1, n_jobs=2)  # from the cache, in the same pool
+    pd.testing.assert_frame_equal(one, again, check_exact=True)
+    assert twins.worker_pool(2) is pool and set(pool._processes) == pids  # no new pool, no new workers
+    per2, summ2 = twins.power_view(settings, [2.0, 0.5, 1.0], 2, 40, n_jobs=2)  # two scales in one batch
+    assert twins.worker_pool(2) is pool and set(pool._processes) == pids
+    monkeypatch.setenv("HELPERS_CACHE", "off")
+    per1, summ1 = twins.power_view(settings, [2.0, 0.5, 1.0], 2, 40)
+    assert per2["n_samples"].tolist() == [62, 62, 17, 17, 31, 31]  # in the order of the scales asked
+    pd.testing.assert_frame_equal(per1.drop(columns="seconds"), per2.drop(columns="seconds"), check_exact=True)
+    pd.testing.assert_frame_equal(summ1, summ2, check_exact=True)
     with pytest.raises(InputError, match="what must be"):
         twins.run_twins(settings, 1, 1, what="everything")
     with pytest.raises(InputError, match="n_twins"):
         twins.run_twins(settings, 0, 1)
+    with pytest.raises(InputError, match="n_jobs"):
+        twins.run_twins(settings, 2, 1, n_jobs=0)
+
+
+class _Counter:
+    """Wraps one of twins' functions and counts its calls (the cache's compute step)."""
+
+    def __init__(self, monkeypatch, name):
+        self.calls = 0
+        self.fn = getattr(twins, name)
+        monkeypatch.setattr(twins, name, self)
+
+    def __call__(self, *a, **k):
+        self.calls += 1
+        return self.fn(*a, **k)
+
+
+def _counters(monkeypatch):
+    names = ("pam_measures", "published_model_measures", "_limma_table", "_filter_tmm")
+    return {n: _Counter(monkeypatch, n) for n in names}
+
+
+def test_cached_rows_equal_computed_rows(settings, cache, monkeypatch):
+    """Rows with a cold cache, from the cache (every rule-free step a hit) and with the cache
+    off are the same to the last bit; the cached filter/TMM and limma columns equal prepare's
+    and deg_table's."""
+    calls = _counters(monkeypatch)
+    before = dict(memo.stats)
+    cold = _rows(settings, 2, 21, nested_twins=1)
+    assert memo.stats["misses"] - before["misses"] == 8 and memo.stats["hits"] == before["hits"]
+    assert [c.calls for c in calls.values()] == [2, 2, 2, 2]
+    warm = _rows(settings, 2, 21, nested_twins=1)
+    assert memo.stats["hits"] - before["hits"] == 8 and memo.stats["misses"] - before["misses"] == 8
+    assert [c.calls for c in calls.values()] == [2, 2, 2, 2]  # nothing recomputed
+    monkeypatch.setenv("HELPERS_CACHE", "off")
+    off = _rows(settings, 2, 21, nested_twins=1)
+    assert [c.calls for c in calls.values()] == [4, 4, 4, 4]
+    for other in (warm, off):
+        pd.testing.assert_frame_equal(cold, other, check_exact=True)
+    assert cold["nested_accuracy_k"].notna().tolist() == [True, False]
+    monkeypatch.delenv("HELPERS_CACHE")
+    counts, samples, _ = T.simulate_cohort(settings["simulate"], T.default_universe(), T.load_programs(), seed=21)
+    prep = twins.prepare(counts, samples)
+    full = twins.deg_table(prep)
+    key = twins._twin_key(counts, samples, "CR", "NR")
+    cached = twins._prepare(counts, samples, "CR", "NR", key)  # stored by the cold run above
+    hit = twins._de_rule_inputs(cached, key)
+    assert calls["_limma_table"].calls == 5 and calls["_filter_tmm"].calls == 5  # prepare's and deg_table's own
+    pd.testing.assert_frame_equal(cached.counts, prep.counts, check_exact=True)
+    pd.testing.assert_frame_equal(cached.logcpm, prep.logcpm, check_exact=True)
+    assert cached.eff_lib.tobytes() == prep.eff_lib.tobytes()
+    pd.testing.assert_frame_equal(hit, full[list(twins.DE_RULE_INPUTS)], check_exact=True)
+
+
+def test_a_new_deg_rule_reuses_the_classifier(settings, monkeypatch):
+    """fc_min = 2 changes the DEG columns but not the classifier's, which come from the cache
+    (no pamr fit, no limma run, no filter or TMM); the rows equal those computed without the cache."""
+    first = _rows(settings, 2, 30, nested_twins=1)
+    calls = _counters(monkeypatch)
+    strict = {**settings, "fc_min": 2.0}
+    before = dict(memo.stats)
+    second = _rows(strict, 2, 30, nested_twins=1)
+    assert memo.stats["hits"] - before["hits"] == 8 and memo.stats["misses"] == before["misses"]
+    assert [c.calls for c in calls.values()] == [0, 0, 0, 0]
+    assert (second["n_deg"] < first["n_deg"]).all() and (second["n_planted"] < first["n_planted"]).all()
+    pam_cols = [c for c in first.columns if c.startswith(("pam_", "nested_", "published_model_"))]
+    assert len(pam_cols) >= 10
+    pd.testing.assert_frame_equal(first[pam_cols], second[pam_cols], check_exact=True)
+    monkeypatch.setenv("HELPERS_CACHE", "off")
+    pd.testing.assert_frame_equal(second, _rows(strict, 2, 30, nested_twins=1), check_exact=True)
+
+
+def test_the_classifier_cache_misses_when_an_input_changes(settings, monkeypatch):
+    """A pam setting, the seed, nested, the cohort size or the class priors each change the
+    classifier's key: a miss, computed again (the cache says no); the DEG rule does not."""
+    _rows(settings, 1, 50, what="pam")
+    calls = _counters(monkeypatch)
+    pam_settings = settings["pam"]
+    changed = {
+        "n_threshold": ({**settings, "pam": {**pam_settings, "n_threshold": 20}}, {}),
+        "s0_percentile": ({**settings, "pam": {**pam_settings, "s0_percentile": 40.0}}, {}),
+        "prior": ({**settings, "pam": {**pam_settings, "prior": [0.5, 0.5]}}, {}),
+        "seed": (settings, {"seed": 51}),
+        "nested": (settings, {"nested_twins": 1}),
+        "n_scale": (settings, {"n_scale": 0.5}),
+    }
+    for name, (st, kw) in changed.items():
+        n = calls["pam_measures"].calls
+        _rows(st, 1, kw.pop("seed", 50), what="pam", **kw)
+        assert calls["pam_measures"].calls == n + 1, name
+    n = calls["pam_measures"].calls
+    _rows({**settings, "p_max": 0.05, "use_fdr": True}, 1, 50, what="pam")
+    assert calls["pam_measures"].calls == n  # the DEG rule is not the classifier's input: a hit
+    assert calls["published_model_measures"].calls == 2  # seed and n_scale only: the pam settings are not its input
 
 
 def test_run_twins_all_measures_every_claim(settings):
@@ -352,3 +473,23 @@ def test_structure_measures_use_the_chapters_pca_reading():
     one = samples.assign(cohort="A")
     v = twins.structure_measures(X, table, one, {**rules, "pca_scale": True}, seed=1)["no_batch_effect"]
     assert v.holds is None and "one dataset" in v.reason
+
+
+def test_twin_key_changes_with_every_input(small):
+    """The key of a twin's cached steps: equal content, equal key (any memory layout); one
+    count, one gene name, one response or the class labels changed: another key."""
+    counts, samples, _ = small
+    key = twins._twin_key(counts, samples, "CR", "NR")
+    assert twins._twin_key(counts.copy(), samples, "CR", "NR") == key
+    one = counts.copy()
+    one.iloc[5, 3] += 1
+    renamed = counts.rename(index={counts.index[0]: counts.index[0] + "x"})
+    flipped = samples.copy()
+    flipped.loc[counts.columns[0], "response"] = "NR" if flipped.loc[counts.columns[0], "response"] == "CR" else "CR"
+    others = [
+        twins._twin_key(one, samples, "CR", "NR"),
+        twins._twin_key(renamed, samples, "CR", "NR"),
+        twins._twin_key(counts, flipped, "CR", "NR"),
+        twins._twin_key(counts, samples, "NR", "CR"),
+    ]
+    assert all(k != key for k in others) and len({str(k) for k in others}) == 4

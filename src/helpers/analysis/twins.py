@@ -26,6 +26,14 @@ permutation null per twin: minutes for K = 20); the chapter says so.
 (:func:`helpers.analysis.scorecard.judge`) and the claim's threshold from
 ``data/paper/claims.yml``; :func:`power_view` repeats the DEG recall and PAM overlap at several
 ``n_scale``.
+
+Speed, without changing a row: the twins of a process run in one pool of worker processes
+(:func:`worker_pool`: forked from a server that imported the package once, reused by every call),
+and what does not depend on the DEG rule (``p_max``, ``fc_min``, ``use_fdr``) is kept in the cache
+of :mod:`helpers.engine.memo`, keyed by its inputs' content: limma's statistics
+(:func:`_de_rule_inputs`), the filter and TMM (:func:`_prepare`), the classifier with its nested
+LOOCV and Table 1's model (:func:`_classifier_measures`). A re-run after ``fc_min=2`` repeats
+only the simulation, the log-CPM, the DEG calls, the recall and the structure verdicts.
 """
 
 from __future__ import annotations
@@ -91,25 +99,46 @@ class Prepared:
 def prepare(counts: pd.DataFrame, samples: pd.DataFrame, cr: str = "CR", nr: str = "NR") -> Prepared:
     """``filterByExpr`` (by the design ``~ response``, as chapter 03; for two groups it keeps
     the same genes as chapter 08's filter by group) and TMM, once; then the log-CPM."""
-    s = samples.loc[counts.columns]
-    design = make_design(s, None, cr, nr)
-    y = counts.to_numpy(dtype=float)
+    return _prepare(counts, samples, cr, nr)
+
+
+def _filter_tmm(y: np.ndarray, design: pd.DataFrame) -> dict:
+    """The genes ``filterByExpr`` keeps and the kept genes' effective library sizes (TMM)."""
     keep = filter_by_expr(y, design=design.to_numpy())
     if keep.sum() < 2:
         raise InputError(f"only {int(keep.sum())} gene(s) left after filterByExpr", where="counts")
-    kept = counts.loc[keep]
     yk = y[keep]
-    eff = yk.sum(axis=0) * calc_norm_factors(yk)
-    lc = pd.DataFrame(cpm(yk, lib_size=eff, log=True, prior_count=2), index=kept.index, columns=kept.columns)
+    return {"keep": np.asarray(keep, dtype=bool), "eff_lib": yk.sum(axis=0) * calc_norm_factors(yk)}
+
+
+def _prepare(counts: pd.DataFrame, samples: pd.DataFrame, cr: str, nr: str, key: dict | None = None) -> Prepared:
+    """:func:`prepare`; with a ``key`` (:func:`_twin_key`) the filter and TMM come from the cache
+    (step ``twin_prepare``) when the counts and the labels are unchanged."""
+    s = samples.loc[counts.columns]
+    design = make_design(s, None, cr, nr)
+    y = counts.to_numpy(dtype=float)
+    if key is None:
+        ft = _filter_tmm(y, design)
+    else:
+        from helpers.engine import memo
+
+        ft = memo.cached("twin_prepare", key, lambda: _filter_tmm(y, design))
+    keep, eff = ft["keep"], ft["eff_lib"]
+    kept = counts.loc[keep]
+    lc = pd.DataFrame(cpm(y[keep], lib_size=eff, log=True, prior_count=2), index=kept.index, columns=kept.columns)
     return Prepared(kept, eff, design, lc, s["response"].astype(str).to_numpy())
+
+
+def _limma_table(prep: Prepared) -> pd.DataFrame:
+    """limma-voom on the prepared twin (chapter 03's default engine), before any DEG rule."""
+    v = voom(prep.counts, prep.design.to_numpy(), lib_size=prep.eff_lib)
+    fit = ebayes(lm_fit(v.E, prep.design, weights=v.weights), trend=False)
+    return top_table(fit, coef=RESPONSE_COEF, sort_by="none").rename(columns={"t": "stat"})[LIMMA_COLUMNS]
 
 
 def deg_table(prep: Prepared, p_max: float = 0.01, fc_min: float = 1.5, use_fdr: bool = False) -> pd.DataFrame:
     """limma-voom on the prepared twin (chapter 03's default engine) with the DEG calls."""
-    v = voom(prep.counts, prep.design.to_numpy(), lib_size=prep.eff_lib)
-    fit = ebayes(lm_fit(v.E, prep.design, weights=v.weights), trend=False)
-    tab = top_table(fit, coef=RESPONSE_COEF, sort_by="none").rename(columns={"t": "stat"})[LIMMA_COLUMNS]
-    return call_degs(tab, p_max=p_max, lfc_min=float(np.log2(fc_min)), use_fdr=use_fdr)
+    return call_degs(_limma_table(prep), p_max=p_max, lfc_min=float(np.log2(fc_min)), use_fdr=use_fdr)
 
 
 def deg_measures(table: pd.DataFrame) -> dict:
@@ -383,11 +412,95 @@ def _paper_counts() -> tuple[int, int]:
 WHAT = ("all", "power", "pam")
 
 
+# ------------------------------------------------------------------------------------ the rule-free parts, cached
+
+#: the limma-voom columns the DEG rule reads (all a twin's row needs of the table is its calls)
+DE_RULE_INPUTS = ("logFC", "P.Value", "adj.P.Val")
+
+
+def _twin_key(counts: pd.DataFrame, samples: pd.DataFrame, cr: str, nr: str) -> dict:
+    """What every cached step of a twin depends on beyond its own settings: the raw counts (by
+    content: the design, the seed and ``n_scale`` act through them), each sample's response and
+    the class labels. The filter, TMM, log-CPM, limma and the classifier's inputs are computed
+    from these by the package, whose source is in every key already.
+
+    The counts' gene and sample names enter as one JSON string each, their values as one array:
+    :func:`helpers.engine.memo.fingerprint` walks an object index label by label (two indexes of
+    15,000 genes cost more than a twin's whole cache lookup otherwise)."""
+    import json
+
+    from helpers.engine import memo
+
+    digest = memo.fingerprint(
+        json.dumps([str(g) for g in counts.index]),
+        json.dumps([str(c) for c in counts.columns]),
+        [str(t) for t in counts.dtypes],
+        counts.to_numpy(),
+    )
+    response = samples.loc[counts.columns, "response"].astype(str).tolist()
+    return {"counts": digest, "response": response, "cr": cr, "nr": nr}
+
+
+def _de_rule_inputs(prep: Prepared, key: dict) -> pd.DataFrame:
+    """The twin's limma-voom statistics that the DEG rule reads (:data:`DE_RULE_INPUTS`), which
+    do not depend on the rule (``p_max``, ``fc_min``, ``use_fdr``): kept in the cache
+    (:mod:`helpers.engine.memo`, step ``twin_limma``) under the twin's ``key``
+    (:func:`_twin_key`: limma's inputs, the kept counts, the library sizes and the design, are
+    computed from it). Only these three columns are kept (about 1 MB a twin instead of 2 for
+    the full table); :func:`deg_table` computes the full table."""
+    from helpers.engine import memo
+
+    return memo.cached("twin_limma", key, lambda: _limma_table(prep)[list(DE_RULE_INPUTS)])
+
+
+def _table1_digest() -> str:
+    """SHA-256 of ``data/paper/table1.tsv``: the paper's 14 genes and the frozen model come from it."""
+    import hashlib
+
+    from helpers.engine import paths
+
+    return hashlib.sha256((paths.PAPER / "table1.tsv").read_bytes()).hexdigest()
+
+
+def _classifier_measures(prep: Prepared, key: dict, settings: dict, nested: bool, published: bool) -> dict:
+    """:func:`pam_measures` (with the nested LOOCV if ``nested``) and, if ``published``,
+    :func:`published_model_measures` of a prepared twin. Neither depends on the DEG rule, so a
+    re-run after ``fc_min=2`` takes them from the cache (steps ``twin_pam`` and
+    ``twin_published_model``), keyed by everything they read: the twin (``key``,
+    :func:`_twin_key`: the log-CPM and the labels are computed from it), Table 1's file (the 14
+    genes, the frozen model), and for PAM its settings and ``nested``; the package source is in
+    every key already."""
+    from helpers.engine import memo
+
+    cr, nr = settings["cr"], settings["nr"]
+    X, y = prep.logcpm, prep.labels
+    base = {**key, "table1": _table1_digest()}
+    out = dict(
+        memo.cached(
+            "twin_pam",
+            {**base, "pam": settings["pam"], "nested": bool(nested)},
+            lambda: pam_measures(X, y, cr=cr, nr=nr, nested=bool(nested), **settings["pam"]),
+        )
+    )
+    if published:
+        out.update(memo.cached("twin_published_model", base, lambda: published_model_measures(X, y, cr=cr, nr=nr)))
+    return out
+
+
+# ------------------------------------------------------------------------------------ one twin in a worker
+
+
 def _run_one(job: dict) -> dict:
     """One twin: simulate with ``job['seed']`` and measure (runs in a worker process).
 
     ``job['what']``: ``all`` (every measured claim), ``power`` (DEG counts and recall, the
-    classifier) or ``pam`` (the classifier and Table 1's model, no DE)."""
+    classifier) or ``pam`` (the classifier and Table 1's model, no DE). ``job['memo_env']``: the
+    caller's cache settings (a worker's environment is the fork server's, fixed when it started)."""
+    with _environment(job.get("memo_env")):
+        return _measure(job)
+
+
+def _measure(job: dict) -> dict:
     from helpers.analysis import claims
     from helpers.data import twin
 
@@ -396,7 +509,8 @@ def _run_one(job: dict) -> dict:
     universe, programs = _universe_and_programs()
     counts, samples, truth = twin.simulate_cohort(job["design"], list(universe), programs, seed=job["seed"])
     cr, nr = st["cr"], st["nr"]
-    prep = prepare(counts, samples, cr, nr)
+    key = _twin_key(counts, samples, cr, nr)
+    prep = _prepare(counts, samples, cr, nr, key)
     row = {
         "twin": job["twin"],
         "seed": job["seed"],
@@ -406,12 +520,12 @@ def _run_one(job: dict) -> dict:
         "s0_planted": float(truth.attrs.get("s0", float("nan"))),
     }
     if what in ("all", "power"):
-        tab = deg_table(prep, p_max=st["p_max"], fc_min=st["fc_min"], use_fdr=st["use_fdr"])
+        tab = call_degs(
+            _de_rule_inputs(prep, key), p_max=st["p_max"], lfc_min=float(np.log2(st["fc_min"])), use_fdr=st["use_fdr"]
+        )
         row.update(deg_measures(tab))
         row.update(deg_recall(tab, truth, fc_min=st["fc_min"]))
-    row.update(pam_measures(prep.logcpm, prep.labels, cr=cr, nr=nr, nested=job["nested"], **st["pam"]))
-    if what in ("all", "pam"):
-        row.update(published_model_measures(prep.logcpm, prep.labels, cr=cr, nr=nr))
+    row.update(_classifier_measures(prep, key, st, nested=job["nested"], published=what in ("all", "pam")))
     if what == "all":
         paper_up, paper_down = _paper_counts()
         verdicts = {
@@ -425,21 +539,113 @@ def _run_one(job: dict) -> dict:
     return row
 
 
+_BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_MEMO_ENV = ("HELPERS_CACHE", "HELPERS_CACHE_DIR")
+
+
+def _set_environment(values: dict) -> None:
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @contextlib.contextmanager
-def _single_threaded_children():
-    """Worker processes started inside get one BLAS/OpenMP thread each (n_jobs processes on
-    n_jobs cores, not n_jobs x cores threads); the parent's environment is restored after."""
-    keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    old = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: "1" for k in keys})
+def _environment(values: dict | None):
+    """``values`` (name -> value, None: unset) in ``os.environ`` inside; the old values after."""
+    values = dict(values or {})
+    old = {k: os.environ.get(k) for k in values}
+    _set_environment(values)
     try:
         yield
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        _set_environment(old)
+
+
+def _single_threaded_children():
+    """Processes started inside get one BLAS/OpenMP thread each (n_jobs processes on n_jobs
+    cores, not n_jobs x cores threads); the parent's environment is restored after."""
+    return _environment(dict.fromkeys(_BLAS_THREADS, "1"))
+
+
+def _memo_env() -> dict:
+    """This process's cache settings, the folder resolved, for the workers to use."""
+    from helpers.engine import memo
+
+    return {"HELPERS_CACHE": os.environ.get("HELPERS_CACHE"), "HELPERS_CACHE_DIR": str(memo.cache_dir())}
+
+
+# ------------------------------------------------------------------------------------ the worker pool
+
+#: what the twin workers run, imported once by the fork server (every worker forks from it)
+WORKER_MODULES = (
+    "helpers.analysis.twins",
+    "helpers.analysis.claims",
+    "helpers.analysis.model",
+    "helpers.analysis.scorecard",
+    "helpers.analysis.structure",
+    "helpers.data.twin",
+    "helpers.engine.memo",
+    "helpers.methods.pca",
+)
+_POOL: dict = {}
+
+
+def _init_worker() -> None:
+    """On Linux a worker dies with its parent, the fork server, which exits with the process
+    that started it: a kernel killed mid-chapter leaves no twin computing on. A worker ignores
+    SIGINT, which reaches the whole process group (a kernel's interrupt, and jupyter_client sends
+    one before every shutdown): the caller's ``map`` gets the interrupt and cancels what is queued,
+    and an idle worker stays quiet instead of printing a KeyboardInterrupt."""
+    import signal
+    import sys
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+        except (OSError, AttributeError):
+            pass
+
+
+def worker_pool(n_jobs: int):
+    """This process's one pool of ``n_jobs`` twin workers, reused by every :func:`run_twins` and
+    :func:`power_view` call with that many (a chapter run starts it once; another ``n_jobs``
+    replaces it; it is shut down at interpreter exit).
+
+    Workers fork from a ``forkserver`` that imported :data:`WORKER_MODULES` once, instead of
+    each spawned worker importing the package again (about 1.5 CPU-s a worker, a pool per call
+    before). The server is started with one BLAS/OpenMP thread, which every worker inherits."""
+    n_jobs = int(n_jobs)
+    ex = _POOL.get("executor")
+    if ex is not None and _POOL.get("n_jobs") == n_jobs and not getattr(ex, "_broken", False):
+        return ex
+    shutdown_pool()
+    import atexit
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import forkserver
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(list(WORKER_MODULES))
+    with _single_threaded_children():
+        forkserver.ensure_running()  # a server already running keeps its environment and imports
+    ex = ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_init_worker)
+    if not _POOL.get("atexit"):
+        atexit.register(shutdown_pool)
+    _POOL.update(executor=ex, n_jobs=n_jobs, atexit=True)
+    return ex
+
+
+def shutdown_pool() -> None:
+    """Stop the worker pool, if one runs (the next parallel call starts another)."""
+    ex = _POOL.pop("executor", None)
+    _POOL.pop("n_jobs", None)
+    if ex is not None:
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 def run_twins(
@@ -459,15 +665,22 @@ def run_twins(
     ``n_scale`` replaces the design's; ``nested_twins``: nested LOOCV on the first that many;
     ``what``: ``all`` (every claim of :data:`MEASURED_CLAIMS`), ``power`` (DEG recall and the
     classifier) or ``pam`` (the classifier and Table 1's model). ``n_jobs`` worker processes
-    (the rows do not depend on it)."""
+    (:func:`worker_pool`; the rows do not depend on it). The parts that do not depend on the DEG
+    rule come from the cache when their inputs are unchanged (:func:`_classifier_measures`,
+    :func:`_de_rule_inputs`); the rows do not depend on that either."""
     if int(n_twins) < 1:
         raise InputError(f"n_twins must be >= 1, got {n_twins}", where="n_twins")
     if what not in WHAT:
         raise InputError(f"what must be one of {', '.join(WHAT)}, got {what!r}", where="what")
+    return pd.DataFrame(_run_jobs(_twin_jobs(settings, n_twins, seed, n_scale, nested_twins, what, first), n_jobs))
+
+
+def _twin_jobs(settings: dict, n_twins, seed, n_scale, nested_twins, what: str, first) -> list[dict]:
     design = copy.deepcopy(settings["simulate"])
     if n_scale is not None:
         design["n_scale"] = n_scale
-    jobs = [
+    env = _memo_env()
+    return [
         {
             "twin": i,
             "seed": int(seed) + i,
@@ -475,21 +688,31 @@ def run_twins(
             "settings": settings,
             "nested": i < int(first) + int(nested_twins),
             "what": what,
+            "memo_env": env,
         }
         for i in range(int(first), int(first) + int(n_twins))
     ]
-    if int(n_jobs) > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
 
-        with (
-            _single_threaded_children(),
-            ProcessPoolExecutor(max_workers=min(int(n_jobs), len(jobs)), mp_context=mp.get_context("spawn")) as ex,
-        ):
-            rows = list(ex.map(_run_one, jobs))
-    else:
-        rows = [_run_one(j) for j in jobs]
-    return pd.DataFrame(rows)
+
+def _run_jobs(jobs: list[dict], n_jobs: int) -> list[dict]:
+    """The rows of ``jobs``, in their order; in the pool with ``n_jobs > 1``, where the largest
+    twins (``n_scale``) go first so that no worker is left with a large one at the end."""
+    if int(n_jobs) < 1:
+        raise InputError(f"n_jobs must be >= 1, got {n_jobs}", where="n_jobs")
+    if int(n_jobs) == 1 or len(jobs) < 2:
+        return [_run_one(j) for j in jobs]
+    from concurrent.futures.process import BrokenProcessPool
+
+    order = sorted(range(len(jobs)), key=lambda i: -float(jobs[i]["design"]["n_scale"]))  # stable
+    try:
+        done = list(worker_pool(int(n_jobs)).map(_run_one, [jobs[i] for i in order]))
+    except BrokenProcessPool:
+        shutdown_pool()  # a worker died: the next call starts a fresh pool
+        raise
+    rows = [None] * len(jobs)
+    for i, r in zip(order, done, strict=True):
+        rows[i] = r
+    return rows
 
 
 def _kn(row, prefix: str) -> str:
@@ -572,17 +795,25 @@ def power_view(
     """DEG recall and PAM's overlap with the 14 at each ``n_scale`` of ``scales`` (``n_twins``
     twins each, seeds ``seed + i``). Rows of ``reuse`` (a :func:`run_twins` table) at an
     ``n_scale`` are used instead of drawing again. Returns (per twin, per scale: samples, mean
-    DEG recall, the share of twins where the overlap claim holds, mean overlap, mean LOOCV accuracy)."""
+    DEG recall, the share of twins where the overlap claim holds, mean overlap, mean LOOCV accuracy).
+    The twins of every scale still to draw run in one batch (``n_jobs`` workers, rows as
+    :func:`run_twins` gives them)."""
     from helpers.analysis.scorecard import claim_by_id, judge
 
-    parts = []
+    if int(n_twins) < 1:
+        raise InputError(f"n_twins must be >= 1, got {n_twins}", where="n_twins")
+    parts, todo = [], []
     for sc in scales:
         sc = float(sc)
         have = reuse[reuse["n_scale"] == sc].head(int(n_twins)) if reuse is not None else pd.DataFrame()
         if len(have) >= int(n_twins):
             parts.append(have[[c for c in ("twin", "seed", "n_scale", *POWER_COLUMNS) if c in have.columns]])
-        else:
-            parts.append(run_twins(settings, n_twins, seed, n_scale=sc, n_jobs=n_jobs, what="power"))
+        else:  # every scale still to draw goes to the workers in one batch
+            jobs = _twin_jobs(settings, n_twins, seed, sc, 0, "power", 0)
+            parts.append(slice(len(todo), len(todo) + len(jobs)))
+            todo += jobs
+    rows = _run_jobs(todo, n_jobs)
+    parts = [pd.DataFrame(rows[p]) if isinstance(p, slice) else p for p in parts]
     per = pd.concat(parts, ignore_index=True)
     claim = claim_by_id("pam_signature_overlap")
     per["overlap_holds"] = [judge(claim, int(v)) in HOLDS for v in per["pam_signature_overlap"]]
