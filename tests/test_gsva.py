@@ -144,12 +144,7 @@ def test_ties_bandwidth_and_log_odds(ties, kcdf, which):
     ref = _read_exact(f"density_{kcdf.lower()}.tsv.gz")
     x = ties[which].loc[ref.index].to_numpy()
     mine = kcdf_log_odds(x, kcdf)
-    if kcdf == "Gaussian":
-        assert np.array_equal(mine, ref.to_numpy())  # bit-identical (measured: all 3,588 values)
-    else:
-        # scipy's Poisson CDF differs from R's ppois in the last bits (up to 5e-13 relative)
-        rel = np.abs(mine - ref.to_numpy()) / np.abs(ref.to_numpy())
-        assert rel.max() <= 1e-12  # measured 3.0e-13
+    assert np.array_equal(mine, ref.to_numpy())  # bit-identical (measured: all 3,588 values)
 
 
 @pytest.mark.parametrize("mx_diff,golden", [(True, "gsva_gaussian"), (False, "gsva_gaussian_maxdev")])
@@ -202,30 +197,35 @@ def _near_tie_blocks_respected(mine: np.ndarray, ref: np.ndarray, rel: float) ->
     return True
 
 
-def test_ties_poisson_known_gap(ties):
-    """Poisson: everything but the kernel terms' last bits is R's; what that leaves is measured.
+def test_ties_poisson_matches_r(ties):
+    """Poisson on gsva_ties: R's ppois bits give R's log-odds, order and scores; scipy's pdtr
+    (the earlier implementation) gives the same numbers to ~1e-12 but not R's order of the genes
+    R orders by rounding noise (it missed R's scores by 4.3e-3 here)."""
+    from scipy import special
 
-    Given R's own log-odds, our ranking and walk give R's scores to rounding error; with our
-    log-odds (scipy's pdtr, not R's ppois) the genes R orders by rounding noise may swap, which
-    moves scores by a few 1e-3 on this tie-heavy fixture (measured 4.3e-3); every gene whose
-    R log-odds differ from its neighbours' by more than 1e-11 relative keeps R's order.
-    """
     ref_density = _read_exact("density_poisson.tsv.gz")
     ref = _read_exact("gsva_poisson.tsv.gz")
-    genes = {g: i for i, g in enumerate(ref_density.index)}
-    idx = [np.array(sorted({genes[g] for g in ties["sets"][s] if g in genes})) for s in ref.index]
-    from_r = gsva_module._scores_from_density(ref_density.to_numpy(), idx)
-    assert np.abs(from_r - ref.to_numpy()).max() <= 1e-12
-    mine = kcdf_log_odds(ties["counts"].loc[ref_density.index].to_numpy(), "Poisson")
-    assert _near_tie_blocks_respected(mine, ref_density.to_numpy(), rel=1e-11)
-    assert not _near_tie_blocks_respected(-mine, ref_density.to_numpy(), rel=1e-11)  # can say no
-    diff = _max_diff(gsva(ties["counts"], ties["sets"], kcdf="Poisson"), ref)
-    assert diff <= 1e-2  # measured 4.3e-3: the gap that R's ppois bits would close
+    assert _max_diff(gsva(ties["counts"], ties["sets"], kcdf="Poisson"), ref) <= 1e-12  # measured 5.9e-15
+    x = ties["counts"].loc[ref_density.index].to_numpy()
+    left = np.zeros_like(x)
+    for i in range(x.shape[1]):
+        left += special.pdtr(np.floor(x + 1e-7), x[:, i : i + 1] + 0.5)
+    left /= x.shape[1]
+    scipy_density = -1.0 * gsva_module._c_log((1.0 - left) / left)
+    rel = np.abs(scipy_density - ref_density.to_numpy()) / np.abs(ref_density.to_numpy())
+    assert rel.max() < 1e-11  # the same numbers...
+    ranks = gsva_module._rank_positions
+    assert np.sum(ranks(scipy_density) != ranks(ref_density.to_numpy())) > 100  # ...not R's order
 
 
-@pytest.mark.parametrize("kcdf,which", [("Gaussian", "logexpr"), ("Poisson", "counts")])
-def test_scores_do_not_depend_on_memory_layout_or_chunk(ties, kcdf, which):
-    expr = ties[which]
+@pytest.mark.parametrize(
+    "kcdf,which", [("Gaussian", "logexpr"), ("Poisson", "counts"), ("Poisson", "tied_counts"), ("none", "tied_counts")]
+)
+def test_scores_do_not_depend_on_memory_layout_or_chunk(ties, poisson_ties, kcdf, which):
+    expr, sets = (
+        (poisson_ties["counts"], poisson_ties["sets"]) if which == "tied_counts" else (ties[which], ties["sets"])
+    )
+    ties = {"sets": sets}
     c_order = gsva(expr, ties["sets"], kcdf=kcdf)
     values = expr.to_numpy()
     f_order = pd.DataFrame(np.asfortranarray(values), index=expr.index, columns=expr.columns)
@@ -251,6 +251,152 @@ def test_gsva_sd_matches_exact_arithmetic():
     exact = np.array([float(statistics.stdev([Fraction(v) for v in row])) for row in x])
     assert np.all(np.abs(mine - exact) <= 2 * np.spacing(exact))
     assert np.array_equal(mine, gsva_module._gsva_sd(np.asfortranarray(x)))
+
+
+# ---------------------------------------------------- Poisson on tied counts (gsva_poisson_ties/)
+# 300 genes x 12 samples of counts 0..20 built to tie (identical, permuted, two-level and
+# mostly-zero rows; see scripts/gsva_poisson_ties.R), and R's ppois on ~11,700 arguments.
+PTIES = REF / "gsva_poisson_ties"
+
+
+def _read_ptie(name, **kw):
+    return pd.read_csv(PTIES / name, sep="\t", float_precision="round_trip", **kw)
+
+
+@pytest.fixture(scope="module")
+def poisson_ties():
+    counts = _read_ptie("counts.tsv.gz", index_col=0)
+    assert counts.to_numpy().min() >= 0 and counts.to_numpy().max() <= 20
+    return {"counts": counts.astype(float), "sets": dict(read_gmt(PTIES / "sets.gmt"))}
+
+
+def test_ppois_is_rs_bit_for_bit():
+    from scipy import special
+
+    from helpers.methods.rmath import ppois
+
+    ref = _read_ptie("ppois.tsv.gz")
+    q, lam, r = ref["q"].to_numpy(), ref["lambda"].to_numpy(), ref["p"].to_numpy()
+    # the grid visits every branch of R's pgamma_raw (x = lambda, alph = q + 1)
+    alph = np.floor(q + 1e-7) + 1
+    small = lam < 1
+    upper = ~small & (lam <= alph - 1) & (lam < 0.8 * (alph + 50))
+    lower = ~small & ~upper & (alph - 1 < lam) & (alph < 0.8 * (lam + 50))
+    asymp = ~small & ~upper & ~lower
+    assert min(small.sum(), upper.sum(), lower.sum(), asymp.sum(), (lower & (alph == 1)).sum()) >= 50
+    mine = ppois(q, lam)
+    ok = r >= 1e-292  # below, R recomputes in log space (documented; no effect on GSVA's sums)
+    assert ok.sum() > 9000
+    assert np.array_equal(mine[ok], r[ok])  # bit for bit (measured: all 9,830)
+    assert np.all((mine[~ok] >= 0) & (mine[~ok] < 1e-280))
+    # the check can fail: scipy's Poisson CDF differs from R's in the last bits
+    assert np.sum(special.pdtr(np.floor(q + 1e-7), lam)[ok] != r[ok]) > 1000  # measured 4,322
+
+
+def test_ppois_edges_and_domain():
+    from helpers.methods.rmath import ppois
+
+    assert ppois(-1.0, 3.5) == 0.0 and ppois(4.0, 0.0) == 1.0
+    # R floors q + 1e-7: 2.9999999 counts as 3, 2.9999 as 2
+    assert ppois(2.9999999, 3.5) == ppois(3.0, 3.5) != ppois(2.9999, 3.5) == ppois(2.0, 3.5)
+    assert ppois(np.array([[1.0], [2.0]]), np.array([0.5, 1.5, 2.5])).shape == (2, 3)  # broadcasts
+    with pytest.raises(ValueError, match="finite"):
+        ppois(np.inf, 2.0)
+    with pytest.raises(ValueError, match="lambda"):
+        ppois(2.0, -1.0)
+
+
+def test_bd0_table_is_log_of_its_ratios():
+    """The four 24-bit parts of each row of ebd0's table add up to log(p / 1024)."""
+    from decimal import Decimal, getcontext
+
+    from helpers.methods import rmath
+
+    getcontext().prec = 50
+    table = rmath._bd0_scale()
+    assert table.shape == (129, 4)
+    assert np.array_equal(table.astype(np.float32).astype(np.float64), table)  # floats, as in C
+    for i, row in enumerate(table):
+        p = int(np.floor(1024 / (0.5 + i / 256.0) + 0.5))
+        exact = (Decimal(p) / Decimal(1024)).ln()
+        total = sum(Decimal(float(v)) for v in row)
+        assert abs(total - exact) < Decimal("1e-28"), i  # measured 5.6e-30
+    table_wrong = table.copy()
+    table_wrong[5, 3] *= 2  # the check can fail: a changed last part is seen
+    p5 = int(np.floor(1024 / (0.5 + 5 / 256.0) + 0.5))
+    assert abs(sum(Decimal(float(v)) for v in table_wrong[5]) - (Decimal(p5) / Decimal(1024)).ln()) > Decimal("1e-28")
+
+
+def test_poisson_ties_log_odds_are_rs(poisson_ties):
+    ref = _read_ptie("density_poisson.tsv.gz", index_col=0)
+    mine = kcdf_log_odds(poisson_ties["counts"].loc[ref.index].to_numpy(), "Poisson")
+    assert np.array_equal(mine, ref.to_numpy())  # bit-identical (measured: all 3,588)
+
+
+@pytest.mark.parametrize(
+    "kcdf,mx_diff,golden",
+    [("Poisson", True, "gsva_poisson"), ("Poisson", False, "gsva_poisson_maxdev"), ("none", True, "gsva_none")],
+)
+def test_poisson_ties_scores_match_r(poisson_ties, kcdf, mx_diff, golden):
+    # scipy's pdtr (the earlier implementation) missed these by 1.9e-2 / 7.4e-3 (Poisson)
+    mine = gsva(poisson_ties["counts"], poisson_ties["sets"], kcdf=kcdf, mx_diff=mx_diff)
+    ref = _read_ptie(f"{golden}.tsv.gz", index_col=0)
+    assert _max_diff(mine, ref) <= 1e-12  # measured 3.7e-15 / 1.8e-15 / 4.6e-15
+
+
+def _naive_poisson_left(x):
+    from helpers.methods.rmath import ppois
+
+    left = np.zeros_like(x)
+    for i in range(x.shape[1]):
+        left += ppois(x, x[:, i : i + 1] + 0.5)  # every term computed, no sharing of pairs
+    return left
+
+
+@pytest.mark.parametrize("spread", ["narrow", "wide"])
+def test_poisson_pair_sharing_gives_the_same_bits(spread):
+    # narrow: few distinct counts (dense table of pairs); wide: many (sorted unique pairs)
+    rng = np.random.default_rng(5)
+    means = rng.uniform(0.5, 8, (40, 1)) if spread == "narrow" else 10 ** rng.uniform(0, 5, (40, 1))
+    x = rng.poisson(means, (40, 9)).astype(float)
+    uniq = np.unique(x).size
+    assert (uniq * uniq <= 4 * x.size * 9) == (spread == "narrow")  # each case takes its path
+    assert np.array_equal(gsva_module._poisson_left_tails(x), _naive_poisson_left(x))
+
+
+def test_ecdf_log_odds_counts_values_at_or_below():
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 6, (50, 13)).astype(float)
+    x[3] = 2.0  # constant: F = 1 everywhere
+    mine = gsva_module._ecdf_log_odds(x)
+    f = (x[:, None, :] <= x[:, :, None]).sum(axis=2) / 13.0  # [g, j] = #{i: x_i <= x_j} / n
+    with np.errstate(divide="ignore"):
+        expected = np.log(f / (1 - f))
+    np.testing.assert_allclose(mine, expected, rtol=1e-15)
+    assert np.all(mine[x == x.max(axis=1, keepdims=True)] == np.inf)
+    assert np.array_equal(mine, gsva_module._ecdf_log_odds(np.asfortranarray(x)))
+
+
+def test_auto_chooses_none_from_200_samples():
+    rng = np.random.default_rng(2)
+    counts = rng.poisson(5.0, (30, 200)).astype(float)
+    logexpr = rng.normal(5.0, 1.0, (30, 200))
+    assert resolve_kcdf(counts, "auto") == "none" and resolve_kcdf(logexpr, "auto") == "none"
+    # below the threshold auto must not choose none
+    assert resolve_kcdf(counts[:, :199], "auto") == "Poisson"
+    assert resolve_kcdf(logexpr[:, :199], "auto") == "Gaussian"
+    assert resolve_kcdf(counts[:, :50], "auto", none_min_samples=50) == "none"
+    assert resolve_kcdf(counts[:, :50], "auto", none_min_samples=51) == "Poisson"
+    assert resolve_kcdf(counts, "Poisson") == "Poisson"  # an explicit choice is kept
+    genes = [f"g{i}" for i in range(30)]
+    expr = pd.DataFrame(logexpr, index=genes)
+    sets = {"a": genes[:8], "b": genes[10:20]}
+    pd.testing.assert_frame_equal(gsva(expr, sets, kcdf="auto"), gsva(expr, sets, kcdf="none"))
+    few = expr.iloc[:, :199]
+    pd.testing.assert_frame_equal(gsva(few, sets, kcdf="auto"), gsva(few, sets, kcdf="Gaussian"))
+    assert not np.allclose(gsva(few, sets, kcdf="none").to_numpy(), gsva(few, sets, kcdf="Gaussian").to_numpy())
+    with pytest.raises(InputError, match="none_min_samples"):
+        gsva(expr, sets, kcdf="auto", none_min_samples=2.5)
 
 
 # ----------------------------------------------------------------- independent re-implementation

@@ -4,14 +4,17 @@ The algorithm, step by step, as GSVA 1.46 computes it:
 
 1. Drop genes whose standard deviation across samples is below 1e-10 (GSVA's
    ``.filterFeatures``); this happens *before* gene sets are mapped and size-filtered.
-2. Per gene, estimate each sample's value on a kernel CDF built from all samples of that gene
-   and turn it into log-odds ``-log((1 - F) / F)``:
+2. Per gene, estimate each sample's value on a CDF built from all samples of that gene and
+   turn it into log-odds:
 
-   * ``"Gaussian"`` (continuous log-expression): bandwidth ``sd(x) / 4``, and the normal CDF
-     is read from GSVA's pre-computed table of 10,001 points on [0, 10] (index = truncation
-     of ``|v| / 10 * 10000``), exactly as GSVA's C code does.
+   * ``"Gaussian"`` (continuous log-expression): a kernel CDF with bandwidth ``sd(x) / 4``; the
+     normal CDF is read from GSVA's pre-computed table of 10,001 points on [0, 10] (index =
+     truncation of ``|v| / 10 * 10000``), exactly as GSVA's C code does; log-odds
+     ``-log((1 - F) / F)``.
    * ``"Poisson"`` (integer counts): ``F(y) = mean_i ppois(y, x_i + 0.5)`` (as R, a non-integer
-     ``y`` is floored).
+     ``y`` is floored), with R's own ``ppois`` (:mod:`helpers.methods.rmath`); log-odds as above.
+   * ``"none"``: the empirical CDF, ``F(y) = #{i: x_i <= y} / n`` (R's ``ecdf``), log-odds
+     ``log(F / (1 - F))`` (+inf at the gene's largest value), as GSVA 1.46's ``kernel = FALSE``.
 3. Per sample, order genes by decreasing log-odds (ties keep input order, like R's ``order``)
    and give the gene at 0-based position ``p`` GSVA's rank score ``|(N - p) - N/2|``.
 4. Per gene set and sample, walk down that order: a set gene adds ``score^tau / sum(set
@@ -26,21 +29,26 @@ rounding error: the bandwidth is its two-pass ``sd`` accumulated in ``long doubl
 kernel terms are added one sample at a time in sample order (GSVA's loop; numpy's pairwise
 ``sum`` would round differently, and differently again for a Fortran-ordered input); the
 normal CDF table is R's ``pnorm`` (Cody's rational approximations, evaluated as R does, so
-all 10,001 entries equal R's bit for bit; ``scipy.special.ndtr`` differs in 393 of them); and
+all 10,001 entries equal R's bit for bit; ``scipy.special.ndtr`` differs in 393 of them); the
+Poisson terms are R 4.2.2's ``ppois`` bit for bit (a port of R's nmath, because
+``scipy.special.pdtr`` differs from it in the last bits, up to 5e-13 relative, which reorders
+genes that R orders by rounding noise and moved scores by up to 1.9e-2 on tied counts); and
 the logarithm is the C library's (``np.log`` where it calls libm, else ``math.log``). Every
 step is elementwise over genes, so the result does not depend on the memory layout or on
 ``chunk``. Then step 3 is a stable sort. (Making ties in exact arithmetic bit-identical, for
 example by adding the terms in sorted order, would *not* agree with R: GSVA's own sum leaves
-such genes a few bits apart and R orders them by those bits.)
-With the Gaussian kernel the log-odds are bit-identical to R's and the scores agree to
-rounding error even on data full of ties (golden folder ``gsva_ties``). With the Poisson
-kernel the terms come from ``scipy.special.pdtr``, which differs from R's ``ppois`` in the
-last bits (up to 5e-13 relative): log-odds agree to ~1e-12, but genes that R orders by
-rounding noise (equal in exact arithmetic, different in R's bits) may come out in another
-order, which moves scores by up to ~1/N on tie-heavy counts.
+such genes a few bits apart and R orders them by those bits.) With both kernels the log-odds
+are bit-identical to R's and the scores agree to rounding error even on data full of ties
+(golden folders ``gsva_ties`` and ``gsva_poisson_ties``). A Poisson term depends only on the
+pair (count, count), so each distinct pair in a block of genes is evaluated once.
 
-``kcdf="auto"`` is this project's addition (GSVA 1.46 has no "auto"): Poisson when every
-value is a non-negative integer (raw counts), Gaussian otherwise.
+``kcdf="auto"`` follows GSVA 2.0's ``gsvaParam(kcdf = "auto")`` (GSVA 1.46 has no "auto"):
+with at least ``none_min_samples`` samples (GSVA's ``kcdfNoneMinSampleSize``, default 200)
+the empirical CDF (``"none"``), whose cost grows as ``n log n`` per gene instead of the
+kernels' ``n^2``; below that, Poisson when every value is a non-negative integer (GSVA 2.0 asks
+for R integer storage, which a table read into Python does not keep) and Gaussian otherwise.
+The ECDF itself (and everything after it) is GSVA 1.46's ``kcdf = "none"``; GSVA 2.0 ranks the
+ECDF values themselves instead of their log-odds, the same order since log-odds are monotone.
 """
 
 from __future__ import annotations
@@ -50,14 +58,16 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from helpers.engine.errors import InputError
+from helpers.methods.rmath import ppois
 
 _SIGMA_FACTOR = 4.0
 _PRECOMPUTE_RESOLUTION = 10000
 _MAX_PRECOMPUTE = 10.0
 _POISSON_BW = 0.5
+_NONE_MIN_SAMPLES = 200  # GSVA 2.0 kcdfNoneMinSampleSize
+_POISSON_PAIRS = 1 << 22  # kernel terms per block of genes (bounds memory)
 
 __all__ = ["gsva", "kcdf_log_odds", "resolve_kcdf"]
 
@@ -165,12 +175,21 @@ def _signed_cdf_table() -> np.ndarray:
 
 
 # ------------------------------------------------------------------------- kernel statistics
-def resolve_kcdf(values: np.ndarray, kcdf: str) -> str:
-    """Return "Gaussian" or "Poisson"; ``"auto"`` picks Poisson only for non-negative integer data."""
-    if kcdf not in ("Gaussian", "Poisson", "auto"):
-        raise InputError(f"kcdf must be 'Gaussian', 'Poisson' or 'auto', not {kcdf!r}", where="gsva")
+def resolve_kcdf(values: np.ndarray, kcdf: str, none_min_samples: int = _NONE_MIN_SAMPLES) -> str:
+    """Return "Gaussian", "Poisson" or "none" for genes x samples ``values``.
+
+    ``"auto"`` (GSVA 2.0's rule): "none" (empirical CDF) when there are at least
+    ``none_min_samples`` samples (columns), else Poisson for non-negative integer data, else
+    Gaussian. Any other choice is returned as given.
+    """
+    if kcdf not in ("Gaussian", "Poisson", "none", "auto"):
+        raise InputError(f"kcdf must be 'Gaussian', 'Poisson', 'none' or 'auto', not {kcdf!r}", where="gsva")
     if kcdf != "auto":
         return kcdf
+    if isinstance(none_min_samples, bool) or not isinstance(none_min_samples, (int, np.integer)):
+        raise InputError(f"none_min_samples must be an integer, not {none_min_samples!r}", where="gsva")
+    if values.shape[1] >= none_min_samples:
+        return "none"
     is_counts = bool(np.all(values >= 0) and np.all(values == np.floor(values)))
     return "Poisson" if is_counts else "Gaussian"
 
@@ -225,28 +244,76 @@ def _c_log(r: np.ndarray) -> np.ndarray:
     return out.reshape(r.shape)
 
 
-def kcdf_log_odds(x: np.ndarray, kcdf: str, chunk: int = 4096) -> np.ndarray:
-    """Kernel-CDF log-odds per gene (rows) and sample (columns), as GSVA's ``matrix_density_R``.
+def _poisson_left_tails(xs: np.ndarray) -> np.ndarray:
+    """``left[g, j] = sum_i ppois(xs[g, j], xs[g, i] + 0.5)``, added over i in sample order.
 
-    ``x`` is genes x samples; ``kcdf`` is "Gaussian" or "Poisson". Returns an array of the same
-    shape (may hold +/-inf where the estimated CDF is exactly 1 or 0, as in R). Every value is
-    computed with GSVA's operations in GSVA's order (see the module docstring), so it does not
-    depend on the memory layout of ``x`` or on ``chunk`` (genes per block, bounds memory).
+    Each distinct (value, value) pair of the block is evaluated once (R's ppois, bit for bit).
+    """
+    n = xs.shape[1]
+    uniq, code = np.unique(xs, return_inverse=True)
+    code = code.reshape(xs.shape).astype(np.int64)
+    nu = uniq.size
+    key = code[:, :, None] * nu + code[:, None, :]  # [g, j, i]: (y_j, x_i)
+    if nu * nu <= 4 * key.size:  # few distinct values: mark the used pairs of a dense table
+        used = np.zeros(nu * nu, dtype=bool)
+        used[key.ravel()] = True
+        pairs = np.flatnonzero(used)
+        table = np.empty(nu * nu)
+        table[pairs] = ppois(uniq[pairs // nu], uniq[pairs % nu] + _POISSON_BW)
+        terms = table[key]
+    else:
+        pairs, inverse = np.unique(key, return_inverse=True)
+        terms = ppois(uniq[pairs // nu], uniq[pairs % nu] + _POISSON_BW)[inverse].reshape(key.shape)
+    left = np.zeros(xs.shape)
+    for i in range(n):
+        left += terms[:, :, i]
+    return left
+
+
+def _ecdf_log_odds(x: np.ndarray) -> np.ndarray:
+    """GSVA 1.46 ``kcdf = "none"``: ``log(F / (1 - F))`` of each gene's ECDF at its own values."""
+    n = x.shape[1]
+    order = np.argsort(x, axis=1, kind="stable")
+    srt = np.take_along_axis(x, order, axis=1)
+    last = np.ones(srt.shape, dtype=bool)  # last position of each run of equal values
+    last[:, :-1] = srt[:, 1:] != srt[:, :-1]
+    end = np.where(last, np.arange(n), n)
+    end = np.minimum.accumulate(end[:, ::-1], axis=1)[:, ::-1]  # run end at or after each position
+    count = np.empty_like(end)
+    np.put_along_axis(count, order, end + 1, axis=1)  # #{i: x_i <= x_j}
+    f = count / float(n)  # R: cumsum(tabulate(...)) / n, an integer over n
+    with np.errstate(divide="ignore"):
+        odds = f / (1.0 - f)  # +inf at the largest value
+        return _c_log(odds)
+
+
+def kcdf_log_odds(x: np.ndarray, kcdf: str, chunk: int = 4096) -> np.ndarray:
+    """Per-gene CDF log-odds (genes = rows, samples = columns), as GSVA's ``compute.gene.density``.
+
+    ``x`` is genes x samples; ``kcdf`` is "Gaussian", "Poisson" or "none". Returns an array of
+    the same shape (may hold +/-inf where the estimated CDF is exactly 1 or 0, as in R). Every
+    value is computed with GSVA's operations in GSVA's order (see the module docstring), so it
+    does not depend on the memory layout of ``x`` or on ``chunk`` (genes per block, bounds
+    memory; Poisson blocks also hold at most ~4 million kernel terms).
     """
     x = np.ascontiguousarray(x, dtype=np.float64)
     n_genes, n = x.shape
+    if kcdf == "none":
+        return _ecdf_log_odds(x)
     out = np.empty_like(x)
+    step = max(1, int(chunk))
     if kcdf == "Gaussian":
         signed = _signed_cdf_table()
         bw = _gsva_sd(x) / _SIGMA_FACTOR
         # a constant gene (gsva() drops them first) would give 0/0; an infinite bandwidth
         # turns every difference into v = 0 instead, so its log-odds are 0
         bw[~(bw > 0)] = np.inf
-    step = max(1, int(chunk))
+    else:
+        step = max(1, min(step, _POISSON_PAIRS // (n * n)))
     for start in range(0, n_genes, step):
         xs = x[start : start + step]
-        left = np.zeros_like(xs)  # left[g, j] = sum_i K(y_j - x_i), summed over i in order
         if kcdf == "Gaussian":
+            left = np.zeros_like(xs)  # left[g, j] = sum_i K(y_j - x_i), summed over i in order
             bws = bw[start : start + step, None]
             for i in range(n):
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -257,9 +324,7 @@ def kcdf_log_odds(x: np.ndarray, kcdf: str, chunk: int = 4096) -> np.ndarray:
                 k += (_PRECOMPUTE_RESOLUTION + 1) * (v >= 0)
                 left += signed[k]
         else:
-            q = np.floor(xs + 1e-7)  # R's ppois(q, lambda) uses floor(q + 1e-7)
-            for i in range(n):
-                left += special.pdtr(q, xs[:, i : i + 1] + _POISSON_BW)
+            left = _poisson_left_tails(xs)
         left /= n
         with np.errstate(divide="ignore"):
             out[start : start + step] = -1.0 * _c_log((1.0 - left) / left)
@@ -326,19 +391,23 @@ def gsva(
     mx_diff: bool = True,
     tau: float = 1.0,
     chunk: int = 4096,
+    none_min_samples: int = _NONE_MIN_SAMPLES,
 ) -> pd.DataFrame:
     """GSVA enrichment scores (method "gsva" of R GSVA 1.46), gene sets x samples.
 
     Parameters
     ----------
     expr : DataFrame, genes (unique index) x samples. Log-expression for ``kcdf="Gaussian"``,
-        raw integer counts for ``"Poisson"``; ``"auto"`` chooses Poisson when all values are
-        non-negative integers, else Gaussian.
+        raw integer counts for ``"Poisson"``, either for ``"none"`` (empirical CDF).
+    kcdf : "Gaussian", "Poisson", "none" or "auto" (GSVA 2.0's rule): "none" with at least
+        ``none_min_samples`` samples (default 200, GSVA's ``kcdfNoneMinSampleSize``), else
+        Poisson when all values are non-negative integers, else Gaussian.
     gene_sets : dict name -> list of gene names. Genes absent from ``expr`` are ignored and
         duplicated names count once.
     min_size, max_size : keep sets whose number of genes present in ``expr`` (after dropping
         zero-variance genes) lies in ``[max(1, min_size), max_size]``.
     mx_diff, tau : as in GSVA.
+    chunk : genes per block of the kernel computation (memory only; results do not depend on it).
 
     Returns a DataFrame (index "set" in the input order of kept sets, columns = samples).
     Raises InputError for bad input or when no gene set passes the size filter.
@@ -347,7 +416,7 @@ def gsva(
     if not isinstance(gene_sets, dict) or not gene_sets:
         raise InputError("gene_sets must be a non-empty dict name -> list of genes", where="gsva")
     values = np.ascontiguousarray(expr.to_numpy(dtype=float))  # one layout, whatever the input's
-    kcdf = resolve_kcdf(values, kcdf)
+    kcdf = resolve_kcdf(values, kcdf, none_min_samples)
     if kcdf == "Poisson" and (np.any(values < 0)):
         raise InputError("kcdf='Poisson' needs non-negative counts; found negative values", where="gsva")
 
