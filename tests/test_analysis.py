@@ -454,3 +454,18 @@ def test_rebuild_commands_name_the_profile():
 
     with pytest.raises(ValueError):
         rebuild_commands("x`\n```\n<script>")
+
+
+def test_gsva_kcdf_sentence_names_the_choice_and_its_reason():
+    rng = np.random.default_rng(3)
+    logs = pd.DataFrame(rng.normal(5, 1, size=(20, 31)))
+    counts = pd.DataFrame(rng.poisson(5, size=(20, 31)).astype(float))
+    big = pd.DataFrame(rng.normal(5, 1, size=(20, 200)))
+    s = en.gsva_kcdf_sentence(logs, "auto")
+    assert "Gaussian kernel" in s and "31 samples, fewer than 200" in s
+    assert "Poisson kernel" in en.gsva_kcdf_sentence(counts, "auto")
+    s = en.gsva_kcdf_sentence(big, "auto")
+    assert "empirical distribution" in s and "200 samples, at least 200" in s
+    # asked for explicitly: the choice is the user's, not auto's, even on a large cohort
+    s = en.gsva_kcdf_sentence(big, "Gaussian")
+    assert "Gaussian kernel" in s and "asks" in s and "empirical" not in s

@@ -43,7 +43,12 @@ COMPLEXITY = {
     "04_deg_structure": ("O(n² g_DEG + B n²)", "clustering on the DEGs; silhouette permutations", 2),
     "05_go": ("O(S)", "ORA on the DEG lists: no n", 0),
     "06_gsea": ("O(B S)", "gene permutations of the ranking: no n", 0),
-    "07_gsva": ("O(n² g)", "Gaussian kernel CDF: every sample against every sample, per gene", 2),
+    "07_gsva": (
+        "O(n² g); O(g n log n) from 200 samples",
+        "kernel CDF, every sample against every sample per gene; from 200 samples kcdf auto takes the "
+        "empirical CDF (GSVA 2.0's rule): a sort per gene. The scale runs' two largest sizes are above 200",
+        1,
+    ),
     "08_pam": ("O(n² g T + B n g T)", "nested LOOCV (n fits of an n-fold CV) and B permuted LOOCVs", 2),
     "09_published_model": ("O(n)", "scoring n samples on 14 genes", 1),
     "10_scorecard": ("O(1)", "tables of the other chapters' numbers", 0),

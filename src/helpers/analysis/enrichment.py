@@ -134,6 +134,30 @@ def gsea_claim_rows(res: pd.DataFrame, claim_sets: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def gsva_kcdf_sentence(expr: pd.DataFrame, kcdf: str) -> str:
+    """Which cumulative distribution GSVA estimates per gene on ``expr`` (genes x samples) with
+    the chapter's ``kcdf``, and why, in one sentence for the page."""
+    from helpers.methods import gsva as gv
+
+    values = expr.to_numpy(dtype=float)
+    chosen = gv.resolve_kcdf(values, kcdf)
+    n, limit = values.shape[1], gv._NONE_MIN_SAMPLES
+    what = {
+        "Gaussian": "a Gaussian kernel estimate",
+        "Poisson": "a Poisson kernel estimate",
+        "none": "the empirical distribution (no kernel)",
+    }[chosen]
+    if kcdf != "auto":
+        return f"The cumulative distribution of each gene is {what}, as kcdf = {kcdf} asks."
+    if chosen == "none":
+        why = f"with {n:,} samples, at least {limit}, kcdf = auto takes it, as GSVA 2.0 does"
+    elif chosen == "Poisson":
+        why = f"the input is whole non-negative numbers (counts) and there are {n:,} samples, fewer than {limit}"
+    else:
+        why = f"the input is log expression and there are {n:,} samples, fewer than {limit}"
+    return f"The cumulative distribution of each gene is {what}: {why}."
+
+
 def gsva_claim_rows(test: pd.DataFrame, claim_sets: dict) -> pd.DataFrame:
     """The limma comparison of the GSVA scores (CR - NR) for each set named for a claim; NaN
     for a set that was not scored."""
