@@ -125,3 +125,75 @@ def test_no_figure_glues_the_reason_as_text(page, monkeypatch):
     assert glued["delta_margin"] is shown
     assert shown.data.startswith("*Not drawn: only 3 of 14 genes present \\<b\\>")  # text, never markup
     assert page.files == []  # nothing was written
+
+
+def _variety():
+    """Frames of every kind the fast XLSX path takes: text (formula-like, spaced, escaped,
+    missing), floats (NaN, infinities, -0.0, tiny and huge), integers, booleans, objects."""
+    import numpy as np
+
+    text = ["KCNK3", "=SUM(A1)", "+1", "-x", "@me", "\tt", " lead", "trail ", "   ", "", None, "a<b>&c", "é ü 漢"]
+    n = len(text)
+    return {
+        "mixed": pd.DataFrame(
+            {
+                "gene": text,
+                "x": np.r_[
+                    [1.5, np.nan, np.inf, -np.inf, -0.0, 1e-300, 1.7976931348623157e308], np.linspace(0, 1, n - 7)
+                ],
+                "n": np.arange(n, dtype="int64") * 10**12,
+                "flag": [i % 2 == 0 for i in range(n)],
+                "obj": [1, 2.5, True, "t", None, float("nan"), np.int64(3), np.float32(0.1), "x", "y", "z", "w", "v"],
+            }
+        ),
+        "=header": pd.DataFrame({"=a": [1, 2], "-b": ["p", "q"], 3: [0.5, 0.25]}),
+        "empty": pd.DataFrame({"a": pd.Series([], dtype=float), "b": pd.Series([], dtype=object)}),
+        "strings": pd.DataFrame({"s": pd.array(["u", None, "=w"], dtype="string")}),
+    }
+
+
+def test_fast_xlsx_writer_gives_openpyxls_bytes(tmp_path):
+    """The fast path writes the rows itself; every byte must be what pandas + openpyxl write."""
+    from helpers.engine import report
+
+    def fast_members(frames):  # with the fixed "modified" date (openpyxl stamps the time of saving)
+        got = report._fast_members(frames)
+        return None if got is None else report._stamped(got)
+
+    def slow_members(frames):
+        return report._stamped(report._openpyxl_members(frames, False)[0])
+
+    frames = _variety()
+    fast = fast_members(frames)
+    assert fast is not None, "the fast path refused frames it is meant to take"
+    slow = slow_members(frames)
+    assert [n for n, _ in fast] == [n for n, _ in slow]
+    for (name, a), (_, b) in zip(fast, slow):
+        assert a == b, f"{name} differs from openpyxl's"
+    for sheet, df in frames.items():  # and one sheet at a time (style ids start afresh)
+        fast1, slow1 = fast_members({sheet: df}), slow_members({sheet: df})
+        assert fast1 == slow1, sheet
+    # the comparison can fail: another value in one cell gives other bytes
+    changed = dict(frames, mixed=frames["mixed"].assign(n=frames["mixed"]["n"] + 1))
+    assert fast_members(changed) != slow
+
+
+def test_fast_xlsx_writer_leaves_what_it_does_not_know_to_openpyxl(tmp_path):
+    import datetime as dt
+
+    from helpers.engine import report
+
+    assert report._fast_members({"s": pd.DataFrame({"d": [dt.date(2022, 2, 18)]})}) is None
+    assert report._fast_members({"s": pd.DataFrame({"t": pd.to_datetime(["2022-02-18"])})}) is None
+    multi = pd.DataFrame([[1, 2]], columns=pd.MultiIndex.from_tuples([("a", "x"), ("a", "y")]))
+    assert report._fast_members({"s": multi}) is None
+    named = pd.DataFrame({"a": [1]})
+    named.columns.name = "label"
+    assert report._fast_members({"s": named}) is None
+    long = "x" * 31  # two names cut to one sheet: pandas writes both frames into it
+    assert report._fast_members({long + "1": pd.DataFrame({"a": [1]}), long + "2": pd.DataFrame({"b": [2]})}) is None
+    # and those still get written (by openpyxl), with the index when asked
+    out = report.write_xlsx({"s": pd.DataFrame({"d": [dt.date(2022, 2, 18)]})}, tmp_path / "d.xlsx")
+    assert pd.read_excel(out)["d"].iloc[0] == pd.Timestamp(2022, 2, 18)
+    out = report.write_xlsx({"s": pd.DataFrame({"v": [1]}, index=["r"])}, tmp_path / "i.xlsx", index=True)
+    assert pd.read_excel(out).iloc[0].tolist() == ["r", 1]

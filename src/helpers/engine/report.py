@@ -321,32 +321,172 @@ def _write_zip(members, out: Path) -> Path:
     return Path(out)
 
 
-def write_xlsx(sheets: dict, path, index: bool = False) -> Path:
-    """Write one or more frames to an XLSX workbook, deterministically: text cells are text
-    (:func:`text_cells`), document properties and every zip member carry fixed dates, so the
-    same frames give the same bytes."""
+def _stamped(members: list) -> list:
+    """openpyxl stamps the document's "modified" date with the time of saving: the fixed date instead."""
+    stamp = _FIXED_TIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    pat = rb"(<dcterms:modified\b[^>]*>)[^<]*(</dcterms:modified>)"
+    return [(n, re.sub(pat, rb"\g<1>" + stamp + rb"\g<2>", d) if n == "docProps/core.xml" else d) for n, d in members]
+
+
+def _openpyxl_members(sheets: dict, index: bool, extra=None) -> tuple[list, object]:
+    """The workbook pandas and openpyxl write for ``sheets`` (text cells made text, fixed
+    properties), as its zip members in order; ``extra(book)`` may add cells before the text pass."""
     buf = _io.BytesIO()
     with pd.ExcelWriter(buf, engine="openpyxl") as xw:
         for sheet, df in sheets.items():
             _xlsx_frame(df).to_excel(xw, sheet_name=str(sheet)[:31], index=index)
+        if extra is not None:
+            extra(xw.book)
         text_cells(xw.book)
         props = xw.book.properties
         props.created = props.modified = _FIXED_TIME
         props.creator = props.lastModifiedBy = "helpers"
-    # openpyxl stamps every zip member, and the document's "modified" date, with the time of saving
     with zipfile.ZipFile(_io.BytesIO(buf.getvalue())) as zin:
-        members = [(i.filename, zin.read(i)) for i in zin.infolist()]
-    stamp = _FIXED_TIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
-    members = [
-        (
-            n,
-            re.sub(rb"(<dcterms:modified\b[^>]*>)[^<]*(</dcterms:modified>)", rb"\g<1>" + stamp + rb"\g<2>", d)
-            if n == "docProps/core.xml"
-            else d,
+        return [(i.filename, zin.read(i)) for i in zin.infolist()], xw.book
+
+
+def _excel_value(v):
+    """A value as pandas' ``to_excel`` hands it to openpyxl (missing -> "", infinities -> "inf"
+    and "-inf", numpy scalars -> Python, anything else -> ``str``), or ``_NOT_FAST`` for the
+    values this module leaves to pandas (dates and times)."""
+    if v is None or (isinstance(v, (float, np.floating)) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return "inf" if v == math.inf else "-inf" if v == -math.inf else float(v)
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (_dt.date, _dt.time, _dt.timedelta, np.datetime64, np.timedelta64)):
+        return _NOT_FAST
+    return str(v)
+
+
+_NOT_FAST = object()
+
+
+def _fast_columns(df: pd.DataFrame):
+    """``df``'s header and columns as the values pandas would write (see :func:`_excel_value`),
+    or None when the frame is outside what :func:`_sheet_xml` writes (labels that are not flat,
+    named column labels, date or time values)."""
+    if isinstance(df.columns, pd.MultiIndex) or df.columns.name is not None or df.shape[1] == 0:
+        return None
+    header = [_excel_value(c) for c in df.columns]
+    cols = []
+    for i in range(df.shape[1]):
+        col = df.iloc[:, i]
+        kind = col.dtype.kind
+        if kind in "iu":
+            cols.append([int(v) for v in col.to_numpy()])
+        elif kind == "b":
+            cols.append([bool(v) for v in col.to_numpy()])
+        elif kind == "f":
+            cols.append([_excel_value(v) for v in col.to_numpy().tolist()])
+        elif kind == "O" or pd.api.types.is_string_dtype(col.dtype):
+            cols.append([_excel_value(v) for v in col.to_numpy(dtype=object)])
+        else:
+            return None
+    if any(v is _NOT_FAST for v in header) or any(v is _NOT_FAST for c in cols for v in c):
+        return None
+    return header, cols
+
+
+def _col_letter(i: int) -> str:
+    """Column ``i`` (1-based) as Excel names it: A..Z, AA.."""
+    out = ""
+    while i:
+        i, r = divmod(i - 1, 26)
+        out = chr(65 + r) + out
+    return out
+
+
+def _cell_xml(ref: str, v, style: int) -> str:
+    """One ``<c>`` element exactly as openpyxl's writer serialises it (inline strings, numbers
+    as ``%.16g``, booleans as 1/0, an empty string as an empty inline string)."""
+    s = f' s="{style}"' if style else ""
+    if isinstance(v, bool):
+        return f'<c r="{ref}"{s} t="b"><v>{int(v)}</v></c>'
+    if isinstance(v, (int, float)):
+        return f'<c r="{ref}"{s} t="n"><v>{"%.16g" % v}</v></c>'  # noqa: UP031 (openpyxl's own format)
+    if v == "":
+        return f'<c r="{ref}"{s} t="inlineStr" />'
+    text = v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    stripped = v.strip()
+    t = '<t xml:space="preserve">' if stripped and stripped != v else "<t>"
+    return f'<c r="{ref}"{s} t="inlineStr"><is>{t}{text}</t></is></c>'
+
+
+def _sheet_xml(header: list, cols: list, styles: dict) -> tuple[str, str]:
+    """The ``<sheetData>`` of a sheet (header row, then one row per record) and its dimension;
+    ``styles``: (row, column) -> style id of the cells that have one."""
+    letters = [_col_letter(j + 1) for j in range(len(header))]
+    n = len(cols[0]) if cols else 0
+    rows = ["<sheetData>"]
+    for r, values in enumerate([header, *zip(*cols)] if n else [header], start=1):
+        cells = "".join(_cell_xml(f"{letters[j]}{r}", v, styles.get((r, j + 1), 0)) for j, v in enumerate(values))
+        rows.append(f'<row r="{r}">{cells}</row>')
+    rows.append("</sheetData>")
+    return "".join(rows), f"A1:{letters[-1]}{n + 1}"
+
+
+def _fast_members(sheets: dict) -> list | None:
+    """The members of the workbook :func:`_openpyxl_members` writes for ``sheets`` (index
+    left out), byte for byte, or None if a frame is outside the fast path.
+
+    Why not openpyxl alone: it builds a Python object per cell and serialises each through an
+    element tree (about 25 microseconds a cell; the supplementary workbook has some 90,000
+    cells). Here openpyxl and pandas still write the workbook (styles, properties, every part)
+    for the header rows and the few cells that need a style (text that starts like a formula
+    gets Excel's quote prefix, :func:`text_cells`), so every style is registered in the order
+    openpyxl's writer would; only the rows of the sheets are then written as text, in
+    openpyxl's own serialisation. tests/test_report.py compares the bytes with openpyxl's."""
+    frames, data = {}, []
+    for sheet, df in sheets.items():
+        safe = _xlsx_frame(df)
+        got = _fast_columns(safe)
+        if got is None:
+            return None
+        frames[sheet] = safe
+        data.append(got)
+
+    def quoted_cells(book):
+        for ws, (_, cols) in zip(book.worksheets, data):
+            for j, col in enumerate(cols, start=1):
+                for i, v in enumerate(col, start=2):
+                    if isinstance(v, str) and v.startswith(FORMULA_START):
+                        ws.cell(row=i, column=j, value=v)
+
+    skeleton = {s: df.iloc[:0] for s, df in frames.items()}
+    members, book = _openpyxl_members(skeleton, False, extra=quoted_cells)
+    if len(book.worksheets) != len(data):
+        return None  # two frames' sheet names cut to the same 31 characters: openpyxl's behaviour, by openpyxl
+    members = dict(members)
+    for k, (ws, (header, cols)) in enumerate(zip(book.worksheets, data), start=1):
+        styles = {(c.row, c.column): c.style_id for row in ws.iter_rows() for c in row if c.has_style}
+        rows, dim = _sheet_xml(header, cols, styles)
+        name = f"xl/worksheets/sheet{k}.xml"
+        xml = members[name].decode("utf-8")
+        xml, n_dim = re.subn(r'<dimension ref="[^"]*" />', f'<dimension ref="{dim}" />', xml, count=1)
+        xml, n_data = re.subn(
+            r"<sheetData>.*</sheetData>|<sheetData />", lambda m, rows=rows: rows, xml, count=1, flags=re.S
         )
-        for n, d in members
-    ]
-    return _write_zip(members, Path(path))
+        if n_dim != 1 or n_data != 1:
+            return None  # an openpyxl whose sheets look different: let it write everything
+        members[name] = xml.encode("utf-8")
+    return list(members.items())
+
+
+def write_xlsx(sheets: dict, path, index: bool = False) -> Path:
+    """Write one or more frames to an XLSX workbook, deterministically: text cells are text
+    (:func:`text_cells`), document properties and every zip member carry fixed dates, so the
+    same frames give the same bytes. Frames of text and numbers without their index take the
+    fast path (:func:`_fast_members`), which gives the bytes openpyxl gives."""
+    members = None if index else _fast_members(sheets)
+    if members is None:
+        members, _ = _openpyxl_members(sheets, index)
+    return _write_zip(_stamped(members), Path(path))
 
 
 _CSS_CLASS = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")

@@ -28,7 +28,9 @@ Safe to share and safe to interrupt:
   naming the running process (pid, start time, command); it does not wait.
 - **Names unique per run.** Staging folders, backups, journals and half-written notebooks carry
   the run's id (``<pid>-<process start time>``); the leftovers a run removes are only those of
-  runs that are no longer alive.
+  runs that are no longer alive. One folder has a fixed name, the book build's Sphinx cache
+  ``_build/.book-cache`` (the doctrees name their images by path), used only under the run lock
+  and valid only with its mark file, which a build writes last (see "the book: Sphinx's cache").
 - **Promotion survives a kill at any instant.** A chapter's new results (with its
   ``numbers.json`` and its fingerprint stamp) and its executed notebook are staged completely,
   then a small journal is written atomically, then they are renamed into place. A kill before
@@ -895,6 +897,8 @@ def recover(project: Project | None = None, log=print) -> list:
                 _finish_book(j)
                 done.append(f"finished the interrupted swap of the book (run {rid})")
             jpath.unlink(missing_ok=True)
+    if _drop_unmarked_book_cache(project):
+        done.append("removed the book cache of a build that did not finish")
     # 2. legacy names (no run id): restore a lone backup, drop the rest
     if project.results.is_dir():
         for old in sorted(project.results.glob(".old-*")):
@@ -1308,12 +1312,28 @@ def _write_run_log(project: Project, profile: str, sets: dict, times: dict, peak
         write_json(prev, log_path)
 
 
+#: jupyter-book's own entry point, run after two things that spare the build CPU time: `import helpers`
+#: (see helpers/__init__.py: no 2 s import of rfc3987_syntax through nbformat's jsonschema) and one
+#: scan of the installed packages' entry points for the whole build. pybtex looks its plugins up
+#: through ``importlib.metadata.entry_points(group=..., name=...)`` for every citation it formats,
+#: and each call reads the metadata of every installed distribution again (about 35 ms, some 50
+#: times a build); the packages do not change during a build, so the one scan gives the same answer.
+_JB_MAIN = (
+    "import sys, helpers, importlib.metadata as _m\n"
+    "_eps = _m.entry_points()\n"
+    "_m.entry_points = lambda **params: _eps.select(**params)\n"
+    "from jupyter_book.cli.main import main\n"
+    "sys.argv[0] = 'jupyter-book'\n"
+    "sys.exit(main())\n"
+)
+
+
 def _jupyter_book(project: Project, out: Path) -> None:
     """``jupyter-book build`` of the project into ``out`` (warnings are errors)."""
     cmd = [
-        sys.executable,  # jupyter-book's own entry point, after `import helpers` (see helpers/__init__.py:
-        "-c",  # it spares the build the 2 s import of rfc3987_syntax through nbformat's jsonschema)
-        "import sys, helpers; from jupyter_book.cli.main import main; sys.argv[0] = 'jupyter-book'; sys.exit(main())",
+        sys.executable,
+        "-c",
+        _JB_MAIN,
         "build",
         str(project.root),
         "--path-output",
@@ -1329,9 +1349,268 @@ def _jupyter_book(project: Project, out: Path) -> None:
         raise RuntimeError(f"jupyter-book build failed:\n{tail}")
 
 
+# ----------------------------------------------------------------------------- the book: Sphinx's cache
+#
+# A from-scratch build reads (parses) and writes every page. Sphinx can skip both for the pages
+# whose source did not change if it finds, from the last build, its environment (``.doctrees``:
+# the pickled environment and one pickled doctree per page), myst-nb's ``jupyter_execute``
+# folder (the notebooks' output images the doctrees point at) and the HTML it wrote. The first
+# two are kept in ``_build/.book-cache`` (the build's output folder: the doctrees name the images
+# by their path, so the folder cannot move between builds); the HTML is copied in from the
+# current ``_build/html`` before each build (a real copy: Sphinx rewrites files in place, and the
+# old book must not change until the swap). What the copy leaves out or removes afterwards makes
+# the result the same as a from-scratch build (tests/test_book_cache.py compares the bytes):
+#
+# - ``_static/mystnb.<hash>.css`` is left out: a from-scratch build writes it only after the
+#   pages (myst-nb, at "build-finished"), and a page written while it exists would link it with a
+#   ``?v=<checksum>`` that a from-scratch page does not have. Sphinx copies the rest of
+#   ``_static`` anew whenever it writes a page (and the packages that provide it are in the key).
+# - Images and downloads no page links any more (a figure's file is named by its content) are
+#   deleted after the build (:func:`_prune_unlinked`).
+# - The search index: Sphinx loads the old ``searchindex.js``, drops the pages it re-writes and
+#   adds them again, which leaves a word no page has any more as an empty list, where a
+#   from-scratch index has no entry (:func:`_clean_search_index` removes them). It does not load
+#   the old index entries (``{index}``): if the old book has any, every page is written.
+# - A page Sphinx skips shows other pages' titles (the navigation, previous/next, ``{doc}``
+#   links), labels and figure numbers, and Sphinx does not re-write it when those change. So when
+#   any notebook's outline (:func:`_book_outlines`: headings, targets, directives and their names,
+#   in the text and in Markdown outputs) differs from the last build's, no HTML is copied: every
+#   page is written, only the reading stays incremental. Pages in ``book/`` are in the key.
+#
+# The cache is used only when the mark ``.book-cache/cache.json`` exists and names the same key
+# (:func:`_book_key`: everything Sphinx itself does not track). The mark is removed before a
+# build touches the folder and written only after a build that succeeded with warnings as
+# errors; a folder without the mark (a build that failed or was killed) is deleted by the next
+# build or by :func:`recover`. So a kill at any instant leaves a valid cache or none. A failed
+# build leaves none: it may have pickled pages whose warnings a later build would not repeat.
+
+BOOK_CACHE = ".book-cache"
+BOOK_CACHE_MARK = "cache.json"
+_BOOK_CACHE_FORMAT = 1
+#: Kill points inside the build itself (before the swap of :data:`KILL_STEPS`): after the cache
+#: was opened (its mark removed) and before jupyter-book starts (tests/test_book_cache.py).
+BOOK_CACHE_KILL_STEPS = ("book-cache-opened",)
+
+
+def _installed_distributions() -> list:
+    """The names (with versions) of the installed distributions' metadata folders: jupyter-book,
+    Sphinx, its extensions and themes, and everything else in the environment's site-packages."""
+    import sysconfig
+
+    names = set()
+    for key in ("purelib", "platlib"):
+        d = Path(sysconfig.get_paths()[key])
+        with contextlib.suppress(OSError):
+            names.update(p.name for p in d.iterdir() if p.name.endswith((".dist-info", ".egg-info")))
+    return sorted(names)
+
+
+def _book_key(project: Project) -> str:
+    """What the book depends on that Sphinx's incremental build does not track: ``_config.yml``,
+    ``_toc.yml``, ``book/`` by content (pages, ``_ext``, templates, ``_static``, the
+    bibliography), the helper package's source (the book's extension imports it), the installed
+    distributions and their versions, the Python version and the folders the build reads."""
+    h = hashlib.sha256(f"book-cache-{_BOOK_CACHE_FORMAT}\0{sys.version}\0".encode())
+    for name in ("_config.yml", "_toc.yml"):
+        f = project.root / name
+        h.update(name.encode() + b"\0")
+        if f.is_file():
+            _sha_file(f, h)
+        else:
+            h.update(b"absent")
+    h.update(tree_hash(project.root / "book", skip=()).encode())
+    pinned = os.environ.get("HELPERS_TEST_CODE_HASH")  # test hook: see tests/test_runner.freeze_code
+    h.update(pinned.encode() if pinned else tree_hash(Path(__file__).resolve().parents[1], "**/*.py").encode())
+    h.update("\0".join(_installed_distributions()).encode())
+    for p in (project.root, project.results):
+        h.update(os.path.abspath(p).encode() + b"\0")
+    return h.hexdigest()
+
+
+def _book_sources(project: Project) -> dict:
+    """The executed notebooks the book renders: relative path -> [sha256, mtime in ns]."""
+    out = {}
+    d = project.root / "executed"
+    for p in sorted(d.glob("*.ipynb")) if d.is_dir() else []:
+        if p.name.startswith("."):
+            continue
+        h = hashlib.sha256()
+        _sha_file(p, h)
+        out[p.relative_to(project.root).as_posix()] = [h.hexdigest(), p.stat().st_mtime_ns]
+    return out
+
+
+def _book_cache_mark(cache: Path) -> dict | None:
+    try:
+        mark = json.loads((cache / BOOK_CACHE_MARK).read_text())
+    except (OSError, ValueError):
+        return None
+    return mark if isinstance(mark, dict) else None
+
+
+_OUTLINE = re.compile(r"^ {0,3}(#{1,6}\s.*|\(.+\)=\s*|(`{3,}|~{3,}|:{3,})\s*\{.*|:[A-Za-z_-]+:.*|=+\s*|-+\s*)$")
+
+
+def _book_outlines(project: Project) -> dict:
+    """Per executed notebook, a hash of what other pages can show of it: its headings (ATX and
+    setext), MyST targets, directive lines and directive options (names, labels, captions),
+    from its Markdown cells and its Markdown outputs. Conservative: any such line changing
+    counts, even one no other page uses."""
+    out = {}
+    d = project.root / "executed"
+    for p in sorted(d.glob("*.ipynb")) if d.is_dir() else []:
+        if p.name.startswith("."):
+            continue
+        try:
+            nb = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            out[p.name] = "unreadable"
+            continue
+        h = hashlib.sha256()
+        for cell in nb.get("cells") or []:
+            texts = [cell.get("source")] if cell.get("cell_type") == "markdown" else []
+            texts += [(o.get("data") or {}).get("text/markdown") for o in cell.get("outputs") or []]
+            for t in texts:
+                t = "".join(t) if isinstance(t, list) else (t or "")
+                prev = ""
+                for line in t.splitlines():
+                    if _OUTLINE.match(line):
+                        h.update(prev.encode() + b"\n" + line.encode() + b"\0")
+                    prev = line
+            h.update(b"\1")
+        out[p.relative_to(project.root).as_posix()] = h.hexdigest()
+    return out
+
+
+#: Files of ``_static`` that a build writes after its pages (see the comment above :data:`BOOK_CACHE`).
+_LATE_STATIC = ("mystnb.*.css",)
+
+
+def _copy_html(src: Path, dest: Path) -> None:
+    """A real copy (times kept: Sphinx compares them with the sources') of the built book,
+    without the files of :data:`_LATE_STATIC`."""
+    shutil.copytree(src, dest)
+    for pattern in _LATE_STATIC:
+        for f in (dest / "_static").glob(pattern):
+            f.unlink()
+
+
+_LINKED = re.compile(rb"""(?:src|href)=["']([^"'#?]*?(_images|_downloads)/[^"'#?]+)""")
+
+
+def _prune_unlinked(html: Path) -> list:
+    """Delete the files under ``_images`` and ``_downloads`` that no page of ``html`` links
+    (those an earlier build left and this one did not write); returns their paths."""
+    import html as _html
+    from urllib.parse import unquote
+
+    linked = set()
+    for page in html.rglob("*.html"):
+        for m in _LINKED.finditer(page.read_bytes()):
+            link = unquote(_html.unescape(m.group(1).decode("utf-8", "replace")))
+            linked.add(os.path.normpath(page.parent / link))
+    gone = []
+    for sub in ("_images", "_downloads"):
+        d = html / sub
+        for f in sorted(d.rglob("*")) if d.is_dir() else []:
+            if f.is_file() and os.path.normpath(f) not in linked:
+                f.unlink()
+                gone.append(f)
+        for sd in sorted((p for p in d.rglob("*") if p.is_dir()), reverse=True) if d.is_dir() else []:
+            with contextlib.suppress(OSError):
+                sd.rmdir()  # only if empty
+    return gone
+
+
+_SEARCH_PREFIX, _SEARCH_SUFFIX = "Search.setIndex(", ")"
+
+
+def _read_search_index(html: Path) -> dict | None:
+    try:
+        text = (html / "searchindex.js").read_text(encoding="utf-8")
+        if not (text.startswith(_SEARCH_PREFIX) and text.endswith(_SEARCH_SUFFIX)):
+            return None
+        return json.loads(text[len(_SEARCH_PREFIX) : -len(_SEARCH_SUFFIX)])
+    except (OSError, ValueError):
+        return None
+
+
+def _clean_search_index(html: Path) -> int:
+    """Remove the words that map to no page from ``searchindex.js`` (see the comment above
+    :data:`BOOK_CACHE`), written as Sphinx writes it (``json.dumps`` with sorted keys); returns
+    how many were removed."""
+    data = _read_search_index(html)
+    if data is None:
+        return 0
+    gone = 0
+    for part in ("terms", "titleterms"):
+        terms = data.get(part) or {}
+        empty = [k for k, v in terms.items() if v == []]
+        for k in empty:
+            del terms[k]
+        gone += len(empty)
+    if gone:
+        with atomic_path(html / "searchindex.js") as tmp:
+            tmp.write_text(_SEARCH_PREFIX + json.dumps(data, sort_keys=True) + _SEARCH_SUFFIX, encoding="utf-8")
+    return gone
+
+
+def _open_book_cache(project: Project, key: str, sources: dict, outlines: dict) -> tuple[Path, str]:
+    """Make ``_build/.book-cache`` ready for a build and say how much of it is reused. Its mark
+    is removed first (from here on, a kill leaves an unmarked folder, which is deleted later) and
+    its ``_build/html`` is removed. The whole folder goes too unless the mark names ``key`` and no
+    notebook changed with a modification time before the end of the last build (Sphinx re-reads
+    a page only when its file is newer than its last reading: a notebook put back with an old
+    time, by ``cp -p`` say, or written on a file system with coarse times, must not be missed). If it stays and no notebook's outline changed, the current book is
+    copied in (:func:`_copy_html`), so that Sphinx writes only the pages that changed. Returns
+    the folder and what the build does: "incremental", or why it reads or writes everything."""
+    cache = project.build / BOOK_CACHE
+    mark = _book_cache_mark(cache)
+    how = "incremental"
+    if mark is None:
+        how = "full: no cache"
+    elif mark.get("key") != key:
+        how = "full: configuration, book/, helpers or installed packages changed"
+    elif not (cache / "_build" / ".doctrees" / "environment.pickle").is_file():
+        how = "full: no Sphinx environment"
+    else:
+        seen, since = mark.get("sources") or {}, int(mark.get("built_ns") or 0)
+        for rel, (sha, mtime) in sources.items():
+            if rel in seen and seen[rel][0] != sha and mtime <= since:
+                how = f"full: {rel} changed without a newer modification time"
+                break
+    (cache / BOOK_CACHE_MARK).unlink(missing_ok=True)
+    if how != "incremental":
+        shutil.rmtree(cache, ignore_errors=True)
+    shutil.rmtree(cache / "_build" / "html", ignore_errors=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    old = project.build / "html"
+    if how == "incremental":
+        if mark.get("outlines") != outlines:
+            how = "every page written: a title, heading, label or figure changed"
+        elif not (old / "index.html").is_file():
+            how = "every page written: no book to start from"
+        elif (_read_search_index(old) or {}).get("indexentries", {}) != {}:
+            how = "every page written: the book has index entries (or no readable search index)"
+        else:
+            _copy_html(old, cache / "_build" / "html")
+    _kill_point("book-cache-opened")
+    return cache, how
+
+
+def _drop_unmarked_book_cache(project: Project) -> bool:
+    """Delete ``_build/.book-cache`` if it carries no mark (a build failed or was killed in it);
+    called by :func:`recover` after the book's journal was rolled forward."""
+    cache = project.build / BOOK_CACHE
+    if cache.is_dir() and _book_cache_mark(cache) is None:
+        shutil.rmtree(cache, ignore_errors=True)
+        return True
+    return False
+
+
 def _finish_book(j: dict) -> None:
     """Roll a journaled swap of ``_build/html`` forward; safe to repeat."""
-    new, html, backup, nxt = Path(j["new"]), Path(j["html"]), Path(j["backup"]), Path(j["next"])
+    new, html, backup = Path(j["new"]), Path(j["html"]), Path(j["backup"])
     if new.exists():
         if html.exists():
             if backup.exists():
@@ -1341,7 +1620,8 @@ def _finish_book(j: dict) -> None:
         os.replace(new, html)
         _kill_point("book-promoted")
     shutil.rmtree(backup, ignore_errors=True)
-    shutil.rmtree(nxt, ignore_errors=True)
+    if j.get("next"):  # the build folder of a journal from before the cache (``_build/.next-<rid>``)
+        shutil.rmtree(j["next"], ignore_errors=True)
     _kill_point("book-backup-removed")
 
 
@@ -1350,7 +1630,12 @@ def build_book(project: Project | None = None, log=print) -> Path:
     beside the old one and swapped in through a journal, so the old book stays until the new one
     is complete and a kill during the swap is finished by the next build or run. Pages the
     latest run left stale are marked first (:func:`mark_pages`), so the book never mixes runs
-    silently."""
+    silently.
+
+    Sphinx reads and writes only the pages whose notebook changed since the last successful
+    build, from its environment kept in ``_build/.book-cache`` and a copy of the current book
+    (see the comment above :data:`BOOK_CACHE`); the result has the bytes a from-scratch build
+    would have. Anything Sphinx does not track (:func:`_book_key`) makes a full build."""
     project = project or Project()
     with run_lock(project):
         recover(project, log=log)
@@ -1361,20 +1646,26 @@ def build_book(project: Project | None = None, log=print) -> Path:
         if (project.root / "config" / "book.yml").exists():
             write_toc(project.root)  # the chapter list of _toc.yml follows config/book.yml
         rid = run_id()
-        nxt = project.build / f".next-{rid}"
-        shutil.rmtree(nxt, ignore_errors=True)
+        key, sources, outlines = _book_key(project), _book_sources(project), _book_outlines(project)
+        cache, how = _open_book_cache(project, key, sources, outlines)
         try:
-            _jupyter_book(project, nxt)
+            _jupyter_book(project, cache)
+            _prune_unlinked(cache / "_build" / "html")
+            _clean_search_index(cache / "_build" / "html")
         except BaseException:
-            shutil.rmtree(nxt, ignore_errors=True)
+            shutil.rmtree(cache, ignore_errors=True)
             raise
+        built = time.time_ns()  # a notebook changed later but dated before this was not re-read
+        keep = (cache / "_build" / ".doctrees" / "environment.pickle").is_file()
+        if keep:
+            mark = {"key": key, "built_ns": built, "sources": sources, "outlines": outlines, "build": how}
+            write_json(mark, cache / BOOK_CACHE_MARK)
         html = project.build / "html"
         j = {
             "what": "book",
-            "new": str(nxt / "_build" / "html"),
+            "new": str(cache / "_build" / "html"),
             "html": str(html),
             "backup": str(project.build / f".old-html-{rid}"),
-            "next": str(nxt),
         }
         shutil.rmtree(j["backup"], ignore_errors=True)
         _kill_point("book-built")
@@ -1383,6 +1674,8 @@ def build_book(project: Project | None = None, log=print) -> Path:
         _kill_point("book-journal-written")
         _finish_book(j)
         journal.unlink(missing_ok=True)
+        if not keep:
+            shutil.rmtree(cache, ignore_errors=True)
     return html
 
 
