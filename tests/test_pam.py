@@ -601,3 +601,278 @@ def test_parallel_jobs_rule(monkeypatch):
         pam.parallel_jobs(None, 1.0)
     with pytest.raises(InputError, match="n_jobs"):
         pam.parallel_jobs(0, 1.0)
+
+
+# ----------------------------------------------------------------------------- folds: loo, k, auto
+
+
+def _class_counts(codes, fold):
+    return np.bincount(np.asarray(codes)[fold], minlength=int(np.max(codes)) + 1)
+
+
+@pytest.mark.parametrize("sizes", [(22, 9), (217, 93), (5, 5), (7, 3, 12)])
+@pytest.mark.parametrize("k", [2, 3, 5, 10])
+def test_balanced_folds_partition_and_balance(sizes, k):
+    codes = np.repeat(np.arange(len(sizes)), sizes)
+    np.random.default_rng(0).shuffle(codes)  # classes interleaved, not in blocks
+    for seed in range(5):
+        folds = pam.balanced_folds(codes, k, seed)
+        k_eff = min(k, max(sizes))  # pamr lowers k to the largest class
+        assert len(folds) == k_eff
+        allidx = np.concatenate(folds)
+        assert sorted(allidx.tolist()) == list(range(len(codes)))  # each sample exactly once
+        for f in folds:
+            expected = np.asarray(sizes) / k_eff
+            assert np.all(np.abs(_class_counts(codes, f) - expected) < 1), (f, expected)
+
+
+def test_balanced_folds_refuse_a_fold_that_is_not_balanced():
+    """The balance rule can say no: blocked (unshuffled) folds of sorted labels break it."""
+    codes = np.repeat([0, 1], [22, 9])
+    blocked = np.array_split(np.arange(31), 3)
+    assert any(np.any(np.abs(_class_counts(codes, f) - np.array([22, 9]) / 3) >= 1) for f in blocked)
+
+
+def test_balanced_folds_depend_on_the_seed_and_nothing_else():
+    codes = np.repeat([0, 1], [40, 20])
+    a = pam.balanced_folds(codes, 5, 1)
+    b = pam.balanced_folds(codes, 5, 1)
+    c = pam.balanced_folds(codes, 5, 2)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
+    assert not all(np.array_equal(u, v) for u, v in zip(a, c, strict=True))
+    named = pam.balanced_folds(np.where(codes == 0, "CR", "NR"), 5, 1)  # labels, not codes: same folds
+    assert all(np.array_equal(u, v) for u, v in zip(a, named, strict=True))
+    # the expression values and the sample names play no part in cv()'s folds
+    rng = np.random.default_rng(0)
+    y = pd.Series(np.where(codes == 0, "CR", "NR"), index=[f"S{i}" for i in range(60)])
+    X1 = pd.DataFrame(rng.normal(size=(30, 60)), index=[f"G{i}" for i in range(30)], columns=y.index)
+    X2 = pd.DataFrame(rng.normal(size=(30, 60)) * 3 + 1, index=X1.index, columns=[f"T{i}" for i in range(60)])
+    f1 = pam.cv(X1, y, folds=5, seed=9).folds
+    f2 = pam.cv(X2, y.to_numpy(), folds=5, seed=9).folds
+    f3 = pam.cv(X1, y, folds=5, seed=10).folds
+    assert all(np.array_equal(u, v) for u, v in zip(f1, f2, strict=True))
+    assert not all(np.array_equal(u, v) for u, v in zip(f1, f3, strict=True))
+
+
+def test_balanced_folds_every_sample_moves_over_seeds():
+    """Over many seeds each sample shares a fold with each same-class sample about as often as
+    1 in k (a fixed or blocked dealing would not): a check of the randomization, in expectation."""
+    codes = np.repeat([0, 1], [12, 8])
+    k, n_seeds = 4, 400
+    together = np.zeros((20, 20))
+    for s in range(n_seeds):
+        for f in pam.balanced_folds(codes, k, s):
+            together[np.ix_(f, f)] += 1
+    same = codes[:, None] == codes[None, :]
+    off = same & ~np.eye(20, dtype=bool)
+    rate = together[off] / n_seeds
+    # 12 CR in 4 folds of 3: a CR partner shares the fold with probability 2/11; NR (2 per fold): 1/7
+    want = np.where(codes[np.nonzero(off)[0]] == 0, 2 / 11, 1 / 7)
+    assert np.max(np.abs(rate - want)) < 0.08
+
+
+def test_cv_scheme_auto_and_bad_values():
+    assert pam.cv_scheme("auto", 31) == "loo"
+    assert pam.cv_scheme("auto", pam.AUTO_LOO_MAX_N) == "loo"
+    assert pam.cv_scheme("auto", pam.AUTO_LOO_MAX_N + 1) == pam.AUTO_K == 10
+    assert pam.cv_scheme("auto", 1000) == 10
+    assert pam.cv_scheme("loo", 1000) == "loo"
+    assert pam.cv_scheme(5, 31, 22) == 5 and pam.cv_scheme(np.int64(3), 31) == 3
+    for bad in ("ten", "LOO", 1, 0, -3, 2.5, True, None, [3]):
+        with pytest.raises(InputError, match="folds"):
+            pam.cv_scheme(bad, 31, 22)
+    with pytest.raises(InputError, match=r"2\.\.22"):
+        pam.cv_scheme(23, 31, 22)  # more folds than the largest class: refused, not lowered
+    X, y = toy()
+    with pytest.raises(InputError, match="folds"):
+        pam.cv(X, y, folds=1)
+    with pytest.raises(InputError, match="folds"):
+        pam.nested_cv(X, y, folds="tenfold")
+    with pytest.raises(InputError, match="folds"):
+        pam.permutation_pvalue(X, y, n_perm=3, folds=0)
+    with pytest.raises(InputError, match="n_perm"):
+        pam.permutation_pvalue(X, y, n_perm=2.5)
+
+
+def test_auto_is_leave_one_out_on_the_golden_fixtures(golden):
+    """31 samples: 'auto' runs pamr's leave-one-out exactly (R's cv errors), and the nested and
+    permutation loops are those of leave-one-out, bit for bit."""
+    X, y, fit = golden["X"], golden["y"], golden["fit"]
+    auto = pam.cv(X, y, fit, folds="auto", seed=123)
+    assert all(len(f) == 1 for f in auto.folds)
+    np.testing.assert_array_equal(auto.errors, golden["ref_cv"]["cv_errors"].to_numpy())
+    np.testing.assert_array_equal(auto.prob, golden["cv"].prob)
+    if golden["case"] == "counts_nobatch":  # one case is enough for the slower loops
+        a = pam.nested_cv(X, y, folds="auto", seed=5)
+        b = pam.nested_loocv(X, y)
+        pd.testing.assert_frame_equal(a.predictions, b.predictions, check_exact=True)
+        assert a.folds == "loo"
+        p1 = pam.permutation_pvalue(X, y, n_perm=5, seed=3, folds="auto")
+        p2 = pam.permutation_pvalue(X, y, n_perm=5, seed=3, folds="loo")
+        assert np.array_equal(p1["null"], p2["null"]) and p1["observed"] == p2["observed"]
+
+
+def _big(n_cr=140, n_nr=60, p=40, shift=1.0, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(p, n_cr + n_nr))
+    x[:4, n_cr:] += shift
+    cols = [f"S{i}" for i in range(n_cr + n_nr)]
+    y = pd.Series(["CR"] * n_cr + ["NR"] * n_nr, index=cols)
+    return pd.DataFrame(x, index=[f"G{i}" for i in range(p)], columns=cols), y
+
+
+def test_auto_is_tenfold_at_large_n():
+    X, y = _big()
+    c = pam.cv(X, y, folds="auto", seed=4)
+    assert len(c.folds) == 10 and sorted(np.concatenate(c.folds).tolist()) == list(range(200))
+    for f in c.folds:
+        assert _class_counts((y == "NR").to_numpy().astype(int), f).tolist() == [14, 6]
+    assert pam.nested_cv(X, y, folds="auto", seed=4).folds == 10
+    assert pam.permutation_pvalue(X, y, n_perm=2, seed=4, folds="auto")["folds"] == 10
+
+
+def test_kfold_cv_matches_direct_refits_three_classes():
+    """The k-fold refits (merged per-fold statistics) equal pamr's per-fold nsc on the training part."""
+    rng = np.random.default_rng(8)
+    p, sizes = 70, (9, 7, 11)
+    codes = np.repeat(np.arange(3), sizes)
+    x = rng.normal(size=(p, codes.size)) * rng.uniform(0.5, 3, size=(p, 1)) + 4
+    x[:6, codes == 1] += 1.5
+    x[6:9, codes == 2] -= 2.0
+    cols = [f"S{i}" for i in range(codes.size)]
+    X = pd.DataFrame(x, index=[f"G{i}" for i in range(p)], columns=cols)
+    y = pd.Series(np.array(["A", "B", "C"])[codes], index=cols)
+    fit = pam.train(X, y)
+    c = pam.cv(X, y, fit, folds=4, seed=2)
+    for f in c.folds:
+        tr = np.setdiff1d(np.arange(codes.size), f)
+        r = pam._nsc_reference(
+            x[:, tr], codes[tr], 3, x[:, f], thresholds=fit.thresholds, prior=fit.prior, se_scale=fit.se_scale
+        )
+        np.testing.assert_array_equal(c.pred.iloc[f].to_numpy(), np.array(["A", "B", "C"], object)[r["yhat"].T])
+        np.testing.assert_allclose(c.prob[f], np.transpose(r["prob"], (1, 2, 0)), rtol=0, atol=1e-12)
+
+
+def test_nested_kfold_matches_the_workflow_written_with_the_public_api():
+    X, y = _big(n_cr=30, n_nr=20, p=30, shift=1.2)
+    codes = (y == "NR").to_numpy().astype(int)
+    res = pam.nested_cv(X, y, folds=4, seed=6)
+    plan = pam._nested_plan(codes, 2, 4, pam._fold_rng(6, pam.STREAM_NESTED))
+    for test, inner in plan:
+        tr = np.setdiff1d(np.arange(50), test)
+        Xtr, ytr = X.iloc[:, tr], y.iloc[tr]
+        fit = pam.train(Xtr, ytr)
+        idx, thr = pam.choose_threshold(pam.cv(Xtr, ytr, fit, folds=inner))
+        want = pam.predict(fit, X.iloc[:, test], thr)
+        got = res.predictions["pred"].iloc[test]
+        assert got.tolist() == want.tolist()
+        np.testing.assert_allclose(res.predictions["threshold"].iloc[test].to_numpy(), thr, rtol=1e-12)
+    assert res.n_correct == int((res.predictions["pred"] == res.predictions["truth"]).sum())
+
+
+def test_nested_kfold_on_noise_is_not_inflated_over_seeds():
+    """Pure noise: the nested 5-fold accuracy averages at most the majority baseline (+ slack)."""
+    acc = []
+    for s in range(6):
+        rng = np.random.default_rng(100 + s)
+        cols = [f"S{j}" for j in range(40)]
+        X = pd.DataFrame(rng.normal(size=(60, 40)), index=[f"G{i}" for i in range(60)], columns=cols)
+        y = pd.Series(["CR"] * 28 + ["NR"] * 12, index=cols)
+        acc.append(pam.nested_cv(X, y, folds=5, seed=s).accuracy)
+    assert np.mean(acc) <= 28 / 40 + 0.03
+
+
+def test_nested_kfold_recovers_signal():
+    X, y = _big(n_cr=40, n_nr=25, p=50, shift=3.0)
+    assert pam.nested_cv(X, y, folds=5, seed=1).accuracy >= 0.95
+
+
+def test_nested_kfold_refuses_folds_that_leave_a_class_too_small():
+    X, y = toy(n_cr=12, n_nr=3)
+    with pytest.raises(InputError, match="fewer than 2"):
+        pam.nested_cv(X, y, folds=3, seed=0)
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_kfold_permutation_pvalue_deterministic_and_the_same_in_workers(nested):
+    X, y = _toy(n_cr=14, n_nr=10, p=40)
+    one = pam.permutation_pvalue(X, y, n_perm=6, seed=11, nested=nested, folds=3, n_jobs=1)
+    two = pam.permutation_pvalue(X, y, n_perm=6, seed=11, nested=nested, folds=3, n_jobs=2)
+    assert np.array_equal(one["null"], two["null"]) and one["p_value"] == two["p_value"]
+    assert one["observed"] == two["observed"] and one["folds"] == 3
+    other = pam.permutation_pvalue(X, y, n_perm=6, seed=12, nested=nested, folds=3, n_jobs=1)
+    assert not np.array_equal(one["null"], other["null"]) or one["observed"] != other["observed"]
+
+
+def test_kfold_permutation_observed_is_the_threshold_choice_cv():
+    """The observed statistic is the CV of :func:`pam.cv` with the same folds and seed (pamr's
+    rule accuracy), and a real signal beats its shuffles while noise does not."""
+    X, y = toy(p=60, n_cr=20, n_nr=14, shift=3.0, n_shift=6)
+    r = pam.permutation_pvalue(X, y, n_perm=19, seed=5, folds=4)
+    c = pam.cv(X, y, folds=4, seed=5)
+    idx, _ = pam.choose_threshold(c)
+    assert r["observed"] == pytest.approx(1 - c.errors[idx] / len(y), abs=1e-12)
+    assert r["p_value"] == pytest.approx(1 / 20)
+    noise = X.copy()
+    noise.iloc[:, :] = np.random.default_rng(2).normal(size=X.shape)
+    assert pam.permutation_pvalue(noise, y, n_perm=19, seed=5, folds=4)["p_value"] > 0.05
+
+
+def test_parallel_jobs_no_workers_of_workers(monkeypatch):
+    import multiprocessing as mp
+
+    monkeypatch.delenv("HELPERS_PAM_JOBS", raising=False)
+    assert pam.parallel_jobs(None, pam.PARALLEL_MIN_WORK * 10) == min(2, pam._usable_cpus())
+    monkeypatch.setattr(mp, "parent_process", lambda: object())  # as inside a spawned worker
+    assert pam.parallel_jobs(None, pam.PARALLEL_MIN_WORK * 10) == 1
+    assert pam.parallel_jobs(2, 1.0) == 2  # an explicit count still wins
+
+
+# ----------------------------------------------------------------------------- classifier.select with folds
+
+
+def test_null_cv_errors_with_folds():
+    from helpers.analysis import classifier as clf
+
+    y = np.array(["CR"] * 4 + ["NR"] * 4)
+    # fold 1 holds 3 CR: its training part (1 CR, 4 NR) calls NR, 3 errors; fold 2 (1 CR, 4 NR)
+    # trains on 3 CR and 0 NR, calls CR: 4 errors
+    assert clf.null_cv_errors(y, ["CR", "NR"], folds=[[0, 1, 2], [3, 4, 5, 6, 7]]) == 7
+    assert clf.null_cv_errors(y, ["CR", "NR"], folds=[[i] for i in range(8)]) == clf.null_cv_errors(y, ["CR", "NR"])
+    assert clf.null_cv_errors(y, ["CR", "NR"]) == 8
+
+
+def test_select_with_kfold_and_its_words():
+    from helpers.analysis import classifier as clf
+
+    X, y = toy(p=60, n_cr=20, n_nr=14, shift=3.0, n_shift=6)
+    sel = clf.select(X, y.to_numpy(), folds=4, seed=3)
+    c = pam.cv(X, y, folds=4, seed=3)
+    assert sel.folds == 4
+    np.testing.assert_array_equal(sel.curve["cv_errors"].to_numpy(), c.errors)
+    assert sel.null_errors == clf.null_cv_errors(y.to_numpy(), ["CR", "NR"], folds=c.folds)
+    assert clf.select(X, y.to_numpy()).folds == "loo"
+    t = clf.select(X, y.to_numpy(), folds=4, seed=3, target_n_genes=3)
+    assert len(t.genes) == 3 and len(t.loo) == len(y)
+    words = clf.cv_texts(10, "auto", 310)
+    assert words["cv_name"].startswith("10-fold") and "310 patients" in words["cv_scheme_text"]
+    assert "auto" in words["cv_scheme_text"] and "10-fold" in words["nested_inner_text"]
+    loo = clf.cv_texts("loo", "auto", 31)
+    assert loo["cv_name"] == "leave-one-out" and "other 30 patients" in loo["nested_inner_text"]
+    assert "folds: 5" in clf.cv_texts(5, 5, 31)["cv_scheme_text"]
+    assert clf.cv_label("loo") == "LOOCV" and clf.cv_label(10) == "10-fold CV"
+
+
+def test_merged_fold_statistics_equal_the_two_pass_statistics():
+    """The full fit inside a k-fold workflow takes its class statistics from the merged folds."""
+    rng = np.random.default_rng(4)
+    xs = rng.normal(size=(37, 25)) * 10 + 1e3
+    codes = np.repeat([0, 1, 2], [15, 12, 10])
+    folds = pam.balanced_folds(codes, 4, 0)
+    nk, cen, m2, total = pam._merged_stats(pam._fold_stats(xs, codes, 3, folds))
+    want = pam._class_stats(xs, codes, 3)
+    np.testing.assert_array_equal(nk, want[0])
+    np.testing.assert_allclose(cen, want[1], rtol=1e-13)
+    np.testing.assert_allclose(m2, want[2], rtol=1e-10)
+    np.testing.assert_allclose(total, want[3], rtol=1e-13)
+    assert not np.allclose(m2, want[2] * 1.001, rtol=1e-10)  # the tolerance can say no

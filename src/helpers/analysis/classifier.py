@@ -25,13 +25,14 @@ NO_SIGNATURE = "not measured: no signature (the null classifier has the fewest C
 @dataclass(frozen=True)
 class Selection:
     """A trained fit, its cross-validation over the threshold grid, the chosen threshold, the
-    leave-one-out calls at that threshold and the genes it keeps.
+    cross-validated calls at that threshold and the genes it keeps.
 
     ``rule_threshold`` is where pamr's rule (largest threshold with the fewest CV errors) lands;
     ``threshold`` differs from it when that threshold keeps no gene (see :func:`select`), and is
-    None when there is no signature (``genes`` empty). ``null_errors``: leave-one-out errors of
-    the null classifier (no gene, calls by the priors alone); ``note``: one line for the page,
-    '' when pamr's rule was followed as it is."""
+    None when there is no signature (``genes`` empty). ``null_errors``: CV errors of the null
+    classifier (no gene, calls by the priors alone, same folds); ``note``: one line for the page,
+    '' when pamr's rule was followed as it is; ``folds``: the CV that ran ("loo" or k,
+    :func:`helpers.methods.pam.cv_scheme`)."""
 
     fit: pam.PamFit
     curve: pd.DataFrame  # threshold, n_genes, cv_errors, cv_error_rate, train_errors
@@ -41,27 +42,32 @@ class Selection:
     rule_threshold: float | None = None
     null_errors: int | None = None
     note: str = ""
+    folds: object = "loo"
 
     @property
     def has_signature(self) -> bool:
         return bool(self.genes)
 
 
-def null_cv_errors(y, classes, prior=None) -> int:
-    """Leave-one-out errors of the null classifier, which uses no gene: each held-out sample is
+def null_cv_errors(y, classes, prior=None, folds=None) -> int:
+    """Cross-validation errors of the null classifier, which uses no gene: each held-out sample is
     called the class with the largest prior, the priors being ``prior`` (fixed, in ``classes``
-    order) or the class proportions of the other samples; a tie goes to the first class in
-    ``classes`` (the discriminant's argmin over ``-2 log pi_k``)."""
+    order) or the class proportions of the training part (leave-one-out when ``folds`` is None,
+    else the samples outside the sample's fold, ``folds`` a list of index arrays); a tie goes to
+    the first class in ``classes`` (the discriminant's argmin over ``-2 log pi_k``)."""
     y = np.asarray(y).astype(str)
     classes = [str(c) for c in classes]
     counts = np.array([(y == c).sum() for c in classes], dtype=float)
+    if folds is None:
+        folds = [[i] for i in range(len(y))]
     errors = 0
-    for yi in y:
+    for f in folds:
+        held = y[np.asarray(f, dtype=int)]
         if prior is None:
-            pr = counts - (np.array(classes) == yi)
+            pr = counts - np.array([(held == c).sum() for c in classes], dtype=float)
         else:
             pr = np.asarray(prior, dtype=float)
-        errors += int(classes[int(np.argmax(pr))] != yi)
+        errors += int((held != classes[int(np.argmax(pr))]).sum())
     return errors
 
 
@@ -88,25 +94,41 @@ def select(
     prior=None,
     classes=None,
     target_n_genes: int | None = None,
+    folds="loo",
+    seed: int = 0,
 ) -> Selection:
-    """pamr's workflow: train over a threshold grid, LOOCV every threshold (``pamr.cv``), take the
-    largest threshold with the fewest CV errors, or, with ``target_n_genes``, the threshold that
-    keeps that many genes (then LOOCV is rerun at that one threshold).
+    """pamr's workflow: train over a threshold grid, cross-validate every threshold (``pamr.cv``),
+    take the largest threshold with the fewest CV errors, or, with ``target_n_genes``, the
+    threshold that keeps that many genes (then the CV is rerun at that one threshold, same folds).
+    ``folds``/``seed``: the CV (:func:`helpers.methods.pam.cv_scheme`: "loo", "auto" or k balanced
+    folds drawn from ``seed``); leave-one-out by default, as the paper.
 
     When pamr's rule lands on a threshold that keeps no gene, the chosen threshold is the
     largest with the fewest CV errors that keeps at least one gene, if those errors are below the
     null classifier's (:func:`null_cv_errors`); otherwise there is no signature (``threshold``
     None, ``genes`` empty, ``loo`` the calls at pamr's threshold). ``note`` says which."""
     fit = pam.train(X, y, n_threshold=n_threshold, s0_percentile=s0_percentile, prior=prior, classes=classes)
-    cvres = pam.cv(X, y, fit)
+    cvres = pam.cv(X, y, fit, folds=folds, seed=seed)
+    scheme = "loo" if all(len(f) == 1 for f in cvres.folds) else len(cvres.folds)
     curve = cvres.table().assign(train_errors=fit.train_errors)
     idx, thr = pam.choose_threshold(cvres)
     rule_thr = float(thr)
-    null_err = null_cv_errors(y, fit.classes, prior)
+    null_err = null_cv_errors(
+        cvres.truth.to_numpy(), fit.classes, prior, folds=None if scheme == "loo" else cvres.folds
+    )
     note = ""
     if target_n_genes is not None:
         thr = pam.threshold_for_n_genes(fit, int(target_n_genes))
-        at = pam.cv(X, y, fit=None, thresholds=[thr], prior=prior, classes=classes, s0_percentile=s0_percentile)
+        at = pam.cv(
+            X,
+            y,
+            fit=None,
+            folds=cvres.folds,
+            thresholds=[thr],
+            prior=prior,
+            classes=classes,
+            s0_percentile=s0_percentile,
+        )
         loo = at.predictions(0)
     else:
         if not pam.surviving_genes(fit, thr):
@@ -129,6 +151,7 @@ def select(
                     rule_threshold=rule_thr,
                     null_errors=null_err,
                     note=note,
+                    folds=scheme,
                 )
             idx, thr = alt, float(cvres.thresholds[alt])
             note = (
@@ -146,7 +169,45 @@ def select(
         rule_threshold=rule_thr,
         null_errors=null_err,
         note=note,
+        folds=scheme,
     )
+
+
+def cv_sentence(scheme, requested, n: int) -> str:
+    """One sentence for the page: which cross-validation ran and why (``scheme``: "loo" or k,
+    what :func:`helpers.methods.pam.cv_scheme` made of ``requested`` for ``n`` samples)."""
+    what = pam.cv_description(scheme)
+    if requested == "auto":
+        rule = (
+            f"`folds: auto` runs leave-one-out up to {pam.AUTO_LOO_MAX_N} patients, as the paper did, and "
+            f"{pam.AUTO_K}-fold above, where a nested leave-one-out (one inner cross-validation per patient) would "
+            f"cost about n/{pam.AUTO_K} times as much and {pam.AUTO_K}-fold estimates nearly the same error"
+        )
+        return f"{what}: {n} patients; {rule}"
+    return f"{what}: set by `folds: {requested}` ({n} patients)"
+
+
+def cv_label(scheme) -> str:
+    """Short name of a CV for table rows: "LOOCV" or "10-fold CV"."""
+    return "LOOCV" if scheme == "loo" else f"{int(scheme)}-fold CV"
+
+
+def cv_texts(scheme, requested, n: int) -> dict:
+    """The page's words for the CV that ran: ``cv_name`` ("leave-one-out" or "10-fold (balanced
+    per class)"), ``cv_scheme_text`` (:func:`cv_sentence`) and ``nested_inner_text`` (how the
+    nested CV picks the threshold inside each outer fold)."""
+    if scheme == "loo":
+        inner = f"an inner leave-one-out on the other {n - 1} patients only"
+    else:
+        inner = (
+            f"an inner {int(scheme)}-fold cross-validation (balanced per class) on the patients outside "
+            "the outer fold only"
+        )
+    return {
+        "cv_name": pam.cv_description(scheme),
+        "cv_scheme_text": cv_sentence(scheme, requested, n),
+        "nested_inner_text": inner,
+    }
 
 
 def not_measured_numbers(ids, reason: str) -> dict:
@@ -229,12 +290,12 @@ def paper_comparison(perf: dict, paper: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("measure")
 
 
-def honesty_table(perf: dict, nested_perf: dict | None) -> pd.DataFrame:
-    """Naive LOOCV (threshold chosen on the same errors), nested LOOCV (if run) and the
-    majority-class baseline: correct calls and accuracy."""
+def honesty_table(perf: dict, nested_perf: dict | None, cv_label: str = "LOOCV") -> pd.DataFrame:
+    """Naive CV (threshold chosen on the same errors), nested CV (if run) and the majority-class
+    baseline: correct calls and accuracy. ``cv_label`` names the CV ("LOOCV", "10-fold CV")."""
     rows = [
         {
-            "evaluation": "naive LOOCV (threshold chosen on the same errors)",
+            "evaluation": f"naive {cv_label} (threshold chosen on the same errors)",
             "correct": perf["accuracy_text"],
             "accuracy": perf["accuracy"],
         }
@@ -242,7 +303,7 @@ def honesty_table(perf: dict, nested_perf: dict | None) -> pd.DataFrame:
     if nested_perf is not None:
         rows.append(
             {
-                "evaluation": "nested LOOCV (threshold chosen inside each fold)",
+                "evaluation": f"nested {cv_label} (threshold chosen inside each fold)",
                 "correct": nested_perf["accuracy_text"],
                 "accuracy": nested_perf["accuracy"],
             }

@@ -29,9 +29,14 @@ evaluates the whole threshold grid at once by binning genes between grid points,
 leave-one-out folds from running class statistics (notes above ``_grid``); a direct transcription
 of pamr (``_nsc_reference``) is kept and the tests hold the fast path to it.
 
-Beyond pamr (classifier honesty): :func:`nested_loocv` selects the threshold (and so the genes)
-inside every outer fold, :func:`permutation_pvalue` tests the LOOCV accuracy against label
-permutations, :func:`clopper_pearson` gives exact binomial intervals and :func:`performance`
+Folds: leave-one-out (the paper's evaluation, the default), or k folds balanced per class as
+pamr's ``balanced.folds`` draws them (:func:`balanced_folds`, a port drawn with a numpy Generator
+seeded from ``seed``, not with R's RNG), or "auto" (:func:`cv_scheme`: leave-one-out up to 100
+samples, 10 folds above). k-fold refits merge per-fold class statistics (:func:`_kfold`).
+
+Beyond pamr (classifier honesty): :func:`nested_cv` (:func:`nested_loocv`) selects the threshold
+(and so the genes) inside every outer fold, :func:`permutation_pvalue` tests the CV accuracy
+against label permutations, :func:`clopper_pearson` gives exact binomial intervals and :func:`performance`
 summarizes calls as accuracy / sensitivity / specificity with counts.
 """
 
@@ -57,9 +62,13 @@ __all__ = [
     "surviving_genes",
     "gene_scores",
     "cv",
+    "cv_scheme",
+    "cv_description",
+    "balanced_folds",
     "choose_threshold",
     "threshold_for_n_genes",
     "clopper_pearson",
+    "nested_cv",
     "nested_loocv",
     "permutation_pvalue",
     "performance",
@@ -144,12 +153,13 @@ class CvResult:
 
 @dataclass(frozen=True)
 class NestedResult:
-    """Nested LOOCV: per outer fold the chosen threshold, its gene count and the held-out call."""
+    """Nested CV: per held-out sample the call, the threshold chosen without it and its gene count."""
 
     predictions: pd.DataFrame  # sample, truth, pred, prob_<class>, threshold, n_genes
     accuracy: float
     n_correct: int
     n: int
+    folds: object = "loo"  # "loo" or the number of folds (cv_scheme)
 
 
 # ----------------------------------------------------------------------------------------
@@ -462,12 +472,15 @@ def _calls(dd):
     return yhat, e / e.sum(axis=-1, keepdims=True)
 
 
-def _nsc(xs, codes, K, xs_test, thresholds=None, n_threshold=30, prior=None, se_scale=None, s0_percentile=50.0):
+def _nsc(
+    xs, codes, K, xs_test, thresholds=None, n_threshold=30, prior=None, se_scale=None, s0_percentile=50.0, stats=None
+):
     """One pamr ``nsc`` call on samples x genes arrays (fast path); returns the fitted pieces
     (centroids and d as genes x classes), per-threshold test results (yhat T x m, prob T x m x K)
-    and the class statistics that :func:`_loo` reuses."""
+    and the class statistics that :func:`_loo` reuses. ``stats``: :func:`_class_stats` of xs
+    (or the same from merged fold statistics), if already known."""
     n = xs.shape[0]
-    nk, cen, m2, total = _class_stats(xs, codes, K)
+    nk, cen, m2, total = _class_stats(xs, codes, K) if stats is None else stats
     overall = total / n
     s = np.sqrt(m2.sum(axis=0) / (n - K))
     s0 = float(np.percentile(s, s0_percentile))  # R quantile type 7 == numpy "linear"
@@ -577,6 +590,86 @@ def _loo(xs, codes, K, thresholds, prior, se_scale, s0_percentile, stats=None, r
                 dds[j] = dd[:, 0, :]
         cf[c] = cen[c]
     return (yhat, prob, dds) if return_dd else (yhat, prob)
+
+
+def _merge(na, mean_a, m2_a, nb, mean_b, m2_b):
+    """Chan et al.'s merge of two parts' (count, mean, M2), elementwise over counts na, nb (K) and
+    K x p means and sums of squares; an empty part leaves the other exactly as it was."""
+    n = na + nb
+    w = np.divide(nb, n, out=np.zeros_like(n, dtype=float), where=n > 0)[:, None]
+    f = np.divide(na * nb, n, out=np.zeros_like(n, dtype=float), where=n > 0)[:, None]
+    delta = mean_b - mean_a
+    return n, mean_a + delta * w, m2_a + m2_b + delta * delta * f
+
+
+def _fold_stats(xs, codes, K, folds):
+    """Per fold and class: count (F x K), mean and within sum of squares (F x K x p), two-pass."""
+    p = xs.shape[1]
+    F = len(folds)
+    cnt = np.zeros((F, K))
+    mean = np.zeros((F, K, p))
+    m2 = np.zeros((F, K, p))
+    for f, idx in enumerate(folds):
+        for c in range(K):
+            rows = xs[idx[codes[idx] == c]]
+            if len(rows):
+                cnt[f, c] = len(rows)
+                mean[f, c] = rows.mean(axis=0)
+                r = rows - mean[f, c]
+                m2[f, c] = np.einsum("ij,ij->j", r, r)
+    return cnt, mean, m2
+
+
+def _merged_stats(fold_stats):
+    """All folds' statistics merged: (class sizes, class means, within sums of squares, column
+    sums), the shape of :func:`_class_stats`' result (equal to it up to rounding)."""
+    cnt, mean, m2 = fold_stats
+    K, p = mean.shape[1:]
+    acc = (np.zeros(K), np.zeros((K, p)), np.zeros((K, p)))
+    for f in range(len(cnt)):
+        acc = _merge(*acc, cnt[f], mean[f], m2[f])
+    nk, cen, ss = acc
+    return nk, cen, ss, nk @ cen
+
+
+def _kfold(xs, codes, K, thresholds, prior, se_scale, s0_percentile, folds, fold_stats=None):
+    """pamr.cv's refits over multi-sample ``folds`` with a fixed grid, priors and m_k: held-out
+    calls (n x T) and posteriors (n x K x T), as :func:`_nsc` on each training part gives them.
+
+    Every sample's contribution to class means and sums of squares is computed once, per fold
+    (two-pass); a training part's statistics are the Chan merge of the other folds' (prefix and
+    suffix merges, as :func:`_loo` does for single samples: only sums of non-negative terms, no
+    subtraction of the held-out fold). A fold costs O(K p) plus its test samples, instead of a
+    pass over the whole training part. ``fold_stats``: :func:`_fold_stats` of these folds, if known.
+    """
+    n, p = xs.shape
+    thresholds = np.asarray(thresholds, float)
+    prior = np.asarray(prior, float)
+    se = np.asarray(se_scale, float)
+    T, F = len(thresholds), len(folds)
+    cnt, mean, m2 = _fold_stats(xs, codes, K, folds) if fold_stats is None else fold_stats
+    # pre[f] = folds 0..f-1 merged, suf[f] = folds f+1..F-1 merged
+    pre = [(np.zeros(K), np.zeros((K, p)), np.zeros((K, p)))]
+    for f in range(F - 1):
+        pre.append(_merge(*pre[-1], cnt[f], mean[f], m2[f]))
+    suf = [(np.zeros(K), np.zeros((K, p)), np.zeros((K, p)))]
+    for f in range(F - 1, 0, -1):
+        suf.append(_merge(cnt[f], mean[f], m2[f], *suf[-1]))
+    suf = suf[::-1]
+    yhat = np.zeros((n, T), dtype=int)
+    prob = np.ones((n, K, T))
+    for f, idx in enumerate(folds):
+        nk, cen, ss = _merge(*pre[f], *suf[f])
+        ntr = nk.sum()
+        ov = (nk @ cen) / ntr  # overall mean from the class means, as _loo
+        sd = np.sqrt(ss.sum(axis=0) / (ntr - K))
+        sd += float(np.percentile(sd, s0_percentile))  # s + s0
+        d = (cen - ov[None, :]) / sd[None, :] / se[:, None]
+        dd, _ = _grid(d, se, (xs[idx] - ov[None, :]) / sd[None, :], thresholds, prior, counts=False)
+        yh, pr = _calls(dd)  # T x m, T x m x K
+        yhat[idx] = yh.T
+        prob[idx] = np.transpose(pr, (1, 2, 0))
+    return yhat, prob
 
 
 # ----------------------------------------------------------------------------------------
@@ -723,11 +816,106 @@ def gene_scores(fit: PamFit, threshold: float) -> pd.DataFrame:
 # cross-validation
 
 
-def _folds(folds, n, rng=None):
+#: ``folds="auto"``: leave-one-out (the paper's evaluation) up to this many samples ...
+AUTO_LOO_MAX_N = 100
+#: ... and this many balanced folds above it (see :func:`cv_scheme`)
+AUTO_K = 10
+
+#: Generator streams of the fold draws, ``np.random.default_rng([seed, stream])``: the
+#: threshold-choice CV (also the permutation test's observed statistic), the permutations' own
+#: CVs, the nested CV. The label permutations themselves keep ``default_rng(seed)``.
+STREAM_CV, STREAM_PERM, STREAM_NESTED = 0, 1, 2
+
+
+def cv_scheme(folds, n: int, largest_class: int | None = None):
+    """The cross-validation that ``folds`` asks for on ``n`` samples: ``"loo"`` or a fold count k.
+
+    ``"loo"``: leave-one-out, one sample per fold (the paper's, and BRB ArrayTools', evaluation).
+    An integer k: k folds balanced per class (:func:`balanced_folds`); 2 <= k <= the largest class
+    size (``largest_class``; pamr's ``balanced.folds`` silently lowers a larger k to it, we refuse).
+    ``"auto"``: leave-one-out for ``n <= AUTO_LOO_MAX_N`` (100), else ``AUTO_K``-fold (10): the
+    nested and permutation loops cost O(n^2 p) and O(B n p) with leave-one-out, and above 100
+    samples a 10-fold training part (90% of the samples) is large enough that 10-fold and
+    leave-one-out estimate nearly the same error (Hastie, Tibshirani & Friedman, ESL 2nd ed. 7.10;
+    Kohavi 1995), while the nested CV runs 10 outer folds instead of n.
+    Anything else is a one-line InputError.
+    """
     if isinstance(folds, str):
-        if folds != "loo":
-            raise InputError(f"folds must be 'loo' or a list of sample-index lists, got {folds!r}", where="folds")
-        return [np.array([i]) for i in range(n)]
+        if folds == "loo":
+            return "loo"
+        if folds == "auto":
+            return "loo" if n <= AUTO_LOO_MAX_N else AUTO_K
+        raise InputError(f"folds must be 'loo', 'auto' or a whole number of folds >= 2, got {folds!r}", where="folds")
+    if isinstance(folds, (bool, np.bool_)) or not isinstance(folds, (int, np.integer)):
+        raise InputError(
+            f"folds must be 'loo', 'auto' or a whole number of folds >= 2, got {folds!r} ({type(folds).__name__})",
+            where="folds",
+        )
+    k = int(folds)
+    top = n if largest_class is None else int(largest_class)
+    if not 2 <= k <= top:
+        raise InputError(
+            f"folds must be within 2..{top} (the largest class has {top} samples; 'loo' for one per fold), got {k}",
+            where="folds",
+        )
+    return k
+
+
+def cv_description(scheme) -> str:
+    """``"leave-one-out"`` or ``"10-fold (balanced per class)"`` for a :func:`cv_scheme` result."""
+    return "leave-one-out" if scheme == "loo" else f"{int(scheme)}-fold (balanced per class)"
+
+
+def balanced_folds(y, k: int, seed) -> list:
+    """k folds in which every class is spread as evenly as possible: a port of pamr's
+    ``balanced.folds`` (pamr 1.57, ``R/balanced.folds.R``), drawn with a numpy Generator.
+
+    pamr shuffles each class's samples (``sample``), deals them round-robin over the folds (it
+    fills an NA-padded matrix with ``ceiling(max class / k) * k`` rows and reshapes it to k rows,
+    so the l-th shuffled member of a class lands in fold ``l mod k``), and then, with
+    ``permute.rows``, randomly permutes which fold each group of k consecutive members (one
+    "round") goes to, so that the short last round of each class does not always fill the first
+    folds. This port does the same: per class (in code order) one permutation of its members,
+    then per round of up to k members a random choice of distinct folds for them. So each fold
+    holds ``floor(n_c / k)`` or ``ceil(n_c / k)`` members of class c; fold totals can differ by
+    more than one (each class's remainder is placed independently), as in pamr. As in pamr, k is
+    lowered to the largest class size (no fold would hold a sample otherwise) and raised to 2.
+
+    The draws come from ``numpy.random.default_rng(seed)`` (``seed`` may also be a Generator,
+    which is then advanced), not from R's RNG: the folds are pamr's in distribution, not R's
+    exact folds for an R seed. They depend only on the labels' class sizes and order, k and the
+    seed. Returns a list of sorted sample-index arrays.
+    """
+    codes = np.asarray(y)
+    if codes.ndim != 1 or len(codes) == 0:
+        raise InputError(f"labels must be a non-empty 1-d array, got shape {codes.shape}", where="y")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    labels, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    k = max(2, min(int(k), int(counts.max())))
+    fold_of = np.empty(len(codes), dtype=int)
+    for c in range(len(labels)):
+        ids = rng.permutation(np.flatnonzero(inverse == c))
+        for r in range(0, len(ids), k):
+            chunk = ids[r : r + k]
+            fold_of[chunk] = rng.permutation(k)[: len(chunk)]
+    return [np.flatnonzero(fold_of == f) for f in range(k)]
+
+
+def _fold_rng(seed, stream: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), int(stream)])
+
+
+def _folds(folds, n, codes=None, seed=0, stream=STREAM_CV):
+    """Folds as a list of index arrays: "loo", "auto", a fold count (balanced on ``codes``, drawn
+    from stream ``stream`` of ``seed``) or explicit sample-index lists (checked to partition 0..n-1)."""
+    if isinstance(folds, str) or isinstance(folds, (int, np.integer)) or isinstance(folds, (bool, np.bool_)):
+        largest = None if codes is None else int(np.bincount(codes).max())
+        scheme = cv_scheme(folds, n, largest)
+        if scheme == "loo":
+            return [np.array([i]) for i in range(n)]
+        if codes is None:
+            raise InputError("k-fold folds need the class labels", where="folds")
+        return balanced_folds(codes, scheme, _fold_rng(seed, stream))
     out = [np.asarray(f, dtype=int) for f in folds]
     allidx = np.concatenate(out) if out else np.array([], int)
     if sorted(allidx.tolist()) != list(range(n)):
@@ -735,12 +923,16 @@ def _folds(folds, n, rng=None):
     return out
 
 
-def cv(X: pd.DataFrame, y, fit: PamFit | None = None, folds="loo", **train_args) -> CvResult:
+def cv(X: pd.DataFrame, y, fit: PamFit | None = None, folds="loo", seed=0, **train_args) -> CvResult:
     """Cross-validate over the threshold grid like ``pamr.cv`` (default: one sample per fold).
 
     Every fold refits on the remaining samples with the full fit's thresholds, priors and
     ``m_k`` (pamr's ``se.scale``); centroids, ``s_i`` and ``s0`` are recomputed per fold. If
     ``fit`` is None it is trained first with ``train_args``. ``n_genes`` are the full fit's.
+    ``folds``: "loo", "auto" or a fold count (:func:`cv_scheme`; a count draws
+    :func:`balanced_folds` from stream ``STREAM_CV`` of ``seed``), or explicit sample-index lists.
+    pamr's own default (balanced folds, ``min(smallest class, 10)`` of them) is not the default
+    here: the paper used leave-one-out.
     """
     if fit is None:
         fit = train(X, y, **train_args)
@@ -749,35 +941,18 @@ def cv(X: pd.DataFrame, y, fit: PamFit | None = None, folds="loo", **train_args)
         x = _newx(fit, X)
     K = len(classes)
     n = x.shape[1]
-    fl = _folds(folds, n)
-    T = len(fit.thresholds)
+    fl = _folds(folds, n, codes, seed, STREAM_CV)
     xs = np.ascontiguousarray(x.T)
     for f in fl:
-        tr = np.setdiff1d(np.arange(n), f)
-        if np.bincount(codes[tr], minlength=K).min() < 2:
+        if np.bincount(np.delete(codes, f), minlength=K).min() < 2:
             raise InputError("a training fold leaves a class with fewer than 2 samples", where="folds")
     if all(len(f) == 1 for f in fl):  # leave-one-out: refit every fold from running statistics
         yhat, prob = _loo(xs, codes, K, fit.thresholds, fit.prior, fit.se_scale, fit.s0_percentile)
     else:
-        yhat = np.zeros((n, T), dtype=int)
-        prob = np.ones((n, K, T))
-        for f in fl:
-            tr = np.setdiff1d(np.arange(n), f)
-            r = _nsc(
-                xs[tr],
-                codes[tr],
-                K,
-                xs[f],
-                thresholds=fit.thresholds,
-                prior=fit.prior,
-                se_scale=fit.se_scale,
-                s0_percentile=fit.s0_percentile,
-            )
-            yhat[f, :] = r["yhat"].T
-            prob[f, :, :] = np.transpose(r["prob"], (1, 2, 0))
+        yhat, prob = _kfold(xs, codes, K, fit.thresholds, fit.prior, fit.se_scale, fit.s0_percentile, fl)
     errors = (yhat != codes[:, None]).sum(axis=0)
     cls = np.asarray(classes, dtype=object)
-    pred = pd.DataFrame(cls[yhat], index=samples, columns=range(T))
+    pred = pd.DataFrame(cls[yhat], index=samples, columns=range(len(fit.thresholds)))
     truth = pd.Series(cls[codes], index=samples, name="truth")
     return CvResult(
         thresholds=fit.thresholds,
@@ -824,21 +999,120 @@ def threshold_for_n_genes(fit: PamFit, n: int) -> float:
 # honesty: nested LOOCV, permutations, exact intervals, performance summary
 
 
-def _select_and_predict(xs, codes, K, xs_test, n_threshold, s0_percentile, prior):
-    """pamr workflow on one training set (samples x genes): fit, LOOCV over the grid, pick the
-    largest threshold with the fewest errors; return (chosen index, thresholds, n_genes, test calls
-    and probs per threshold, naive LOOCV errors per threshold)."""
-    full = _nsc(xs, codes, K, xs_test, n_threshold=n_threshold, prior=prior, s0_percentile=s0_percentile)
+def _select_and_predict(xs, codes, K, xs_test, n_threshold, s0_percentile, prior, inner=None):
+    """pamr workflow on one training set (samples x genes): fit, cross-validate over the grid
+    (leave-one-out, or the sample-index folds ``inner``), pick the largest threshold with the
+    fewest errors; return (chosen index, thresholds, n_genes, test calls and probs per threshold,
+    CV errors per threshold)."""
+    fs = None if inner is None else _fold_stats(xs, codes, K, inner)  # the full fit's statistics are their merge
+    full = _nsc(
+        xs,
+        codes,
+        K,
+        xs_test,
+        n_threshold=n_threshold,
+        prior=prior,
+        s0_percentile=s0_percentile,
+        stats=None if fs is None else _merged_stats(fs),
+    )
     nz = full["nonzero"]
     zero = np.flatnonzero(nz == 0)
     nt = int(zero[0]) + 1 if len(zero) else len(nz)  # pamr.train remove.zeros
     thr = full["thresholds"][:nt]
-    if np.bincount(codes, minlength=K).min() < 3:
-        raise InputError("an inner fold leaves a class with fewer than 2 samples", where="y")
-    yhat, _ = _loo(xs, codes, K, thr, full["prior"], full["se_scale"], s0_percentile, stats=full["stats"])
+    if inner is None:
+        if np.bincount(codes, minlength=K).min() < 3:
+            raise InputError("an inner fold leaves a class with fewer than 2 samples", where="y")
+        yhat, _ = _loo(xs, codes, K, thr, full["prior"], full["se_scale"], s0_percentile, stats=full["stats"])
+    else:
+        yhat, _ = _kfold(xs, codes, K, thr, full["prior"], full["se_scale"], s0_percentile, inner, fold_stats=fs)
     errors = (yhat != codes[:, None]).sum(axis=0)
     idx = int(np.flatnonzero(errors == errors.min()).max())
     return idx, thr, nz[:nt], full["yhat"][:nt], full["prob"][:nt], errors
+
+
+def _check_training_parts(codes, folds, K, what):
+    for f in folds:
+        if np.bincount(np.delete(codes, f), minlength=K).min() < 2:
+            raise InputError(f"{what} leaves a class with fewer than 2 samples in a training part", where="folds")
+
+
+def _nested_plan(codes, K, k, rng):
+    """Outer balanced folds of ``codes`` and, for each, the inner balanced folds of its training
+    part (indices into that part), drawn in order from ``rng``; checked so that every training
+    part keeps 2 samples per class."""
+    n = len(codes)
+    outer = balanced_folds(codes, k, rng)
+    _check_training_parts(codes, outer, K, f"nested {k}-fold CV (outer folds)")
+    plan = []
+    for f in outer:
+        tr = np.delete(np.arange(n), f)
+        inner = balanced_folds(codes[tr], k, rng)
+        _check_training_parts(codes[tr], inner, K, f"nested {k}-fold CV (inner folds)")
+        plan.append((f, inner))
+    return plan
+
+
+def nested_cv(
+    X: pd.DataFrame,
+    y,
+    *,
+    folds="loo",
+    seed: int = 0,
+    n_threshold: int = 30,
+    s0_percentile: float = 50.0,
+    prior=None,
+    classes=None,
+    n_jobs: int | None = None,
+) -> NestedResult:
+    """Honest cross-validation: for every outer fold the whole pamr workflow (fit, inner CV over
+    the threshold grid, choice of the largest threshold with the fewest inner errors, and so the
+    gene selection) runs on the other samples only; the held-out samples are then called.
+
+    ``folds`` (:func:`cv_scheme`): "loo" (leave-one-out outside and inside), "auto", or k: k
+    balanced folds outside and k balanced folds of each training part inside, all drawn in order
+    from stream ``STREAM_NESTED`` of ``seed`` (numpy, not R's RNG). ``prior``: fixed priors in
+    class order, or None for the class proportions of each training part. ``n_jobs``: worker
+    processes for the outer folds (None: :func:`parallel_jobs` decides from the problem's size);
+    the result does not depend on it. Returns per-sample calls, class probabilities, the chosen
+    threshold and its gene count.
+    """
+    x, codes, classes, genes, samples = _as_arrays(X, y, classes)
+    xs = np.ascontiguousarray(x.T)
+    K = len(classes)
+    n = x.shape[1]
+    scheme = cv_scheme(folds, n, int(np.bincount(codes).max()))
+    pr = None if prior is None else np.asarray(prior, dtype=float)
+    args = (codes, K, n_threshold, s0_percentile, pr)
+    if scheme == "loo":
+        for i in range(n):
+            if np.bincount(np.delete(codes, i), minlength=K).min() < 3:
+                raise InputError("nested LOOCV needs at least 4 samples per class", where="y")
+        jobs = parallel_jobs(n_jobs, n * n * xs.shape[1])
+        outer = _map_chunks(_nested_outer, xs, args, list(range(n)), jobs)
+        per_sample = list(zip(range(n), outer, strict=True))
+    else:
+        plan = _nested_plan(codes, K, scheme, _fold_rng(seed, STREAM_NESTED))
+        jobs = parallel_jobs(n_jobs, len(plan) * n * xs.shape[1])
+        parts = _map_chunks(_nested_fold, xs, args, plan, jobs)
+        per_sample = sorted(
+            (
+                (int(i), (pred[j], prob[j], thr, nz))
+                for (f, _), (pred, prob, thr, nz) in zip(plan, parts, strict=True)
+                for j, i in enumerate(f)
+            ),
+            key=lambda t: t[0],
+        )
+    rows = []
+    for i, (pred, prob, thr, nz) in per_sample:
+        row = {"sample": samples[i], "truth": classes[codes[i]], "pred": classes[int(pred)]}
+        for k, c in enumerate(classes):
+            row[f"prob_{c}"] = float(prob[k])
+        row["threshold"] = float(thr)
+        row["n_genes"] = int(nz)
+        rows.append(row)
+    df = pd.DataFrame(rows).set_index("sample")
+    k = int((df["pred"] == df["truth"]).sum())
+    return NestedResult(predictions=df, accuracy=k / n, n_correct=k, n=n, folds=scheme)
 
 
 def nested_loocv(
@@ -851,49 +1125,42 @@ def nested_loocv(
     classes=None,
     n_jobs: int | None = None,
 ) -> NestedResult:
-    """Honest LOOCV: for every held-out sample the whole pamr workflow (fit, inner LOOCV over
-    the threshold grid, choice of the largest threshold with the fewest inner errors, and so
-    the gene selection) runs on the other samples only; the held-out sample is then called.
-
-    ``prior``: fixed priors in class order, or None for the class proportions of each training part.
-    ``n_jobs``: worker processes for the outer folds (None: :func:`parallel_jobs` decides from the
-    problem's size); the result does not depend on it.
-    Returns per-sample calls, class probabilities, the chosen threshold and its gene count.
-    """
-    x, codes, classes, genes, samples = _as_arrays(X, y, classes)
-    xs = np.ascontiguousarray(x.T)
-    K = len(classes)
-    n = x.shape[1]
-    pr = None if prior is None else np.asarray(prior, dtype=float)
-    for i in range(n):
-        if np.bincount(np.delete(codes, i), minlength=K).min() < 3:
-            raise InputError("nested LOOCV needs at least 4 samples per class", where="y")
-    jobs = parallel_jobs(n_jobs, n * n * xs.shape[1])
-    args = (codes, K, n_threshold, s0_percentile, pr)
-    outer = _map_chunks(_nested_outer, xs, args, list(range(n)), jobs)
-    rows = []
-    for i, (pred, prob, thr, nz) in zip(range(n), outer, strict=True):
-        row = {"sample": samples[i], "truth": classes[codes[i]], "pred": classes[pred]}
-        for k, c in enumerate(classes):
-            row[f"prob_{c}"] = float(prob[k])
-        row["threshold"] = float(thr)
-        row["n_genes"] = int(nz)
-        rows.append(row)
-    df = pd.DataFrame(rows).set_index("sample")
-    k = int((df["pred"] == df["truth"]).sum())
-    return NestedResult(predictions=df, accuracy=k / n, n_correct=k, n=n)
+    """:func:`nested_cv` with leave-one-out outside and inside (the paper's evaluation, made honest)."""
+    return nested_cv(
+        X,
+        y,
+        folds="loo",
+        n_threshold=n_threshold,
+        s0_percentile=s0_percentile,
+        prior=prior,
+        classes=classes,
+        n_jobs=n_jobs,
+    )
 
 
-#: below this much work (folds x genes) the nested and permutation loops stay in this process:
-#: starting workers (about a second each, and a copy of the data) would cost more than it saves
+#: below this much work (folds x samples x genes, about) the nested and permutation loops stay in
+#: this process: starting workers (about a second each, and a copy of the data) would cost more
+#: than it saves
 PARALLEL_MIN_WORK = 2e8
 _JOBS_ENV = "HELPERS_PAM_JOBS"
 
 
+def _usable_cpus() -> int:
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))  # the CPUs this process may run on (taskset, cpusets)
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def parallel_jobs(n_jobs: int | None, work: float) -> int:
-    """Worker processes for a loop of ``work`` (folds x genes): ``n_jobs`` when given (>= 1);
-    else the environment's ``HELPERS_PAM_JOBS``; else 1 below :data:`PARALLEL_MIN_WORK` and
-    otherwise up to 2 (the cores of the reference machine, never more than the CPUs)."""
+    """Worker processes for a loop of ``work`` (folds x samples x genes): ``n_jobs`` when given
+    (>= 1); else the environment's ``HELPERS_PAM_JOBS``; else 1 inside a worker process of a
+    parallel loop (chapter 13's twins: no workers of workers, which would put n_jobs^2 busy
+    processes on n_jobs cores) and below :data:`PARALLEL_MIN_WORK`; otherwise up to 2 (the cores
+    of the reference machine, never more than the CPUs this process may use)."""
+    import multiprocessing as mp
     import os
 
     if n_jobs is None and os.environ.get(_JOBS_ENV):
@@ -907,7 +1174,9 @@ def parallel_jobs(n_jobs: int | None, work: float) -> int:
         if int(n_jobs) < 1:
             raise InputError(f"n_jobs must be >= 1, got {n_jobs}", where="n_jobs")
         return int(n_jobs)
-    return 1 if work < PARALLEL_MIN_WORK else max(1, min(2, os.cpu_count() or 1))
+    if mp.parent_process() is not None or work < PARALLEL_MIN_WORK:
+        return 1
+    return max(1, min(2, _usable_cpus()))
 
 
 _SHARED: dict = {}
@@ -963,7 +1232,7 @@ def _map_chunks(fn, xs, args, items, jobs: int) -> list:
 
 
 def _nested_outer(xs, args, i):
-    """Outer fold ``i`` of :func:`nested_loocv`: (call, class probabilities, threshold, genes)."""
+    """Outer fold ``i`` of nested leave-one-out: (call, class probabilities, threshold, genes)."""
     codes, K, n_threshold, s0_percentile, pr = args
     n = xs.shape[0]
     tr = np.r_[0:i, i + 1 : n]
@@ -971,24 +1240,49 @@ def _nested_outer(xs, args, i):
     return int(yhat[idx, 0]), prob[idx, 0].copy(), float(thr[idx]), int(nz[idx])
 
 
-def _permuted_stat(xs, args, perm):
+def _nested_fold(xs, args, item):
+    """Outer fold ``item = (test indices, inner folds)`` of nested k-fold CV: (calls, class
+    probabilities m x K, threshold, genes)."""
+    codes, K, n_threshold, s0_percentile, pr = args
+    test, inner = item
+    tr = np.delete(np.arange(xs.shape[0]), test)
+    idx, thr, nz, yhat, prob, _ = _select_and_predict(
+        xs[tr], codes[tr], K, xs[test], n_threshold, s0_percentile, pr, inner=inner
+    )
+    return yhat[idx].copy(), prob[idx].copy(), float(thr[idx]), int(nz[idx])
+
+
+def _permuted_stat(xs, args, item):
     K, n_threshold, s0_percentile, pr, nested = args
+    perm, plan = item
     stat = _nested_accuracy if nested else _naive_accuracy
-    return stat(xs, perm, K, n_threshold, s0_percentile, pr)
+    return stat(xs, perm, K, n_threshold, s0_percentile, pr, plan)
 
 
-def _naive_accuracy(xs, codes, K, n_threshold, s0_percentile, prior):
-    idx, _, _, _, _, errors = _select_and_predict(xs, codes, K, xs[:0], n_threshold, s0_percentile, prior)
+def _naive_accuracy(xs, codes, K, n_threshold, s0_percentile, prior, folds=None):
+    """pamr's CV accuracy at the threshold chosen on the same errors (``folds`` None: leave-one-out)."""
+    idx, _, _, _, _, errors = _select_and_predict(xs, codes, K, xs[:0], n_threshold, s0_percentile, prior, folds)
     return 1.0 - errors[idx] / xs.shape[0]
 
 
-def _nested_accuracy(xs, codes, K, n_threshold, s0_percentile, prior):
+def _nested_accuracy(xs, codes, K, n_threshold, s0_percentile, prior, plan=None):
+    """Nested CV accuracy (``plan`` None: leave-one-out; else :func:`_nested_plan`'s folds)."""
     n = xs.shape[0]
     ok = 0
-    for i in range(n):
-        tr = np.r_[0:i, i + 1 : n]
-        idx, _, _, yhat, _, _ = _select_and_predict(xs[tr], codes[tr], K, xs[[i]], n_threshold, s0_percentile, prior)
-        ok += int(yhat[idx, 0] == codes[i])
+    if plan is None:
+        for i in range(n):
+            tr = np.r_[0:i, i + 1 : n]
+            idx, _, _, yhat, _, _ = _select_and_predict(
+                xs[tr], codes[tr], K, xs[[i]], n_threshold, s0_percentile, prior
+            )
+            ok += int(yhat[idx, 0] == codes[i])
+        return ok / n
+    for test, inner in plan:
+        tr = np.delete(np.arange(n), test)
+        idx, _, _, yhat, _, _ = _select_and_predict(
+            xs[tr], codes[tr], K, xs[test], n_threshold, s0_percentile, prior, inner=inner
+        )
+        ok += int((yhat[idx] == codes[test]).sum())
     return ok / n
 
 
@@ -999,34 +1293,63 @@ def permutation_pvalue(
     seed: int = 0,
     *,
     nested: bool = False,
+    folds="loo",
     n_threshold: int = 30,
     s0_percentile: float = 50.0,
     prior=None,
     classes=None,
     n_jobs: int | None = None,
 ) -> dict:
-    """Permutation test of the LOOCV accuracy: labels are shuffled ``n_perm`` times (numpy
+    """Permutation test of the CV accuracy: labels are shuffled ``n_perm`` times (numpy
     Generator from ``seed``) and the same procedure is rerun on each shuffle.
 
-    ``nested=False``: the statistic is pamr's LOOCV accuracy at the threshold chosen on those
-    same CV errors (optimistic); ``nested=True``: the nested LOOCV accuracy (slow: about n
-    pamr cross-validations per permutation). p = (1 + #{null >= observed}) / (1 + n_perm).
+    ``nested=False``: the statistic is pamr's CV accuracy at the threshold chosen on those
+    same CV errors (optimistic); ``nested=True``: the nested CV accuracy (slow: about n
+    pamr cross-validations per permutation with leave-one-out, k with k folds).
+    ``folds`` (:func:`cv_scheme`): "loo", "auto" or k. With k folds every shuffle gets its own
+    balanced folds, drawn on the shuffled labels in order from stream ``STREAM_PERM`` of ``seed``
+    (the observed statistic uses :func:`cv`'s folds, stream ``STREAM_CV``; nested: stream
+    ``STREAM_NESTED``, as :func:`nested_cv`), so the whole procedure, fold draw included, is what
+    is permuted; the shuffles themselves are the same for every ``folds``.
+    p = (1 + #{null >= observed}) / (1 + n_perm).
     ``n_jobs``: worker processes for the permutations (None: :func:`parallel_jobs` decides); the
-    permutations are drawn in order in this process, so the result does not depend on it.
+    permutations and folds are drawn in order in this process, so the result does not depend on it.
     """
     x, codes, classes, genes, samples = _as_arrays(X, y, classes)
-    if n_perm < 1:
-        raise InputError(f"n_perm must be >= 1, got {n_perm}", where="n_perm")
+    if isinstance(n_perm, (bool, np.bool_)) or not isinstance(n_perm, (int, np.integer)) or n_perm < 1:
+        raise InputError(f"n_perm must be a whole number >= 1, got {n_perm!r}", where="n_perm")
     K = len(classes)
+    n = x.shape[1]
+    scheme = cv_scheme(folds, n, int(np.bincount(codes).max()))
     pr = None if prior is None else np.asarray(prior, dtype=float)
     stat = _nested_accuracy if nested else _naive_accuracy
     x = np.ascontiguousarray(x.T)  # samples x genes for the fast path
-    observed = stat(x, codes, K, n_threshold, s0_percentile, pr)
     rng = np.random.default_rng(seed)
     perms = [rng.permutation(codes) for _ in range(n_perm)]  # drawn in order: the same for any n_jobs
-    n = x.shape[0]
-    jobs = parallel_jobs(n_jobs, n_perm * n * (n if nested else 1) * x.shape[1])
-    null = np.asarray(_map_chunks(_permuted_stat, x, (K, n_threshold, s0_percentile, pr, nested), perms, jobs), float)
+
+    def plan(labels, frng):
+        if scheme == "loo":
+            return None
+        if nested:
+            return _nested_plan(labels, K, scheme, frng)
+        f = balanced_folds(labels, scheme, frng)
+        _check_training_parts(labels, f, K, f"{scheme}-fold CV")
+        return f
+
+    observed = stat(
+        x,
+        codes,
+        K,
+        n_threshold,
+        s0_percentile,
+        pr,
+        plan(codes, _fold_rng(seed, STREAM_NESTED if nested else STREAM_CV)),
+    )
+    frng = _fold_rng(seed, STREAM_PERM)
+    items = [(p, plan(p, frng)) for p in perms]
+    n_folds = n if scheme == "loo" else scheme
+    jobs = parallel_jobs(n_jobs, n_perm * n * (n_folds if nested else 1) * x.shape[1])
+    null = np.asarray(_map_chunks(_permuted_stat, x, (K, n_threshold, s0_percentile, pr, nested), items, jobs), float)
     p = (1 + int(np.sum(null >= observed - 1e-12))) / (n_perm + 1)
     return {
         "observed": float(observed),
@@ -1035,6 +1358,7 @@ def permutation_pvalue(
         "n_perm": int(n_perm),
         "nested": bool(nested),
         "seed": int(seed),
+        "folds": scheme,
     }
 
 
