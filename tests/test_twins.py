@@ -164,7 +164,7 @@ def test_run_twins_seeds_and_workers(settings, cache, monkeypatch):
     two = _rows(settings, 3, 40, nested_twins=1, n_jobs=2)  # computed in the workers, cold
     assert one["seed"].tolist() == [40, 41, 42] and one["twin"].tolist() == [0, 1, 2]
     pd.testing.assert_frame_equal(one, two, check_exact=True)
-    assert len(list((cache / "twin_pam").glob("*.json"))) == 3  # the workers wrote to this test's folder
+    assert len(list((cache / "twin_pam").rglob("*.json"))) == 3  # the workers wrote to this test's folder
     pool = twins.worker_pool(2)
     pids = set(pool._processes)
     again = _rows(settings, 3, 40, nested_twins=1, n_jobs=2)  # from the cache, in the same pool
