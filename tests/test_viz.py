@@ -271,7 +271,11 @@ def test_cv_curve_marks_the_chosen_threshold():
     vline = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
     assert vline and vline[0].get_xdata()[0] == 2.0
     assert "chosen threshold (8 genes)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "LOOCV errors" in [t.get_text() for t in ax.get_legend().get_texts()]
     assert style_problems(fig) == []
+    # a k-fold run names its CV, not leave-one-out
+    texts = [t.get_text() for t in figures.cv_curve(curve, 2.0, 8, "10-fold CV").axes[0].get_legend().get_texts()]
+    assert "10-fold CV errors" in texts and "LOOCV errors" not in texts
 
 
 def test_delta_margins_sorted_and_coloured():

@@ -526,12 +526,12 @@ def gsva_heatmap(scores: pd.DataFrame, test: pd.DataFrame, samples: pd.DataFrame
 # --------------------------------------------------------------------------- PAM (Fig. 4)
 
 
-def cv_curve(curve: pd.DataFrame, threshold: float, n_genes: int):
-    """PAM's cross-validation curve: LOOCV and training errors along the threshold grid, the
-    chosen threshold marked, the genes kept on a top axis (``curve``: threshold, n_genes,
-    cv_errors, train_errors)."""
+def cv_curve(curve: pd.DataFrame, threshold: float, n_genes: int, cv: str = "LOOCV"):
+    """PAM's cross-validation curve: CV (``cv``: its name, "LOOCV" or "10-fold CV") and training
+    errors along the threshold grid, the chosen threshold marked, the genes kept on a top axis
+    (``curve``: threshold, n_genes, cv_errors, train_errors)."""
     fig, ax = _plt().subplots(figsize=(6.4, 3.6))
-    ax.plot(curve["threshold"], curve["cv_errors"], "o-", color=NEUTRAL, label="LOOCV errors")
+    ax.plot(curve["threshold"], curve["cv_errors"], "o-", color=NEUTRAL, label=f"{cv} errors")
     ax.plot(curve["threshold"], curve["train_errors"], "s--", color="0.5", ms=3, label="training errors")
     ax.axvline(threshold, color=OKABE_ITO[2], ls=":", label=f"chosen threshold ({n_genes} genes)")
     ax.set_xlabel("shrinkage threshold")
