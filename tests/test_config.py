@@ -361,7 +361,7 @@ SET_CASES = [
     (["06_gsea.ranking_metric=T"], "--set: 06_gsea.ranking_metric: must be one of logFC, t, got 'T'"),
     (
         ["07_gsva.kcdf=gaussian"],
-        "--set: 07_gsva.kcdf: must be one of auto, Gaussian, Poisson, got 'gaussian' (did you mean 'Gaussian'?)",
+        "--set: 07_gsva.kcdf: must be one of auto, Gaussian, Poisson, none, got 'gaussian' (did you mean 'Gaussian'?)",
     ),
     (["04_deg_structure.distance=pearson"], "--set: 04_deg_structure.distance: must be one of correlation, "),
     (
