@@ -13,8 +13,14 @@ What is compared (stable on one platform and lock file): the cells and their ord
 and tags, every source, every text output (glued numbers, tables as text and HTML, Markdown),
 execution counts, notebook metadata. What is ignored (volatile):
 
-- images (PNG and SVG): font rendering varies with the freetype build; the figures' numbers are
-  checked through their source tables and the figure tests (tests/test_viz.py);
+- images (PNG and SVG), shown or glued (a glued figure is stored under
+  ``application/papermill.record/image/png``): font rendering varies with the freetype build and
+  anti-aliased pixels with the last bit of a coordinate; the figures' numbers are checked through
+  their source tables and the figure tests (tests/test_viz.py);
+- digits of a float beyond the 10th decimal in text outputs: another CPU (its SIMD code paths in
+  BLAS and libm) changes the last bit of a silhouette or a p-value, ``0.512993228838598`` on one
+  machine and ``0.5129932288385978`` on another; both sides are cut after 10 decimals before
+  diffing, so a change of 1e-10 or more is still seen;
 - the Python patch version in the notebook metadata;
 - a pandas Styler's random table id (``T_xxxxx`` in HTML tables not made by ``show``) and an
   object's memory address in a text repr (``<... Styler at 0x7f...>``): replaced before diffing;
@@ -47,14 +53,16 @@ UPDATE = os.environ.get("NB_REGRESSION_UPDATE") == "1"
 STEMS = [s.stem for s in steps()]
 
 IMAGES = ("image/png", "image/svg+xml", "image/jpeg")
+IMAGES = IMAGES + tuple(f"application/papermill.record/{m}" for m in IMAGES)  # glued figures
 IGNORE = tuple(f"/cells/*/outputs/*/data/{m}" for m in IMAGES) + (
     "/cells/*/outputs/*/traceback",
     "/metadata/language_info/version",
 )
 REPLACE = (
     ("/cells/*/outputs", r"\bT_[0-9a-f]{5}(?=[_\s\"'])", "T_styler"),  # a Styler's random table id
-    ("/cells/*/outputs", r" at 0x[0-9a-f]+>", " at 0x...>"),
-)  # an object's address in its repr
+    ("/cells/*/outputs", r" at 0x[0-9a-f]+>", " at 0x...>"),  # an object's address in its repr
+    ("/cells/*/outputs", r"(?<![\w.])(\d+\.\d{10})\d+", r"\1"),  # a float's last bits (see above)
+)
 #: pages about the run itself: their outputs are not compared (nor stored)
 RUN_PAGES = ("11_reproducibility", "12_benchmarks")
 PLACEHOLDER = "(volatile: not stored, not compared; see tests/test_nb_regression.py)"
@@ -161,6 +169,16 @@ def test_comparison_sees_a_changed_number_and_ignores_what_is_volatile():
     other.cells[1].id = "a1b2c3d4"
     assert compare(fx, storable(injected, "05_go"), storable(other, "05_go")) == ""
     assert compare(fx, injected, other) != ""  # the id is normalised by storable(), not ignored
+    # a glued figure's bytes are volatile too; the float's last bits are, a change >= 1e-10 is not
+    glued = nb("359")
+    glued.cells[1].outputs[0]["data"] = {"application/papermill.record/image/png": "AAAA", "text/plain": "f"}
+    other = nbformat.from_dict(glued)
+    other.cells[1].outputs[0]["data"]["application/papermill.record/image/png"] = "BBBB"
+    assert compare(fx, glued, other) == ""
+    assert compare(fx, storable(glued, "05_go"), other) == ""
+    assert compare(fx, nb("p 0.512993228838598"), nb("p 0.5129932288385978")) == ""
+    assert "0.5129932289" in compare(fx, nb("p 0.512993228838598"), nb("p 0.512993228938598"))
+    assert "1.5" in compare(fx, nb("s 1.5"), nb("s 1.25"))  # short floats are compared as they are
     changed = nb("359")
     changed.cells[1].source = "y"
     assert compare(run_page, nb("359"), changed) != ""  # sources of the run pages are still compared
