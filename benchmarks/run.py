@@ -8,6 +8,9 @@ Each phase runs in a fresh copy of the project (as a clone has it), so nothing c
 2. ``book``: the HTML book alone, rebuilt from the executed notebooks (how much of ``cold`` Sphinx is);
 3. ``warm``: a rerun with nothing changed (every notebook skipped);
 4. ``fc_min``: a rerun after ``--set fc_min=2`` with the book (03 and the chapters reading it);
+   then ``kernels``: the scorecard and the chapter that reads it (``--force --only 10``, one job)
+   with fresh kernels (``HELPERS_KERNELS=fresh``) and with warm ones from the fork server
+   (:mod:`helpers.engine.zygote`), each twice in turns, the faster of each kept;
 5. ``scale``: the twin at 31, 124, 310 and 1,000 samples (``01_cohort.simulate.n_scale``; the same
    design proportions), the chapters that depend on the cohort (``--only 01``: 01 to 11; 00, 12 and
    13 do not read the cohort), no book; a run longer than its cap is interrupted and recorded with
@@ -47,16 +50,17 @@ from helpers.engine.runner import copy_checkout  # noqa: E402
 
 #: n_scale values: 31, 124, 310 and 1,000 samples (1000/31 gives class sizes 613 + 258 + 97 + 32)
 SCALES = ("1", "4", "10", "1000/31")
-PHASES = ("cold", "book", "warm", "fc_min", "scale", "methods")
+PHASES = ("cold", "book", "warm", "fc_min", "kernels", "scale", "methods")
 
 
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _env(dest: Path) -> dict:
+def _env(dest: Path, extra: dict | None = None) -> dict:
     return dict(
         os.environ,
+        **(extra or {}),
         HELPERS_ROOT=str(dest),
         HELPERS_RESULTS=str(dest / "results"),
         HELPERS_EXECUTED=str(dest / "executed"),
@@ -68,7 +72,7 @@ def _env(dest: Path) -> dict:
     )
 
 
-def run(dest: Path, *args, cap: float | None = None, cmd: str = "run") -> dict:
+def run(dest: Path, *args, cap: float | None = None, cmd: str = "run", env: dict | None = None) -> dict:
     """``python -m helpers <cmd> <args>`` in ``dest``; wall and CPU seconds (children included), the
     load before and after, the run log and the notebooks that executed. Past ``cap`` seconds the
     run is interrupted (SIGINT: the runner writes its log of the finished notebooks) and marked
@@ -82,7 +86,7 @@ def run(dest: Path, *args, cap: float | None = None, cmd: str = "run") -> dict:
     p = subprocess.Popen(
         [sys.executable, "-m", "helpers", cmd, *args],
         cwd=dest,
-        env=_env(dest),
+        env=_env(dest, env),
         stdout=out_f,
         stderr=err_f,
         text=True,
@@ -238,6 +242,18 @@ def main(argv=None) -> int:
                 r["change"] = "fc_min=2"
                 out["fc_min"] = r
                 print(f"fc_min=2: {r['seconds']:.1f} s ({', '.join(r['executed'])})", flush=True)
+                save()
+            if "kernels" not in skip:
+                best: dict = {}
+                for mode in ("fresh", "warm", "fresh", "warm"):
+                    r = run(dest, "--force", "--only", "10", env={"HELPERS_KERNELS": mode})
+                    r.pop("log")
+                    if mode not in best or r["seconds"] < best[mode]["seconds"]:
+                        best[mode] = r
+                out["kernels"] = {**best, "what": "--force --only 10 (10_scorecard, 11_reproducibility), one job"}
+                print(
+                    f"kernels: fresh {best['fresh']['seconds']:.1f} s, warm {best['warm']['seconds']:.1f} s", flush=True
+                )
                 save()
             shutil.rmtree(dest, ignore_errors=True)
         if "scale" not in skip:

@@ -231,3 +231,16 @@ def test_phases_table():
     assert t.loc["scale n=1000", "ended"] == "interrupted at the cap"
     assert t.loc["warm", "ended"] == "failed: boom" and t.loc["cold", "ended"] == "completed"
     assert "book" not in t.index  # not run, no row
+
+
+def test_kernel_phase_rows_and_speedup():
+    b = _bench()
+    assert bm.kernel_speedup(b) is None and "kernels: warm" not in set(bm.phases(b)["run"])
+    b["kernels"] = {"fresh": {"seconds": 6.0, "cpu_seconds": 7.0}, "warm": {"seconds": 2.4, "cpu_seconds": 2.0}}
+    t = bm.phases(b).set_index("run")
+    assert t.loc["kernels: fresh", "wall (s)"] == 6.0 and t.loc["kernels: warm", "CPU (s)"] == 2.0
+    assert bm.kernel_speedup(b) == 2.5
+    b["kernels"]["warm"]["failed"] = "10_scorecard: cell 3 raised KeyError"
+    assert bm.kernel_speedup(b) is None  # a failed run measures nothing
+    del b["kernels"]["warm"]
+    assert bm.kernel_speedup(b) is None

@@ -194,6 +194,7 @@ def phases(bench: dict) -> pd.DataFrame:
     the load average (1, 5, 15 min) before and after, the chapters it executed and how it ended.
     CPU seconds barely move with other load on the machine; wall seconds do."""
     runs = [(k, bench.get(k)) for k in ("cold", "book", "warm", "fc_min")]
+    runs += [(f"kernels: {m}", (bench.get("kernels") or {}).get(m)) for m in ("fresh", "warm")]
     runs += [(f"scale n={r.get('n_samples')}", r) for r in bench.get("scale", [])]
     rows = []
     for name, r in runs:
@@ -220,6 +221,16 @@ def phases(bench: dict) -> pd.DataFrame:
     return pd.DataFrame(
         rows, columns=["run", "wall (s)", "CPU (s)", "load before", "load after", "chapters executed", "ended"]
     )
+
+
+def kernel_speedup(bench: dict | None) -> float | None:
+    """How many times faster the ``kernels`` phase ran with warm kernels (forked from the run's
+    server, :mod:`helpers.engine.zygote`) than with fresh ones, wall seconds; None without both."""
+    k = (bench or {}).get("kernels") or {}
+    fresh, warm = (k.get(m) or {} for m in ("fresh", "warm"))
+    if fresh.get("failed") or warm.get("failed") or not fresh.get("seconds") or not warm.get("seconds"):
+        return None
+    return round(float(fresh["seconds"]) / float(warm["seconds"]), 2)
 
 
 def per_notebook(bench: dict) -> pd.DataFrame:

@@ -59,7 +59,7 @@ from pathlib import Path
 
 import nbformat
 
-from helpers.engine import paths, registry
+from helpers.engine import paths, registry, zygote
 from helpers.engine.config import Params, check_paths, params_hash
 from helpers.engine.errors import InputError
 from helpers.engine.io import atomic_path, write_json
@@ -721,11 +721,14 @@ def execute_step(
     key: str | None = None,
     rid: str | None = None,
     page: dict | None = None,
+    kernel_env: dict | None = None,
 ) -> tuple:
     """Run one notebook into a staging folder; promote results, stamp and executed copy together
     on success (see the module docstring). ``key`` (the fingerprint) goes into the stamp.
     ``page``: what the runner adds to the executed copy, ``{"kind": (kind, name) or None,
-    "defaults": the chapter's params.yml defaults}`` (see :func:`page_banner`)."""
+    "defaults": the chapter's params.yml defaults}`` (see :func:`page_banner`). ``kernel_env``:
+    :meth:`helpers.engine.zygote.Zygote.kernel_env` of the run's fork server, for a warm
+    kernel; None starts papermill's standard ``python3`` kernel."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -745,6 +748,7 @@ def execute_step(
         HELPERS_STAGE_ITEM=step.item,
         HELPERS_STAGE_DIR=str(stage),
     )
+    env.update(kernel_env or {})
     old_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     nb_in = read_notebook(project.source(step))
@@ -760,7 +764,7 @@ def execute_step(
                     nb_in,
                     str(tmp_nb),
                     parameters=params,
-                    kernel_name="python3",
+                    kernel_name=zygote.KERNEL_NAME if kernel_env else "python3",
                     cwd=str(project.root),
                     progress_bar=False,
                     log_output=False,
@@ -837,9 +841,11 @@ def _worker_init() -> None:
             pass
 
 
-def _worker(project: Project, step: Step, params: dict, profile: str, sets: dict, key=None, rid=None, page=None):
+def _worker(
+    project: Project, step: Step, params: dict, profile: str, sets: dict, key=None, rid=None, page=None, kernel_env=None
+):
     """Run one notebook in a worker process (its own environment for the kernel)."""
-    return execute_step(project, step, params, profile, sets, key=key, rid=rid, page=page)
+    return execute_step(project, step, params, profile, sets, key=key, rid=rid, page=page, kernel_env=kernel_env)
 
 
 # ----------------------------------------------------------------------------- recovery and leftovers
@@ -1039,6 +1045,7 @@ def run(
     if not steps:
         raise InputError("no notebooks found", path=project.notebooks)
     plan = make_plan(project, params_file, profile, sets)  # every block validated before anything runs
+    zygote.enabled()  # a bad HELPERS_KERNELS is a one-line error before anything runs
     todo, forced = _select(plan.order, only, plan.reads)
     with run_lock(project):
         recover(project, log=log)
@@ -1060,6 +1067,18 @@ def critical_path_order(todo: list, reads: dict, stamps: dict) -> list:
         readers = [t.stem for t in todo if s.stem in reads.get(t.stem, ())]
         path[s.stem] = expected[s.stem] + max((path[r] for r in readers), default=0.0)
     return sorted(todo, key=lambda s: -path[s.stem])
+
+
+def _start_zygote(project: Project, log):
+    """The run's kernel fork server (:mod:`helpers.engine.zygote`), or None when
+    ``HELPERS_KERNELS=fresh`` or when it cannot start (then every chapter gets a fresh kernel)."""
+    if not zygote.enabled():
+        return None
+    try:
+        return zygote.Zygote({**os.environ, **KERNEL_ENV}, project.root)
+    except (OSError, RuntimeError) as exc:
+        log(f"warm kernels off for this run: {exc}", flush=True)
+        return None
 
 
 def _now() -> str:
@@ -1086,6 +1105,12 @@ def _run_locked(project, plan, todo, forced, profile, sets, force, log, jobs) ->
         if jobs > 1
         else None
     )
+    server: list = []  # the run's kernel fork server, started when the first chapter runs
+
+    def kernel_env():
+        if not server:
+            server.append(_start_zygote(project, log))
+        return server[0].kernel_env() if server[0] is not None else None
 
     def done(step, secs, peak_mb, how="ran"):
         # the stamp (key = the inputs as they were when this notebook ran) was promoted with the results
@@ -1121,7 +1146,15 @@ def _run_locked(project, plan, todo, forced, profile, sets, force, log, jobs) ->
                     log(label, end=" ", flush=True)
                     try:
                         secs, peak_mb = execute_step(
-                            project, step, params, profile, sets, key=key, rid=rid, page=plan.page(step)
+                            project,
+                            step,
+                            params,
+                            profile,
+                            sets,
+                            key=key,
+                            rid=rid,
+                            page=plan.page(step),
+                            kernel_env=kernel_env(),
                         )
                     except NotebookFailed as exc:
                         log("FAILED", flush=True)
@@ -1131,7 +1164,9 @@ def _run_locked(project, plan, todo, forced, profile, sets, force, log, jobs) ->
                     done(step, secs, peak_mb)
                     log(f"{secs:.1f} s", flush=True)
                 else:
-                    fut = pool.submit(_worker, project, step, params, profile, sets, key, rid, plan.page(step))
+                    fut = pool.submit(
+                        _worker, project, step, params, profile, sets, key, rid, plan.page(step), kernel_env()
+                    )
                     running[fut] = step
             if failure is not None and pool is None:
                 break
@@ -1159,6 +1194,8 @@ def _run_locked(project, plan, todo, forced, profile, sets, force, log, jobs) ->
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        if server and server[0] is not None:
+            server[0].close()
         _write_run_log(project, profile, sets, times, peaks)
         if failed:
             first = next(iter(failed))

@@ -1,0 +1,216 @@
+"""Warm kernels (helpers.engine.zygote): a kernel forked from the run's server behaves as a fresh
+one (same outputs of a probe notebook, its own environment and directory), has the stack already
+imported, dies with its launcher, and a missing server falls back to a fresh kernel."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+import nbformat
+import pytest
+
+from helpers.engine import zygote
+from helpers.engine.errors import InputError
+from helpers.engine.runner import KERNEL_ENV
+
+PROBE = """\
+import json, os, sys
+print(json.dumps({
+    "preloaded": "pandas" in sys.modules,
+    "cwd": os.getcwd(),
+    "stage": os.environ.get("PROBE_STAGE"),
+    "main": repr(getattr(sys.modules["__main__"], "__spec__", None)),
+    "user_ns": sys.modules["__main__"].__dict__ is get_ipython().user_ns,
+    "hashseed": os.environ.get("PYTHONHASHSEED"),
+    "poller": getattr(get_ipython().kernel.parent.poller, "parent_pid", None) == os.getppid(),
+}))
+"""
+SAME = """\
+import pandas as pd, numpy as np, matplotlib
+df = pd.DataFrame(np.arange(60).reshape(2, 30) / 7)
+print(pd.get_option("display.max_columns"), pd.get_option("display.width"), matplotlib.get_backend())
+print(hash("abc"))
+df
+"""
+
+
+def _notebook(*sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def _execute(nb, tmp_path, kernel_env: dict | None, extra: dict | None = None):
+    """Run ``nb`` through papermill as the runner does; ``kernel_env`` None: a fresh kernel."""
+    import papermill as pm
+
+    env = {**KERNEL_ENV, **(kernel_env or {}), **(extra or {})}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        out = pm.execute_notebook(
+            nb,
+            str(tmp_path / "out.ipynb"),
+            kernel_name=zygote.KERNEL_NAME if kernel_env else "python3",
+            cwd=str(tmp_path),
+            progress_bar=False,
+        )
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return out
+
+
+def _texts(nb) -> list:
+    return [o.get("text") or o.get("data", {}).get("text/plain") for c in nb.cells for o in c.get("outputs", [])]
+
+
+@pytest.fixture
+def server(tmp_path):
+    z = zygote.Zygote({**os.environ, **KERNEL_ENV}, tmp_path)
+    yield z
+    z.close()
+
+
+def test_a_warm_kernel_is_a_fresh_kernel_with_the_stack_loaded(server, tmp_path):
+    warm = json.loads(_texts(_execute(_notebook(PROBE), tmp_path, server.kernel_env(), {"PROBE_STAGE": "s1"}))[0])
+    fresh = json.loads(_texts(_execute(_notebook(PROBE), tmp_path, None, {"PROBE_STAGE": "s1"}))[0])
+    assert warm["preloaded"] and not fresh["preloaded"], "the warm kernel must find pandas imported"
+    for k in ("cwd", "stage", "main", "user_ns", "hashseed"):
+        assert warm[k] == fresh[k], k
+    assert warm["cwd"] == str(tmp_path) and warm["stage"] == "s1" and warm["user_ns"]
+    assert warm["poller"] and fresh["poller"], "a kernel polls its parent (the server, or papermill's process)"
+    # a second kernel gets its own environment, not the first one's
+    again = json.loads(_texts(_execute(_notebook(PROBE), tmp_path, server.kernel_env(), {"PROBE_STAGE": "s2"}))[0])
+    assert again["stage"] == "s2"
+
+
+def test_outputs_of_a_warm_kernel_equal_a_fresh_ones(server, tmp_path):
+    """pandas' display options (decided at import: kernel or terminal), the backend and the hash
+    seed are those of a fresh kernel, so a page's text outputs do not depend on the kernel."""
+    warm = _texts(_execute(_notebook(SAME), tmp_path, server.kernel_env()))
+    fresh = _texts(_execute(_notebook(SAME), tmp_path, None))
+    assert warm == fresh
+    assert warm[0].split()[:3] == ["20", "80", "Agg"]
+
+
+def test_a_kernel_dies_with_its_launcher(server, tmp_path, monkeypatch):
+    from jupyter_client import KernelManager
+
+    for k, v in server.kernel_env().items():
+        monkeypatch.setenv(k, v)
+    km = KernelManager(kernel_name=zygote.KERNEL_NAME)
+    km.start_kernel(cwd=str(tmp_path), env={**os.environ, **KERNEL_ENV})
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=60)
+    seen = []
+    kc.execute_interactive("import os; print(os.getpid())", output_hook=lambda m: seen.append(m), timeout=60)
+    pid = int(next(m["content"]["text"] for m in seen if m["msg_type"] == "stream"))
+    launcher = km.provisioner.process.pid
+    assert pid != launcher, "the kernel is the server's child, not the launcher"
+    kc.stop_channels()
+    os.kill(launcher, signal.SIGKILL)
+    km.provisioner.process.wait()
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid), "the kernel outlived its killed launcher"
+    km.cleanup_resources()
+
+
+def test_a_kernel_exits_when_the_server_is_killed(tmp_path, monkeypatch):
+    """SIGKILL leaves the server no time to kill its kernels: they notice their parent is gone."""
+    z = zygote.Zygote({**os.environ, **KERNEL_ENV}, tmp_path)
+    try:
+        nb = _notebook("import os, subprocess, sys\nprint(os.getpid())")
+        pid = int(_texts(_execute(nb, tmp_path, z.kernel_env()))[0])
+        assert not _alive(pid), "papermill shut the kernel down"
+        from jupyter_client import KernelManager
+
+        for k, v in z.kernel_env().items():
+            monkeypatch.setenv(k, v)
+        km = KernelManager(kernel_name=zygote.KERNEL_NAME)
+        km.start_kernel(cwd=str(tmp_path), env={**os.environ, **KERNEL_ENV})
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        seen = []
+        kc.execute_interactive("import os; print(os.getpid())", output_hook=seen.append, timeout=60)
+        pid = int(next(m["content"]["text"] for m in seen if m["msg_type"] == "stream"))
+        kc.stop_channels()
+        z.proc.kill()
+        z.proc.wait()
+        deadline = time.monotonic() + 15
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(pid), "an orphaned kernel kept running"
+        km.shutdown_kernel(now=True)
+    finally:
+        z.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_without_a_server_the_launcher_starts_a_fresh_kernel(server, tmp_path):
+    env = {**server.kernel_env(), zygote.SOCKET_ENV: str(tmp_path / "no-such.sock")}
+    out = json.loads(_texts(_execute(_notebook(PROBE), tmp_path, env))[0])
+    assert not out["preloaded"] and out["user_ns"]
+
+
+def test_close_stops_the_server_and_its_kernels(tmp_path):
+    z = zygote.Zygote({**os.environ, **KERNEL_ENV}, tmp_path)
+    assert os.path.exists(z.socket)
+    z.close()
+    assert z.proc.poll() is not None and not z.dir.exists()
+
+
+def test_the_server_exits_when_its_parent_dies(tmp_path):
+    """A runner killed with SIGKILL leaves no server behind."""
+    import subprocess
+
+    code = (
+        "import os, sys, time; sys.path.insert(0, {!r})\n"
+        "from helpers.engine import zygote\n"
+        "z = zygote.Zygote(dict(os.environ), {!r})\n"
+        "print(z.proc.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    ).format(str(zygote.__file__).rsplit("/helpers/", 1)[0], str(tmp_path))
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    assert _alive(child)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+@pytest.mark.parametrize(("value", "warm"), [(None, True), ("warm", True), ("fresh", False), (" Fresh ", False)])
+def test_the_switch(monkeypatch, value, warm):
+    if value is None:
+        monkeypatch.delenv(zygote.SWITCH_ENV, raising=False)
+    else:
+        monkeypatch.setenv(zygote.SWITCH_ENV, value)
+    assert zygote.enabled() is warm
+
+
+def test_a_bad_switch_is_a_one_line_error(monkeypatch):
+    monkeypatch.setenv(zygote.SWITCH_ENV, "tepid")
+    with pytest.raises(InputError, match="HELPERS_KERNELS must be 'warm' or 'fresh'"):
+        zygote.enabled()
