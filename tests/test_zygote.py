@@ -167,14 +167,32 @@ def _alive(pid: int) -> bool:
 
 
 def test_without_a_server_the_launcher_starts_a_fresh_kernel(server, tmp_path):
-    env = {**server.kernel_env(), zygote.SOCKET_ENV: str(tmp_path / "no-such.sock")}
+    """A server that died before it listened: the launcher does not wait for it."""
+    import subprocess
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    env = {**server.kernel_env(), zygote.SOCKET_ENV: str(tmp_path / "no-such.sock"), zygote.PID_ENV: str(gone.pid)}
+    t0 = time.monotonic()
     out = json.loads(_texts(_execute(_notebook(PROBE), tmp_path, env))[0])
     assert not out["preloaded"] and out["user_ns"]
+    assert time.monotonic() - t0 < 30, "the launcher waited for a server that is gone"
+
+
+def test_the_first_kernel_waits_for_a_starting_server(tmp_path):
+    """The runner does not wait for the server's imports; the first launcher does."""
+    z = zygote.Zygote({**os.environ, **KERNEL_ENV}, tmp_path)
+    try:
+        assert not os.path.exists(z.socket), "the server cannot listen before its imports"
+        out = json.loads(_texts(_execute(_notebook(PROBE), tmp_path, z.kernel_env()))[0])
+        assert out["preloaded"], "the launcher gave up on the starting server"
+    finally:
+        z.close()
 
 
 def test_close_stops_the_server_and_its_kernels(tmp_path):
     z = zygote.Zygote({**os.environ, **KERNEL_ENV}, tmp_path)
-    assert os.path.exists(z.socket)
+    assert z.wait() and os.path.exists(z.socket)
     z.close()
     assert z.proc.poll() is not None and not z.dir.exists()
 

@@ -1076,7 +1076,7 @@ def _start_zygote(project: Project, log):
         return None
     try:
         return zygote.Zygote({**os.environ, **KERNEL_ENV}, project.root)
-    except (OSError, RuntimeError) as exc:
+    except OSError as exc:
         log(f"warm kernels off for this run: {exc}", flush=True)
         return None
 

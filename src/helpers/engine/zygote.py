@@ -13,7 +13,8 @@ runs the notebook's imports itself (they find the modules loaded).
 The three pieces:
 
 - :class:`Zygote` (the runner's side): starts ``python -m helpers.engine.zygote serve SOCKET``
-  with the kernels' environment, waits until it listens, and writes a kernelspec
+  with the kernels' environment (without waiting: the first kernel's launcher waits for the
+  socket, so the server's imports overlap the runner's own start-up), and writes a kernelspec
   (``helpers-warm``) whose command is the launcher below. :meth:`Zygote.kernel_env` gives what a
   kernel needs to find both; :meth:`Zygote.close` stops the server and the kernels it started.
 - ``serve``: imports :data:`PRELOAD`, then listens on a Unix socket. For each launcher it receives
@@ -49,6 +50,7 @@ from pathlib import Path
 
 KERNEL_NAME = "helpers-warm"
 SOCKET_ENV = "HELPERS_ZYGOTE"
+PID_ENV = "HELPERS_ZYGOTE_PID"
 SWITCH_ENV = "HELPERS_KERNELS"
 #: what the server imports before it forks kernels: what nearly every chapter imports. The package
 #: itself first: it keeps jsonschema from building a grammar no schema uses (helpers/__init__.py).
@@ -84,7 +86,7 @@ def enabled() -> bool:
 class Zygote:
     """A running fork server and its kernelspec (see the module docstring)."""
 
-    def __init__(self, env: dict, cwd: Path, timeout: float = 60.0):
+    def __init__(self, env: dict, cwd: Path):
         self.dir = Path(tempfile.mkdtemp(prefix="helpers-zygote-"))
         self.socket = str(self.dir / "zygote.sock")
         spec = self.dir / "kernels" / KERNEL_NAME
@@ -102,18 +104,20 @@ class Zygote:
             env=env,
             stdin=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + timeout
-        while not os.path.exists(self.socket):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.close()
-                raise RuntimeError(f"the kernel fork server did not start (exit code {self.proc.returncode})")
-            time.sleep(0.02)
+
+    def wait(self, timeout: float = 60.0) -> bool:
+        """Whether the server listens (waiting up to ``timeout`` seconds while it starts)."""
+        return _wait_for(self.socket, self.proc.pid, timeout)
 
     def kernel_env(self) -> dict:
-        """What a kernel started by papermill needs: the kernelspec folder first on JUPYTER_PATH
-        and the server's socket."""
+        """What a kernel started by papermill needs: the kernelspec folder first on JUPYTER_PATH,
+        the server's socket and its process id (its launcher waits while the server starts)."""
         path = os.environ.get("JUPYTER_PATH", "")
-        return {"JUPYTER_PATH": os.pathsep.join(p for p in (str(self.dir), path) if p), SOCKET_ENV: self.socket}
+        return {
+            "JUPYTER_PATH": os.pathsep.join(p for p in (str(self.dir), path) if p),
+            SOCKET_ENV: self.socket,
+            PID_ENV: str(self.proc.pid),
+        }
 
     def close(self) -> None:
         """Stop the server (it kills the kernels it started and removes its folder)."""
@@ -127,6 +131,31 @@ class Zygote:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, which has exited, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[-1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: signal 0 tells whether the process exists
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
+
+
+def _wait_for(path: str, pid: int | None, timeout: float) -> bool:
+    """Wait until the server's socket exists, while the server (``pid``) runs, up to ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if pid is None or not _running(pid) or time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 # ----------------------------------------------------------------------------- messages
@@ -337,7 +366,8 @@ def attach(argv: list) -> int:
     path = os.environ.get(SOCKET_ENV)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        if not path:
+        pid_text = os.environ.get(PID_ENV, "")
+        if not path or not _wait_for(path, int(pid_text) if pid_text.isdigit() else None, 60.0):
             raise OSError("no fork server")
         sock.connect(path)
         _send(sock, {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}, fds=[0, 1, 2])
