@@ -31,6 +31,9 @@ The three pieces:
   kernel (``exec`` of ``python -m ipykernel_launcher`` with the same arguments), so a missing
   server costs time, never a run.
 
+The socket and the kernelspec live in a private temporary folder (mode 0700, removed with the
+server), so only the run's own user can ask the server for a kernel.
+
 ``HELPERS_KERNELS=fresh`` turns warm kernels off (the runner then starts papermill's standard
 ``python3`` kernel for every chapter). ``make bench`` measures both in one run.
 """
