@@ -102,10 +102,11 @@ def test_outputs_of_a_warm_kernel_equal_a_fresh_ones(server, tmp_path):
     assert warm[0].split()[:3] == ["20", "80", "Agg"]
 
 
-def test_a_kernel_dies_with_its_launcher(server, tmp_path, monkeypatch):
+def _warm_kernel(z: zygote.Zygote, tmp_path, monkeypatch):
+    """A warm kernel started through jupyter_client directly: (its manager, the kernel's pid)."""
     from jupyter_client import KernelManager
 
-    for k, v in server.kernel_env().items():
+    for k, v in z.kernel_env().items():
         monkeypatch.setenv(k, v)
     km = KernelManager(kernel_name=zygote.KERNEL_NAME)
     km.start_kernel(cwd=str(tmp_path), env={**os.environ, **KERNEL_ENV})
@@ -113,17 +114,25 @@ def test_a_kernel_dies_with_its_launcher(server, tmp_path, monkeypatch):
     kc.start_channels()
     kc.wait_for_ready(timeout=60)
     seen = []
-    kc.execute_interactive("import os; print(os.getpid())", output_hook=lambda m: seen.append(m), timeout=60)
-    pid = int(next(m["content"]["text"] for m in seen if m["msg_type"] == "stream"))
-    launcher = km.provisioner.process.pid
-    assert pid != launcher, "the kernel is the server's child, not the launcher"
+    kc.execute_interactive("import os; print(os.getpid())", output_hook=seen.append, timeout=60)
     kc.stop_channels()
-    os.kill(launcher, signal.SIGKILL)
-    km.provisioner.process.wait()
-    deadline = time.monotonic() + 30
+    return km, int(next(m["content"]["text"] for m in seen if m["msg_type"] == "stream"))
+
+
+def _gone_within(pid: int, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(pid), "the kernel outlived its killed launcher"
+    return not _alive(pid)
+
+
+def test_a_kernel_dies_with_its_launcher(server, tmp_path, monkeypatch):
+    km, pid = _warm_kernel(server, tmp_path, monkeypatch)
+    launcher = km.provisioner.process.pid
+    assert pid != launcher, "the kernel is the server's child, not the launcher"
+    os.kill(launcher, signal.SIGKILL)
+    km.provisioner.process.wait()
+    assert _gone_within(pid), "the kernel outlived its killed launcher"
     km.cleanup_resources()
 
 
@@ -131,28 +140,13 @@ def test_a_kernel_exits_when_the_server_is_killed(tmp_path, monkeypatch):
     """SIGKILL leaves the server no time to kill its kernels: they notice their parent is gone."""
     z = zygote.Zygote({**os.environ, **KERNEL_ENV}, tmp_path)
     try:
-        nb = _notebook("import os, subprocess, sys\nprint(os.getpid())")
+        nb = _notebook("import os\nprint(os.getpid())")
         pid = int(_texts(_execute(nb, tmp_path, z.kernel_env()))[0])
         assert not _alive(pid), "papermill shut the kernel down"
-        from jupyter_client import KernelManager
-
-        for k, v in z.kernel_env().items():
-            monkeypatch.setenv(k, v)
-        km = KernelManager(kernel_name=zygote.KERNEL_NAME)
-        km.start_kernel(cwd=str(tmp_path), env={**os.environ, **KERNEL_ENV})
-        kc = km.client()
-        kc.start_channels()
-        kc.wait_for_ready(timeout=60)
-        seen = []
-        kc.execute_interactive("import os; print(os.getpid())", output_hook=seen.append, timeout=60)
-        pid = int(next(m["content"]["text"] for m in seen if m["msg_type"] == "stream"))
-        kc.stop_channels()
+        km, pid = _warm_kernel(z, tmp_path, monkeypatch)
         z.proc.kill()
         z.proc.wait()
-        deadline = time.monotonic() + 30
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _alive(pid), "an orphaned kernel kept running"
+        assert _gone_within(pid), "an orphaned kernel kept running"
         km.shutdown_kernel(now=True)
     finally:
         z.close()
@@ -213,10 +207,7 @@ def test_the_server_exits_when_its_parent_dies(tmp_path):
     assert _alive(child)
     parent.kill()
     parent.wait()
-    deadline = time.monotonic() + 30
-    while _alive(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(child)
+    assert _gone_within(child)
 
 
 @pytest.mark.parametrize(("value", "warm"), [(None, True), ("warm", True), ("fresh", False), (" Fresh ", False)])
