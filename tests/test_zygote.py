@@ -223,3 +223,28 @@ def test_a_bad_switch_is_a_one_line_error(monkeypatch):
     monkeypatch.setenv(zygote.SWITCH_ENV, "tepid")
     with pytest.raises(InputError, match="HELPERS_KERNELS must be 'warm' or 'fresh'"):
         zygote.enabled()
+
+
+def test_sweep_removes_only_the_folders_of_dead_servers(tmp_path):
+    import socket as so
+
+    live = zygote.Zygote({**os.environ, **KERNEL_ENV}, tmp_path, tmpdir=str(tmp_path))
+    try:
+        assert live.wait()
+        dead = tmp_path / "helpers-zygote-dead"
+        dead.mkdir()
+        s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+        s.bind(str(dead / "zygote.sock"))  # bound, never listening: a server killed with SIGKILL
+        s.close()
+        young = tmp_path / "helpers-zygote-young"  # its server is still importing
+        young.mkdir()
+        old = tmp_path / "helpers-zygote-old"  # never got a socket, an hour ago
+        old.mkdir()
+        os.utime(old, (time.time() - 7200, time.time() - 7200))
+        other = tmp_path / "not-ours"
+        other.mkdir()
+        removed = zygote.sweep_stale(str(tmp_path))
+        assert sorted(p.name for p in removed) == ["helpers-zygote-dead", "helpers-zygote-old"]
+        assert young.exists() and other.exists() and live.dir.exists() and not dead.exists()
+    finally:
+        live.close()

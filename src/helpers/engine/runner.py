@@ -1074,6 +1074,7 @@ def _start_zygote(project: Project, log):
     ``HELPERS_KERNELS=fresh`` or when it cannot start (then every chapter gets a fresh kernel)."""
     if not zygote.enabled():
         return None
+    zygote.sweep_stale()
     try:
         return zygote.Zygote({**os.environ, **KERNEL_ENV}, project.root)
     except OSError as exc:

@@ -32,7 +32,8 @@ The three pieces:
   server costs time, never a run.
 
 The socket and the kernelspec live in a private temporary folder (mode 0700, removed with the
-server), so only the run's own user can ask the server for a kernel.
+server), so only the run's own user can ask the server for a kernel. A server killed with
+SIGKILL cannot remove it; the next run does (:func:`sweep_stale`).
 
 ``HELPERS_KERNELS=fresh`` turns warm kernels off (the runner then starts papermill's standard
 ``python3`` kernel for every chapter). ``make bench`` measures both in one run.
@@ -89,8 +90,8 @@ def enabled() -> bool:
 class Zygote:
     """A running fork server and its kernelspec (see the module docstring)."""
 
-    def __init__(self, env: dict, cwd: Path):
-        self.dir = Path(tempfile.mkdtemp(prefix="helpers-zygote-"))
+    def __init__(self, env: dict, cwd: Path, tmpdir: str | None = None):
+        self.dir = Path(tempfile.mkdtemp(prefix="helpers-zygote-", dir=tmpdir))
         self.socket = str(self.dir / "zygote.sock")
         spec = self.dir / "kernels" / KERNEL_NAME
         spec.mkdir(parents=True)
@@ -159,6 +160,35 @@ def _wait_for(path: str, pid: int | None, timeout: float) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+def sweep_stale(tmpdir: str | None = None, min_age: float = 3600.0) -> list:
+    """Remove the folders of servers that died without cleaning up (killed with SIGKILL, as a
+    killed run's whole process group is): a folder whose socket no server answers, or one older
+    than ``min_age`` seconds that never got a socket. A live server's folder, and a young one
+    whose server is still importing, are kept. Returns the folders removed."""
+    import shutil
+
+    removed = []
+    for d in Path(tmpdir or tempfile.gettempdir()).glob("helpers-zygote-*"):
+        try:
+            sock = d / "zygote.sock"
+            if sock.exists():
+                probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    probe.connect(str(sock))
+                    continue  # a server answers: keep
+                except ConnectionRefusedError:
+                    pass
+                finally:
+                    probe.close()
+            elif time.time() - d.stat().st_mtime < min_age:
+                continue
+            shutil.rmtree(d)
+            removed.append(d)
+        except OSError:  # another user's folder, or one going away meanwhile
+            continue
+    return removed
 
 
 # ----------------------------------------------------------------------------- messages
