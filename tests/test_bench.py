@@ -236,10 +236,21 @@ def test_phases_table():
 def test_kernel_phase_rows_and_speedup():
     b = _bench()
     assert bm.kernel_speedup(b) is None and "kernels: warm" not in set(bm.phases(b)["run"])
-    b["kernels"] = {"fresh": {"seconds": 6.0, "cpu_seconds": 7.0}, "warm": {"seconds": 2.4, "cpu_seconds": 2.0}}
+    assert bm.kernel_text(b).startswith("Not measured")
+    same = ["10_scorecard", "02_pca"]
+    b["kernels"] = {
+        "fresh": {"seconds": 6.0, "cpu_seconds": 7.0, "executed": same},
+        "warm": {"seconds": 2.4, "cpu_seconds": 2.0, "executed": same[::-1]},
+    }
     t = bm.phases(b).set_index("run")
     assert t.loc["kernels: fresh", "wall (s)"] == 6.0 and t.loc["kernels: warm", "CPU (s)"] == 2.0
     assert bm.kernel_speedup(b) == 2.5
+    assert bm.kernel_text(b) == (
+        "They re-ran 02_pca, 10_scorecard: 6.0 s with fresh kernels, 2.4 s with warm ones (2.5 times faster)."
+    )
+    b["kernels"]["fresh"]["executed"] = [*same, "03_de"]  # upstream re-ran in one of them: not like for like
+    assert bm.kernel_speedup(b) is None and bm.kernel_text(b).startswith("Not measured")
+    b["kernels"]["fresh"]["executed"] = same
     b["kernels"]["warm"]["failed"] = "10_scorecard: cell 3 raised KeyError"
     assert bm.kernel_speedup(b) is None  # a failed run measures nothing
     del b["kernels"]["warm"]

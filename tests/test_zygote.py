@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from unittest import mock
 
 import nbformat
 import pytest
@@ -49,24 +50,14 @@ def _execute(nb, tmp_path, kernel_env: dict | None, extra: dict | None = None):
     """Run ``nb`` through papermill as the runner does; ``kernel_env`` None: a fresh kernel."""
     import papermill as pm
 
-    env = {**KERNEL_ENV, **(kernel_env or {}), **(extra or {})}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        out = pm.execute_notebook(
+    with mock.patch.dict(os.environ, {**KERNEL_ENV, **(kernel_env or {}), **(extra or {})}):
+        return pm.execute_notebook(
             nb,
             str(tmp_path / "out.ipynb"),
             kernel_name=zygote.KERNEL_NAME if kernel_env else "python3",
             cwd=str(tmp_path),
             progress_bar=False,
         )
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return out
 
 
 def _texts(nb) -> list:

@@ -225,12 +225,28 @@ def phases(bench: dict) -> pd.DataFrame:
 
 def kernel_speedup(bench: dict | None) -> float | None:
     """How many times faster the ``kernels`` phase ran with warm kernels (forked from the run's
-    server, :mod:`helpers.engine.zygote`) than with fresh ones, wall seconds; None without both."""
+    server, :mod:`helpers.engine.zygote`) than with fresh ones, wall seconds. None without both
+    runs, when one failed, or when they did not execute the same chapters (no like for like)."""
     k = (bench or {}).get("kernels") or {}
     fresh, warm = (k.get(m) or {} for m in ("fresh", "warm"))
     if fresh.get("failed") or warm.get("failed") or not fresh.get("seconds") or not warm.get("seconds"):
         return None
+    if sorted(fresh.get("executed") or []) != sorted(warm.get("executed") or []):
+        return None
     return round(float(fresh["seconds"]) / float(warm["seconds"]), 2)
+
+
+def kernel_text(bench: dict | None) -> str:
+    """The sentence the benchmarks page shows under the ``kernels`` rows (see :func:`kernel_speedup`)."""
+    speedup = kernel_speedup(bench)
+    if speedup is None:
+        return "Not measured: this benchmark has no like-for-like pair of kernels runs (`make bench`)."
+    k = bench["kernels"]
+    chapters = ", ".join(sorted(k["warm"]["executed"]))
+    return (
+        f"They re-ran {chapters}: {k['fresh']['seconds']:.1f} s with fresh kernels, "
+        f"{k['warm']['seconds']:.1f} s with warm ones ({speedup:.1f} times faster)."
+    )
 
 
 def per_notebook(bench: dict) -> pd.DataFrame:
